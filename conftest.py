@@ -1,0 +1,30 @@
+"""Fixtures shared by every app's tests: a real Redis (database 15, flushed), real RQ workers."""
+
+import django_rq
+import pytest
+from rq import SimpleWorker
+
+
+@pytest.fixture(autouse=True)
+def _anymail_test_backend(settings):
+    # Django's test set-up swaps in locmem; the product sends through Anymail, so tests do too.
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+
+
+@pytest.fixture(autouse=True)
+def redis_connection():
+    connection = django_rq.get_connection("default")
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+
+
+@pytest.fixture
+def run_jobs():
+    """Run every queued job now in this process (SimpleWorker: no fork, so it sees the test's rows)."""
+
+    def run() -> None:
+        worker = django_rq.get_worker("default", "messages", worker_class=SimpleWorker)
+        worker.work(burst=True, with_scheduler=False)
+
+    return run

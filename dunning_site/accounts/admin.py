@@ -1,0 +1,159 @@
+import phonenumbers
+from django import forms
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
+
+from dunning_site.accounts import services
+from dunning_site.accounts.models import Consent, Customer, Invoice, Payment, User
+from dunning_site.lib.admin import MoneyFieldsForm, money_column
+from dunning_site.lib.money import format_money
+from dunning_site.lib.validators import INVALID_PHONE
+
+admin.site.register(User, DjangoUserAdmin)
+
+
+class CustomerForm(forms.ModelForm):
+    class Meta:
+        model = Customer
+        fields = ["external_id", "name", "company", "email", "phone", "time_zone", "language", "segment"]
+
+    def clean_phone(self) -> str:
+        """Accept the number however it is typed (+33 6 12 34 56 78) and store it as E.164."""
+        value = self.cleaned_data["phone"].strip()
+        if not value:
+            return ""
+        try:
+            number = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException:
+            raise forms.ValidationError(INVALID_PHONE, params={"value": value}) from None
+        if not phonenumbers.is_valid_number(number):
+            raise forms.ValidationError(INVALID_PHONE, params={"value": value})
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class ConsentInline(admin.TabularInline):
+    model = Consent
+    extra = 0
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    form = CustomerForm
+    list_display = ["name", "company", "email", "phone", "segment", "language", "time_zone"]
+    list_filter = ["segment", "language"]
+    search_fields = ["name", "company", "email", "external_id", "phone"]
+    inlines = [ConsentInline]
+
+
+class InvoiceForm(MoneyFieldsForm):
+    money_fields = {"total": "Total", "amount_paid": "Amount paid"}
+
+    class Meta:
+        model = Invoice
+        fields = [
+            "customer",
+            "number",
+            "currency",
+            "total",
+            "amount_paid",
+            "issued_on",
+            "due_on",
+            "status",
+            "external_id",
+            "hosted_payment_url",
+        ]
+
+    def clean_currency(self) -> str:
+        return self.cleaned_data["currency"].strip().upper()
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    form = InvoiceForm
+    list_display = ["number", "customer", "currency", "total_column", "remaining_column", "due_on", "status"]
+    list_filter = ["status", "currency", "due_on"]
+    search_fields = ["number", "external_id", "customer__name", "customer__company", "customer__email"]
+    autocomplete_fields = ["customer"]
+    list_select_related = ["customer"]
+    date_hierarchy = "due_on"
+
+    total_column = money_column("total", "Total")
+    remaining_column = money_column("amount_remaining", "Remaining")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Once an invoice exists, what was paid changes only through recorded payments.
+        return ["amount_paid", "currency"] if obj else []
+
+    def save_model(self, request, obj, form, change) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            services.invoice_saved(invoice=obj, actor=request.user)
+
+
+class PaymentForm(MoneyFieldsForm):
+    money_fields = {"amount": "Amount"}
+
+    class Meta:
+        model = Payment
+        fields = ["invoice", "amount", "method", "status", "reference", "at", "decline_code", "decline_message"]
+
+    def _currency_for_clean(self) -> str | None:
+        invoice = self.cleaned_data.get("invoice")
+        return invoice.currency if invoice else None
+
+    def clean(self):
+        cleaned = super().clean()
+        invoice, amount = cleaned.get("invoice"), cleaned.get("amount")
+        if invoice and isinstance(amount, int) and cleaned.get("status") == Payment.Status.SUCCEEDED:
+            if amount <= 0:
+                self.add_error("amount", services.AMOUNT_NOT_POSITIVE)
+            elif invoice.status != Invoice.Status.OPEN:
+                self.add_error(
+                    "invoice", services.INVOICE_NOT_OPEN % {"number": invoice.number, "status": invoice.status}
+                )
+            elif amount > invoice.amount_remaining:
+                self.add_error(
+                    "amount",
+                    services.OVERPAYMENT
+                    % {
+                        "amount": format_money(amount, invoice.currency),
+                        "remaining": format_money(invoice.amount_remaining, invoice.currency),
+                        "number": invoice.number,
+                    },
+                )
+        return cleaned
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    """Payments are recorded, never edited: a correction is another payment or a refund."""
+
+    form = PaymentForm
+    list_display = ["at", "invoice", "amount_column", "status", "method", "decline_code", "recorded_by"]
+    list_filter = ["status", "method", "decline_code"]
+    search_fields = ["invoice__number", "invoice__customer__name", "external_id", "reference"]
+    autocomplete_fields = ["invoice"]
+    list_select_related = ["invoice", "recorded_by"]
+
+    amount_column = money_column("amount", "Amount")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        payment = services.payment_record(
+            invoice=obj.invoice,
+            amount=obj.amount,
+            method=obj.method,
+            status=obj.status,
+            at=obj.at,
+            reference=obj.reference,
+            decline_code=obj.decline_code,
+            decline_message=obj.decline_message,
+            recorded_by=request.user,
+        )
+        obj.pk = payment.pk

@@ -1,0 +1,212 @@
+"""Staff users, and the billing book: customers, invoices, payments.
+
+Amounts are integer minor units of the row's currency (see dunning_site.lib.money); the database
+refuses negative amounts, over-payments, malformed currency codes and impossible dates, so a bad
+write fails whole whichever door it came through.
+"""
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from dunning_site.lib.money import format_money
+from dunning_site.lib.validators import validate_currency, validate_e164_phone, validate_time_zone
+
+CURRENCY_SHAPE = r"^[A-Z]{3}$"
+E164_SHAPE = r"^\+[1-9][0-9]{6,14}$"
+TIME_ZONE_SHAPE = r"^(UTC|[A-Za-z]+(/[A-Za-z0-9_+-]+)+|[A-Za-z0-9_+-]+)$"
+
+
+class User(AbstractUser):
+    """Finance staff. Roles are groups (Viewer, Collector, Manager, Admin)."""
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    LETTER = "letter", "Letter"
+    CALL = "call", "Phone call"
+
+
+class Customer(models.Model):
+    external_id = models.CharField(
+        max_length=255, unique=True, null=True, blank=True, help_text="Id in the billing system (Stripe cus_…)."
+    )
+    name = models.CharField(max_length=200)
+    company = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(
+        max_length=16, blank=True, validators=[validate_e164_phone], help_text="E.164, like +33612345678."
+    )
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    language = models.CharField(max_length=16, default="en", help_text="BCP 47 tag, like en, fr or pt-BR.")
+    segment = models.SlugField(max_length=50, default="standard")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["segment"]), models.Index(fields=["email"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(phone="") | Q(phone__regex=E164_SHAPE),
+                name="customer_phone_e164",
+                violation_error_message="Write the phone number in E.164 form, like +33612345678.",
+            ),
+            models.CheckConstraint(
+                condition=Q(time_zone__regex=TIME_ZONE_SHAPE),
+                name="customer_time_zone_shape",
+                violation_error_message="The time zone must be an IANA name such as Europe/Paris.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(name=""),
+                name="customer_name_not_empty",
+                violation_error_message="A customer needs a name.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.company})" if self.company else self.name
+
+
+class Consent(models.Model):
+    """Whether a customer agreed to be contacted on a channel, and when and how that was recorded."""
+
+    class Source(models.TextChoices):
+        SIGNUP = "signup", "Sign-up form"
+        CHECKOUT = "checkout", "Checkout"
+        PORTAL = "portal", "Customer portal"
+        STAFF = "staff", "Recorded by staff"
+        IMPORT = "import", "Imported"
+        REPLY = "reply", "Customer reply (e.g. STOP)"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    granted = models.BooleanField()
+    recorded_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    note = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer", "channel"], name="one_consent_per_channel")]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()}: {'granted' if self.granted else 'refused'}"
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+        UNCOLLECTIBLE = "uncollectible", "Uncollectible"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    number = models.CharField(max_length=64, unique=True)
+    currency = models.CharField(max_length=3, validators=[validate_currency])
+    total = models.BigIntegerField(help_text="In minor units of the currency (cents).")
+    amount_paid = models.BigIntegerField(default=0, help_text="In minor units of the currency (cents).")
+    amount_remaining = models.GeneratedField(
+        expression=F("total") - F("amount_paid"), output_field=models.BigIntegerField(), db_persist=True
+    )
+    issued_on = models.DateField()
+    due_on = models.DateField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    external_id = models.CharField(
+        max_length=255, unique=True, null=True, blank=True, help_text="Id in the billing system (Stripe in_…)."
+    )
+    hosted_payment_url = models.URLField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["due_on", "number"]
+        indexes = [
+            # The opener's scan: open invoices by due date, nothing else.
+            models.Index(fields=["due_on"], condition=Q(status="open"), name="invoice_open_due_idx"),
+            models.Index(fields=["customer", "currency", "status"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(total__gte=0),
+                name="invoice_total_not_negative",
+                violation_error_message="An invoice total cannot be negative.",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_paid__gte=0) & Q(amount_paid__lte=F("total")),
+                name="invoice_paid_between_zero_and_total",
+                violation_error_message="The amount paid must be between zero and the invoice total.",
+            ),
+            models.CheckConstraint(
+                condition=Q(due_on__gte=F("issued_on")),
+                name="invoice_due_not_before_issue",
+                violation_error_message="The due date cannot be before the issue date.",
+            ),
+            models.CheckConstraint(
+                condition=Q(currency__regex=CURRENCY_SHAPE),
+                name="invoice_currency_iso_shape",
+                violation_error_message="The currency must be a three-letter ISO 4217 code, like EUR.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "paid", "void", "uncollectible"]),
+                name="invoice_status_valid",
+                violation_error_message="Unknown invoice status.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def total_display(self) -> str:
+        return format_money(self.total, self.currency)
+
+    @property
+    def remaining_display(self) -> str:
+        return format_money(self.total - self.amount_paid, self.currency)
+
+
+class Payment(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Method(models.TextChoices):
+        CARD = "card", "Card"
+        BANK_TRANSFER = "bank_transfer", "Bank transfer"
+        CHEQUE = "cheque", "Cheque"
+        OTHER = "other", "Other"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    amount = models.BigIntegerField(help_text="In minor units of the invoice's currency.")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    method = models.CharField(max_length=16, choices=Method.choices, default=Method.CARD)
+    decline_code = models.CharField(max_length=64, blank=True)
+    decline_message = models.CharField(max_length=500, blank=True)
+    external_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    reference = models.CharField(max_length=255, blank=True, help_text="Bank reference, cheque number…")
+    recorded_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0),
+                name="payment_amount_positive",
+                violation_error_message="A payment must be more than zero.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "succeeded", "failed"]),
+                name="payment_status_valid",
+                violation_error_message="Unknown payment status.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{format_money(self.amount, self.invoice.currency)} {self.get_status_display().lower()}"
+
+    def money_currency(self) -> str:
+        return self.invoice.currency

@@ -1,0 +1,126 @@
+"""Writes to the billing book. Every change of what a customer owes goes through here."""
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from dunning_site.accounts.models import Customer, Invoice, Payment, User
+from dunning_site.accounts.signals import invoice_balance_changed
+from dunning_site.lib.money import format_money
+
+OVERPAYMENT = "This payment of %(amount)s is more than the %(remaining)s left to pay on invoice %(number)s."
+INVOICE_NOT_OPEN = "Invoice %(number)s is %(status)s; payments are recorded on open invoices only."
+AMOUNT_NOT_POSITIVE = "A payment must be more than zero."
+
+
+@transaction.atomic
+def customer_create(**fields) -> Customer:
+    customer = Customer(**fields)
+    customer.full_clean()
+    customer.save()
+    return customer
+
+
+@transaction.atomic
+def invoice_create(
+    *,
+    customer: Customer,
+    number: str,
+    currency: str,
+    total: int,
+    issued_on: dt.date,
+    due_on: dt.date,
+    amount_paid: int = 0,
+    external_id: str | None = None,
+    hosted_payment_url: str = "",
+) -> Invoice:
+    invoice = Invoice(
+        customer=customer,
+        number=number,
+        currency=currency,
+        total=total,
+        amount_paid=amount_paid,
+        issued_on=issued_on,
+        due_on=due_on,
+        external_id=external_id,
+        hosted_payment_url=hosted_payment_url,
+        status=Invoice.Status.PAID if total and amount_paid == total else Invoice.Status.OPEN,
+    )
+    invoice.full_clean()
+    invoice.save()
+    invoice_balance_changed.send(sender=Invoice, invoice=invoice, actor=None, at=None)
+    return invoice
+
+
+@transaction.atomic
+def invoice_saved(*, invoice: Invoice, actor: User | None = None) -> None:
+    """Tell the rest of the product that staff changed an invoice (the admin saves it itself)."""
+    invoice_balance_changed.send(sender=Invoice, invoice=invoice, actor=actor, at=None)
+
+
+@transaction.atomic
+def invoice_set_status(*, invoice: Invoice, status: str, actor: User | None = None) -> Invoice:
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    invoice.status = status
+    invoice.save(update_fields=["status", "updated_at"])
+    invoice_balance_changed.send(sender=Invoice, invoice=invoice, actor=actor, at=None)
+    return invoice
+
+
+@transaction.atomic
+def payment_record(
+    *,
+    invoice: Invoice,
+    amount: int,
+    method: str = Payment.Method.CARD,
+    status: str = Payment.Status.SUCCEEDED,
+    at: dt.datetime | None = None,
+    reference: str = "",
+    external_id: str | None = None,
+    decline_code: str = "",
+    decline_message: str = "",
+    recorded_by: User | None = None,
+) -> Payment:
+    """Record a payment attempt; a successful one reduces what is owed, and pays the invoice in full."""
+    if amount <= 0:
+        raise ValidationError({"amount": AMOUNT_NOT_POSITIVE})
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if status == Payment.Status.SUCCEEDED:
+        if invoice.status != Invoice.Status.OPEN:
+            raise ValidationError(INVOICE_NOT_OPEN % {"number": invoice.number, "status": invoice.status})
+        remaining = invoice.total - invoice.amount_paid
+        if amount > remaining:
+            raise ValidationError(
+                {
+                    "amount": OVERPAYMENT
+                    % {
+                        "amount": format_money(amount, invoice.currency),
+                        "remaining": format_money(remaining, invoice.currency),
+                        "number": invoice.number,
+                    }
+                }
+            )
+    payment = Payment(
+        invoice=invoice,
+        amount=amount,
+        method=method,
+        status=status,
+        at=at or timezone.now(),
+        reference=reference,
+        external_id=external_id,
+        decline_code=decline_code,
+        decline_message=decline_message,
+        recorded_by=recorded_by,
+    )
+    payment.full_clean()
+    payment.save()
+    if status == Payment.Status.SUCCEEDED:
+        invoice.amount_paid += amount
+        if invoice.amount_paid == invoice.total:
+            invoice.status = Invoice.Status.PAID
+        invoice.save(update_fields=["amount_paid", "status", "updated_at"])
+        invoice.refresh_from_db(fields=["amount_remaining"])
+        invoice_balance_changed.send(sender=Invoice, invoice=invoice, actor=recorded_by, at=payment.at)
+    return payment

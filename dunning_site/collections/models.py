@@ -1,0 +1,240 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from dunning_site.accounts.models import CURRENCY_SHAPE, Channel, Customer, Invoice
+from dunning_site.lib.validators import validate_currency
+from dunning_site.notifications.models import Message, MessageTemplate, Tone
+
+
+class Policy(models.Model):
+    """An escalation ladder, chosen per case by segment, currency and amount (first match by priority)."""
+
+    name = models.CharField(max_length=120, unique=True)
+    segment = models.SlugField(max_length=50, blank=True, help_text="Blank: any segment.")
+    currency = models.CharField(
+        max_length=3, blank=True, validators=[validate_currency], help_text="Blank: any currency."
+    )
+    min_amount = models.BigIntegerField(
+        default=0, help_text="Smallest overdue amount, in minor units of the currency, this policy applies to."
+    )
+    priority = models.PositiveIntegerField(default=100, help_text="Lower numbers are tried first.")
+    grace_days = models.PositiveIntegerField(
+        default=1, help_text="Days after the due date before an unpaid invoice opens a case."
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["priority", "name"]
+        verbose_name_plural = "policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_amount__gte=0),
+                name="policy_min_amount_not_negative",
+                violation_error_message="The minimum amount cannot be negative.",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_amount=0) | ~Q(currency=""),
+                name="policy_min_amount_needs_currency",
+                violation_error_message="A minimum amount needs a currency.",
+            ),
+            models.CheckConstraint(
+                condition=Q(currency="") | Q(currency__regex=CURRENCY_SHAPE),
+                name="policy_currency_iso_shape",
+                violation_error_message="The currency must be a three-letter ISO 4217 code, like EUR.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Step(models.Model):
+    class Action(models.TextChoices):
+        REMINDER = "reminder", "Reminder"
+        FINAL_NOTICE = "final_notice", "Final notice"
+        CALL_TASK = "call_task", "Call task"
+        SUSPEND_SERVICE = "suspend_service", "Suspend service"
+        RETRY_PAYMENT = "retry_payment", "Retry payment"
+
+    MESSAGE_ACTIONS = (Action.REMINDER, Action.FINAL_NOTICE, Action.CALL_TASK)
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    offset_days = models.PositiveIntegerField(help_text="Days after the oldest overdue invoice's due date.")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
+    template = models.ForeignKey(
+        MessageTemplate,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        help_text="The message; its translation in the customer's language is used when there is one.",
+    )
+    tone = models.CharField(max_length=10, choices=Tone.choices, default=Tone.FRIENDLY)
+    requires_approval = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["policy", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "position"], name="one_step_per_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Day {self.offset_days}: {self.get_action_display()} ({self.get_channel_display()})"
+
+
+class Case(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+        PAUSED = "paused", "Paused"
+        RESOLVED = "resolved", "Resolved"
+        CLOSED = "closed", "Closed"
+
+    ACTIVE_STATUSES = (Status.OPEN, Status.AWAITING_APPROVAL, Status.PAUSED)
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="cases")
+    currency = models.CharField(max_length=3, validators=[validate_currency])
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="cases")
+    invoices = models.ManyToManyField(Invoice, related_name="cases")
+    messages = models.ManyToManyField(Message, related_name="cases", blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    amount_overdue = models.BigIntegerField(default=0, help_text="In minor units of the currency.")
+    anchor_due_on = models.DateField(help_text="Due date of the oldest overdue invoice; step offsets count from it.")
+    current_step = models.ForeignKey(
+        Step, on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="Last step performed."
+    )
+    next_step = models.ForeignKey(Step, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    next_action_at = models.DateTimeField(null=True, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="assigned_cases"
+    )
+    paused_until = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.CharField(max_length=255, blank=True)
+    service_suspended = models.BooleanField(default=False)
+    opened_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        indexes = [
+            # The tick's scan: only open cases, by when they are due.
+            models.Index(fields=["next_action_at"], condition=Q(status="open"), name="case_due_idx"),
+            models.Index(fields=["paused_until"], condition=Q(status="paused"), name="case_paused_until_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "currency"],
+                condition=Q(status__in=["open", "awaiting_approval", "paused"]),
+                name="one_active_case_per_customer_currency",
+                violation_error_message="This customer already has an active case in this currency.",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_overdue__gte=0),
+                name="case_amount_not_negative",
+                violation_error_message="The amount overdue cannot be negative.",
+            ),
+            models.CheckConstraint(
+                condition=Q(currency__regex=CURRENCY_SHAPE),
+                name="case_currency_iso_shape",
+                violation_error_message="The currency must be a three-letter ISO 4217 code, like EUR.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="open") | Q(next_action_at__isnull=False) | Q(next_step__isnull=True),
+                name="case_open_with_next_step_is_scheduled",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Case {self.pk} · {self.customer} · {self.currency}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+
+class CaseEvent(models.Model):
+    """The timeline and the audit trail in one append-only table (PostgreSQL refuses UPDATE/DELETE)."""
+
+    class Actor(models.TextChoices):
+        SYSTEM = "system", "System"
+        USER = "user", "Staff user"
+        CUSTOMER = "customer", "Customer"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events")
+    type = models.CharField(max_length=80, help_text="Dotted, like collections.case.opened.")
+    actor = models.CharField(max_length=10, choices=Actor.choices, default=Actor.SYSTEM)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["case", "at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(actor="user", user__isnull=False) | ~Q(actor="user"), name="event_user_actor_has_user"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.type
+
+
+class StepExecution(models.Model):
+    """The idempotency record: a step is performed once per (case, step, attempt)."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="executions")
+    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="+")
+    attempt = models.PositiveSmallIntegerField(default=1)
+    message = models.OneToOneField(Message, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "step", "attempt"], name="step_performed_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step} for case {self.case_id} (attempt {self.attempt})"
+
+
+class Approval(models.Model):
+    """A step that waits for a manager (four eyes) before it is performed."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        CANCELLED = "cancelled", "Cancelled"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="approvals")
+    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="+")
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    requested_at = models.DateTimeField(default=timezone.now)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "step", "attempt"], name="one_approval_per_step_attempt"),
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True) | ~Q(decided_by=F("requested_by")),
+                name="approval_four_eyes",
+                violation_error_message="Nobody approves their own request.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step} for case {self.case_id}: {self.get_status_display()}"

@@ -1,0 +1,59 @@
+"""Money as integer minor units plus an ISO 4217 code, the one representation used everywhere.
+
+Stripe speaks minor units too, so amounts cross the billing boundary without rounding. The number
+of decimals of each currency (0 for JPY, 2 for EUR, 3 for KWD) and locale-aware formatting come
+from CLDR through Babel rather than a hand-kept table.
+"""
+
+from decimal import Decimal, InvalidOperation
+from functools import cache
+
+from babel.numbers import format_currency, get_currency_precision, list_currencies
+
+UNKNOWN_CURRENCY = "“%(code)s” is not an ISO 4217 currency code."
+TOO_MANY_DECIMALS = "%(currency)s amounts have at most %(decimals)d decimal places."
+NOT_A_NUMBER = "Enter an amount as a number, like 120.50."
+
+
+@cache
+def known_currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+def is_known_currency(code: str) -> bool:
+    return code in known_currencies()
+
+
+def currency_exponent(code: str) -> int:
+    if not is_known_currency(code):
+        raise ValueError(UNKNOWN_CURRENCY % {"code": code})
+    return get_currency_precision(code)
+
+
+def to_minor_units(amount: Decimal | str | int, currency: str) -> int:
+    """Convert a major-unit amount ("12.50" EUR) to minor units (1250), refusing lost precision."""
+    try:
+        value = Decimal(str(amount).strip())
+    except InvalidOperation:
+        raise ValueError(NOT_A_NUMBER) from None
+    if not value.is_finite():
+        raise ValueError(NOT_A_NUMBER)
+    exponent = currency_exponent(currency)
+    scaled = value.scaleb(exponent)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(TOO_MANY_DECIMALS % {"currency": currency, "decimals": exponent})
+    return int(scaled)
+
+
+def from_minor_units(minor: int, currency: str) -> Decimal:
+    exponent = currency_exponent(currency)
+    return Decimal(minor).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent))
+
+
+def format_money(minor: int, currency: str, locale: str = "en") -> str:
+    """The amount as a reader of `locale` expects it: 1.234,50 € for de, €1,234.50 for en."""
+    return format_currency(from_minor_units(minor, currency), currency, locale=_babel_locale(locale))
+
+
+def _babel_locale(language: str) -> str:
+    return (language or "en").replace("-", "_")

@@ -1,0 +1,40 @@
+"""Validators shared by models and forms; messages are constants the tests reuse."""
+
+import zoneinfo
+from functools import cache
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+
+from dunning_site.lib.money import UNKNOWN_CURRENCY, is_known_currency
+
+UNKNOWN_TIME_ZONE = "“%(value)s” is not an IANA time zone such as Europe/Paris."
+INVALID_PHONE = "“%(value)s” is not a valid phone number in international format, like +33612345678."
+PHONE_NOT_E164 = "Write the phone number in E.164 form: %(suggestion)s."
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in _time_zones():
+        raise ValidationError(UNKNOWN_TIME_ZONE, code="time_zone", params={"value": value})
+
+
+def validate_currency(value: str) -> None:
+    if not is_known_currency(value):
+        raise ValidationError(UNKNOWN_CURRENCY, code="currency", params={"code": value})
+
+
+def validate_e164_phone(value: str) -> None:
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValidationError(INVALID_PHONE, code="phone", params={"value": value}) from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError(INVALID_PHONE, code="phone", params={"value": value})
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if e164 != value:
+        raise ValidationError(PHONE_NOT_E164, code="phone_format", params={"suggestion": e164})

@@ -1,0 +1,5 @@
+"""News that travels upward from notifications, which knows nothing of cases."""
+
+from django.dispatch import Signal
+
+message_status_changed = Signal()  # kwargs: message, previous_status

@@ -1,0 +1,65 @@
+"""One transport per channel. A transport sends one message and returns the provider's id.
+
+It raises TransportError(permanent=True) when retrying cannot help (an invalid address) and
+TransportError(permanent=False) when it may (the provider is down): delivery retries with backoff.
+"""
+
+from email.utils import make_msgid
+
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+
+from dunning_site.accounts.models import Channel
+from dunning_site.notifications.models import Message
+
+NO_TRANSPORT = "No transport is configured for the %(channel)s channel."
+NO_ADDRESS = "The customer has no address for the %(channel)s channel."
+
+
+class TransportError(Exception):
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Transport:
+    def send(self, message: Message) -> str:
+        raise NotImplementedError
+
+
+class EmailTransport(Transport):
+    def send(self, message: Message) -> str:
+        if not message.to_address:
+            raise TransportError(NO_ADDRESS % {"channel": "email"}, permanent=True)
+        # Our own Message-ID is the provider id for plain SMTP; an ESP's id replaces it when given.
+        message_id = make_msgid(domain=settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">"))
+        email = EmailMultiAlternatives(
+            subject=message.subject,
+            body=message.body,
+            to=[message.to_address],
+            headers={"Message-ID": message_id},
+        )
+        # Anymail sends these to the ESP and hands them back in tracking webhooks.
+        email.metadata = {"message_id": str(message.pk), "idempotency_key": message.idempotency_key}
+        email.tags = ["dunning"]
+        try:
+            email.send()
+        except AnymailRecipientsRefused as error:
+            raise TransportError(str(error), permanent=True) from error
+        except (AnymailAPIError, OSError) as error:
+            raise TransportError(str(error), permanent=False) from error
+        status = getattr(email, "anymail_status", None)
+        if status is not None and status.message_id is not None:
+            return str(status.message_id)
+        return message_id
+
+
+TRANSPORTS: dict[str, type[Transport]] = {Channel.EMAIL: EmailTransport}
+
+
+def transport_for(channel: str) -> Transport:
+    try:
+        return TRANSPORTS[channel]()
+    except KeyError:
+        raise TransportError(NO_TRANSPORT % {"channel": channel}, permanent=True) from None

@@ -37,6 +37,15 @@ class ConsentInline(admin.TabularInline):
     extra = 0
 
 
+@admin.register(Consent)
+class ConsentAdmin(admin.ModelAdmin):
+    list_display = ["customer", "channel", "granted", "recorded_at", "source"]
+    list_filter = ["channel", "granted", "source"]
+    search_fields = ["customer__name", "customer__email"]
+    autocomplete_fields = ["customer"]
+    list_select_related = ["customer"]
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     form = CustomerForm

@@ -208,5 +208,5 @@ class Payment(models.Model):
     def __str__(self) -> str:
         return f"{format_money(self.amount, self.invoice.currency)} {self.get_status_display().lower()}"
 
-    def money_currency(self) -> str:
-        return self.invoice.currency
+    def money_currency(self) -> str | None:
+        return self.invoice.currency if self.invoice_id else None

@@ -1,0 +1,103 @@
+"""Bad input typed into the admin gets a clear message and writes nothing."""
+
+import pytest
+
+from dunning_site.accounts.models import Customer, Invoice
+from dunning_site.accounts.tests.factories import CustomerFactory
+from dunning_site.lib.validators import INVALID_PHONE, UNKNOWN_TIME_ZONE
+
+pytestmark = pytest.mark.django_db
+
+INVOICE_ADD = "/admin/accounts/invoice/add/"
+CUSTOMER_ADD = "/admin/accounts/customer/add/"
+
+
+@pytest.fixture
+def customer():
+    return CustomerFactory()
+
+
+def invoice_form(customer, **overrides) -> dict:
+    return {
+        "customer": customer.pk,
+        "number": "INV-2026-0001",
+        "currency": "EUR",
+        "total": "120.50",
+        "amount_paid": "0",
+        "issued_on": "2026-01-01",
+        "due_on": "2026-01-31",
+        "status": "open",
+        "external_id": "",
+        "hosted_payment_url": "",
+    } | overrides
+
+
+def form_errors(response) -> dict:
+    assert response.status_code == 200, "the form is shown again, with its errors"
+    return response.context["adminform"].form.errors
+
+
+def test_an_invoice_typed_in_major_units_is_stored_in_minor_units(admin_client, customer):
+    response = admin_client.post(INVOICE_ADD, invoice_form(customer))
+    assert response.status_code == 302
+    assert Invoice.objects.get().total == 12_050
+
+
+def test_a_yen_invoice_has_no_decimals(admin_client, customer):
+    admin_client.post(INVOICE_ADD, invoice_form(customer, currency="jpy", total="15000"))
+    assert Invoice.objects.values_list("currency", "total").get() == ("JPY", 15_000)
+    errors = form_errors(
+        admin_client.post(INVOICE_ADD, invoice_form(customer, number="INV-2", currency="JPY", total="1.5"))
+    )
+    assert errors["total"] == ["JPY amounts have at most 0 decimal places."]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"total": "-10"}, "total", "Ensure this value is greater than or equal to 0."),
+        ({"currency": "XYZ"}, "currency", "“XYZ” is not an ISO 4217 currency code."),
+        ({"due_on": "2025-12-01"}, "__all__", "The due date cannot be before the issue date."),
+        ({"amount_paid": "500"}, "__all__", "The amount paid must be between zero and the invoice total."),
+        ({"total": "12.345"}, "total", "EUR amounts have at most 2 decimal places."),
+    ],
+)
+def test_bad_invoices_are_refused_with_a_clear_message(admin_client, customer, overrides, field, message):
+    errors = form_errors(admin_client.post(INVOICE_ADD, invoice_form(customer, **overrides)))
+    assert message in errors[field]
+    assert not Invoice.objects.exists()
+
+
+def customer_form(**overrides) -> dict:
+    return {
+        "name": "Ada Lovelace",
+        "company": "Analytical Engines Ltd",
+        "email": "ada@engines.example",
+        "phone": "",
+        "time_zone": "Europe/London",
+        "language": "en",
+        "segment": "smb",
+        "external_id": "",
+        "consents-TOTAL_FORMS": "0",
+        "consents-INITIAL_FORMS": "0",
+    } | overrides
+
+
+def test_a_phone_number_is_stored_in_e164_however_it_is_typed(admin_client):
+    response = admin_client.post(CUSTOMER_ADD, customer_form(phone="+44 20 7946 0958"))
+    assert response.status_code == 302
+    assert Customer.objects.get().phone == "+442079460958"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"time_zone": "Mars/Olympus"}, "time_zone", UNKNOWN_TIME_ZONE % {"value": "Mars/Olympus"}),
+        ({"phone": "12345"}, "phone", INVALID_PHONE % {"value": "12345"}),
+        ({"phone": "+33 1"}, "phone", INVALID_PHONE % {"value": "+33 1"}),
+    ],
+)
+def test_bad_customers_are_refused_with_a_clear_message(admin_client, overrides, field, message):
+    errors = form_errors(admin_client.post(CUSTOMER_ADD, customer_form(**overrides)))
+    assert errors[field] == [message]
+    assert not Customer.objects.exists()

@@ -1,0 +1,141 @@
+import datetime as dt
+
+import django_rq
+import pytest
+import time_machine
+from django.apps import apps
+from django.contrib import admin
+
+from dunning_site.accounts.models import Invoice
+from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
+from dunning_site.collections.models import Approval, Case, CaseEvent
+from dunning_site.collections.services import SELF_APPROVAL, tick
+from dunning_site.collections.tests.factories import standard_policy
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+CASES = "/admin/collections/case/"
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def waiting_case(clock):
+    """A case 21 days overdue, waiting for a manager to approve its final notice."""
+    standard_policy()
+    InvoiceFactory(due_on=NOW.date() - dt.timedelta(days=21), total=9_900)
+    tick()
+    case = Case.objects.get()
+    assert case.status == Case.Status.AWAITING_APPROVAL
+    return case
+
+
+def test_every_model_has_an_admin_page(admin_client):
+    for label in ("accounts", "notifications", "collections"):
+        for model in apps.get_app_config(label).get_models():
+            if model._meta.auto_created:
+                continue
+            assert admin.site.is_registered(model), model
+            opts = model._meta
+            assert admin_client.get(f"/admin/{opts.app_label}/{opts.model_name}/").status_code == 200
+
+
+def test_the_case_page_shows_the_timeline(admin_client, waiting_case):
+    response = admin_client.get(f"{CASES}{waiting_case.pk}/change/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Timeline" in page
+    assert "collections.case.opened" in page
+    assert "collections.approval.requested" in page
+    assert "€99.00" in page
+
+
+def test_approving_a_waiting_step_from_the_case_list(admin_client, waiting_case, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            CASES, {"action": "approve_waiting_step", "_selected_action": [waiting_case.pk]}, follow=True
+        )
+    assert "Approved 1 step(s)." in response.content.decode()
+    waiting_case.refresh_from_db()
+    assert waiting_case.status == Case.Status.OPEN
+    assert waiting_case.next_action_at == NOW
+    assert Approval.objects.get().status == Approval.Status.APPROVED
+    # The case moves on at once: a tick is queued for the worker.
+    assert django_rq.get_queue("default").count == 1
+
+
+def test_nobody_approves_their_own_request(admin_client, admin_user, waiting_case):
+    Approval.objects.update(requested_by=admin_user)
+    response = admin_client.post(
+        "/admin/collections/approval/",
+        {"action": "approve", "_selected_action": list(Approval.objects.values_list("pk", flat=True))},
+        follow=True,
+    )
+    assert SELF_APPROVAL in response.content.decode()
+    assert Approval.objects.get().status == Approval.Status.PENDING
+
+
+def test_the_database_refuses_self_approval_too(waiting_case):
+    manager = UserFactory()
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError, match="approval_four_eyes"), transaction.atomic():
+        Approval.objects.update(requested_by=manager, decided_by=manager)
+
+
+def test_pausing_and_resuming_from_the_case_list(admin_client, admin_user, waiting_case):
+    admin_client.post(CASES, {"action": "pause_cases", "_selected_action": [waiting_case.pk]})
+    waiting_case.refresh_from_db()
+    assert waiting_case.status == Case.Status.PAUSED
+    admin_client.post(CASES, {"action": "resume_cases", "_selected_action": [waiting_case.pk]})
+    waiting_case.refresh_from_db()
+    assert waiting_case.status == Case.Status.AWAITING_APPROVAL, "it still waits for its approval"
+    paused = CaseEvent.objects.get(case=waiting_case, type="collections.case.paused")
+    assert paused.user == admin_user and paused.actor == "user"
+
+
+def test_a_manual_payment_recorded_in_the_admin_resolves_the_case(admin_client, waiting_case):
+    invoice = Invoice.objects.get()
+    response = admin_client.post(
+        "/admin/accounts/payment/add/",
+        {
+            "invoice": invoice.pk,
+            "amount": "99.00",
+            "method": "bank_transfer",
+            "status": "succeeded",
+            "reference": "SEPA 2026-03-02",
+            "at_0": "2026-03-02",
+            "at_1": "11:00:00",
+            "decline_code": "",
+            "decline_message": "",
+        },
+    )
+    assert response.status_code == 302
+    waiting_case.refresh_from_db()
+    assert waiting_case.status == Case.Status.RESOLVED
+    assert Approval.objects.get().status == Approval.Status.CANCELLED
+    assert CaseEvent.objects.filter(case=waiting_case, type="collections.case.resolved").exists()
+
+
+def test_an_overpayment_in_the_admin_is_refused(admin_client, waiting_case):
+    invoice = Invoice.objects.get()
+    response = admin_client.post(
+        "/admin/accounts/payment/add/",
+        {
+            "invoice": invoice.pk,
+            "amount": "100.00",
+            "method": "cheque",
+            "status": "succeeded",
+            "at_0": "2026-03-02",
+            "at_1": "11:00:00",
+        },
+    )
+    errors = response.context["adminform"].form.errors
+    assert "more than the €99.00 left to pay" in errors["amount"][0]
+    waiting_case.refresh_from_db()
+    assert waiting_case.status == Case.Status.AWAITING_APPROVAL

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dunning_site.settings")
 os.environ["DATABASE_URL"] = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dunning") + "_bench"
 
-import django  # noqa: E402
+import django
 
 django.setup()
 

@@ -17,6 +17,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Prefetch, prefetch_related_objects
 from django.utils import timezone
+from redis.exceptions import RedisError
+from rq.exceptions import DuplicateJobError
 
 from dunning_site.accounts.models import Customer, Invoice, User
 from dunning_site.collections.context import message_context
@@ -26,6 +28,8 @@ from dunning_site.notifications.rendering import render_message
 from dunning_site.notifications.services import messages_cancel, messages_create
 
 logger = logging.getLogger(__name__)
+
+TICK_NOW_JOB_ID = "dunning-tick-now"
 
 # A step whose day has already passed (the case was paused, or waited for approval) is not sent
 # back to back with the previous one: it waits this long after it.
@@ -62,8 +66,10 @@ def _event(case: Case, type: str, *, user: User | None = None, at: dt.datetime |
     )
 
 
-def case_event_record(case: Case, type: str, *, user: User | None = None, **data) -> CaseEvent:
-    event = _event(case, type, user=user, **data)
+def case_event_record(
+    case: Case, type: str, *, user: User | None = None, at: dt.datetime | None = None, **data
+) -> CaseEvent:
+    event = _event(case, type, user=user, at=at, **data)
     event.save()
     return event
 
@@ -171,8 +177,8 @@ def _open_or_join(*, customer_id: int, currency: str, policies: list[Policy], no
         if joining:
             case.invoices.add(*joining)
             for invoice in joining:
-                case_event_record(case, "collections.case.invoice_added", invoice=invoice.number)
-            case_reconcile(case=case)
+                case_event_record(case, "collections.case.invoice_added", at=now, invoice=invoice.number)
+            case_reconcile(case=case, now=now)
         return 0
     amount = sum(invoice.total - invoice.amount_paid for invoice in invoices)
     policy = policy_for(policies=policies, segment=customer.segment, currency=currency, amount=amount)
@@ -517,10 +523,12 @@ def cases_resume_expired(*, now: dt.datetime) -> int:
 
 
 @transaction.atomic
-def approval_decide(*, approval: Approval, approve: bool, user: User, note: str = "") -> Approval:
+def approval_decide(
+    *, approval: Approval, approve: bool, user: User, note: str = "", now: dt.datetime | None = None
+) -> Approval:
     """A manager's decision on a waiting step. Approved steps are performed by the next tick,
     which is enqueued at once, so the case moves on within seconds."""
-    now = timezone.now()
+    now = now or timezone.now()
     approval = Approval.objects.select_for_update().select_related("step", "case").get(pk=approval.pk)
     if approval.status != Approval.Status.PENDING:
         raise ValidationError(APPROVAL_NOT_PENDING % {"status": approval.get_status_display().lower()})
@@ -533,16 +541,27 @@ def approval_decide(*, approval: Approval, approve: bool, user: User, note: str 
     approval.save()
     case = Case.objects.select_for_update().get(pk=approval.case_id)
     verdict = "approved" if approve else "rejected"
-    case_event_record(case, f"collections.approval.{verdict}", user=user, note=note, **_step_data(approval.step))
+    case_event_record(
+        case, f"collections.approval.{verdict}", user=user, at=now, note=note, **_step_data(approval.step)
+    )
     if case.status == Case.Status.AWAITING_APPROVAL:
         case.status = Case.Status.OPEN
         case.next_action_at = now
         case.save(update_fields=["status", "next_action_at", "updated_at"])
-        transaction.on_commit(enqueue_tick)
+        transaction.on_commit(enqueue_tick, robust=True)
     return approval
 
 
 def enqueue_tick() -> None:
+    """Ask a worker for a tick now. One waiting tick is enough (a fixed, unique job id); if Redis is
+    unreachable, the cron's next tick, within a minute, does the same work."""
     from dunning_site.collections.jobs import tick as tick_job
 
-    django_rq.get_queue("default").enqueue(tick_job)
+    try:
+        django_rq.get_queue("default").enqueue(
+            tick_job, job_id=TICK_NOW_JOB_ID, unique=True, result_ttl=0, failure_ttl=300
+        )
+    except DuplicateJobError:
+        pass
+    except RedisError as error:
+        logger.warning("Could not enqueue a tick (%s); the next cron tick will do its work.", error)

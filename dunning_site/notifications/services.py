@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from redis.exceptions import RedisError
 from rq import Queue, Retry
 
 from dunning_site.notifications.models import Message
@@ -36,10 +37,14 @@ def _enqueue_delivery(message_ids: list[int]) -> None:
 
     queue: Queue = django_rq.get_queue(QUEUE_NAME)
     retry = Retry(max=len(DELIVERY_BACKOFF), interval=DELIVERY_BACKOFF)
-    # One round trip for the whole batch; a lost enqueue is recovered by the sweeper.
-    queue.enqueue_many(
-        [Queue.prepare_data(deliver, args=(message_id,), retry=retry, result_ttl=0) for message_id in message_ids]
-    )
+    # One round trip for the whole batch. If Redis is unreachable the rows stay `queued` and the
+    # sweeper enqueues them once it is back: nothing is lost, so a warning is enough.
+    try:
+        queue.enqueue_many(
+            [Queue.prepare_data(deliver, args=(message_id,), retry=retry, result_ttl=0) for message_id in message_ids]
+        )
+    except RedisError as error:
+        logger.warning("Could not enqueue %d deliveries (%s); the sweeper will.", len(message_ids), error)
 
 
 @transaction.atomic

@@ -1,0 +1,40 @@
+import time
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from dunning_site.accounts.models import Customer
+from dunning_site.collections import demo
+
+BOOK_EXISTS = "The database already has customers; flush it first (manage.py flush) to seed the demo book."
+ALREADY_SEEDED = "The demo book already exists (the database has customers); nothing to do."
+ADMIN_LOGIN = "Admin login: http://127.0.0.1:8000/admin/  user: admin  password: admin"
+
+
+class Command(BaseCommand):
+    help = (
+        "Fill an empty database with a realistic demo book: about 200 customers, 1,000 invoices and weeks "
+        "of dunning history replayed through the engine. The same seed on the same date gives the same book."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--seed", type=int, default=demo.DEFAULT_SEED, help="Seed of the random generators.")
+        parser.add_argument(
+            "--if-empty", action="store_true", help="Do nothing when customers exist (for `make run`'s every start)."
+        )
+
+    def handle(self, *args, seed: int, if_empty: bool, **options) -> None:
+        if Customer.objects.exists():
+            if if_empty:
+                self.stdout.write(ALREADY_SEEDED)
+                return
+            raise CommandError(BOOK_EXISTS)
+        started = time.monotonic()
+        now = timezone.now()
+        self.stdout.write(f"Seeding the demo book (seed {seed}, today {now.date()})…")
+        book = demo.build_book(seed=seed, today=now.date())
+        demo.book_write(book=book, now=now, progress=self.stdout.write)
+        self.stdout.write(self.style.SUCCESS(f"Demo book ready in {time.monotonic() - started:.1f} s."))
+        for line in demo.book_summary():
+            self.stdout.write(f"  {line}")
+        self.stdout.write(ADMIN_LOGIN)

@@ -1,0 +1,155 @@
+"""`manage.py seed_demo`: a book with a case at every rung of the ladder, exactly as planned, seeded once."""
+
+import datetime as dt
+import io
+
+import phonenumbers
+import pytest
+import time_machine
+from django.core.management import CommandError, call_command
+
+from dunning_site.accounts.models import Consent, Customer, Invoice, Payment, User
+from dunning_site.accounts.tests.factories import CustomerFactory
+from dunning_site.collections import demo
+from dunning_site.collections.management.commands.seed_demo import ALREADY_SEEDED, BOOK_EXISTS
+from dunning_site.collections.models import Approval, Case, CaseEvent, Policy, Step
+from dunning_site.notifications.models import Message, MessageTemplate
+from dunning_site.notifications.rendering import render_message, template_errors
+
+pytestmark = pytest.mark.django_db
+
+# An afternoon in UTC: today's 09:00 has passed in every zone but the Americas' west, so some of
+# today's reminders are already due and wait for the worker.
+NOW = dt.datetime(2026, 3, 16, 20, 0, tzinfo=dt.UTC)
+SUSPENSION_WORD = {"en": "suspend", "fr": "suspendre", "de": "sperren", "es": "suspender"}
+
+
+def seed(*args: str) -> str:
+    out = io.StringIO()
+    with time_machine.travel(NOW, tick=False):
+        call_command("seed_demo", *args, stdout=out)
+    return out.getvalue()
+
+
+def row_counts() -> dict[str, int]:
+    models = (Customer, Consent, Invoice, Payment, User, Policy, MessageTemplate, Case, CaseEvent, Approval, Message)
+    return {model.__name__: model.objects.count() for model in models}
+
+
+def test_it_seeds_a_book_with_a_case_at_every_rung_of_the_ladder_exactly_as_planned():
+    output = seed("--seed", "7")
+
+    assert 180 <= Customer.objects.count() <= 220
+    assert 900 <= Invoice.objects.count() <= 1_100
+    currencies = set(Invoice.objects.values_list("currency", flat=True))
+    assert {"JPY", "KWD"} <= currencies
+    assert len(currencies) >= 4
+    assert Invoice.objects.filter(status=Invoice.Status.PAID).count() > Invoice.objects.count() / 2
+    assert Payment.objects.filter(invoice__status=Invoice.Status.OPEN).exists(), "some invoices are partly paid"
+    assert Consent.objects.filter(channel="sms", granted=True, source="signup").exists()
+
+    statuses = set(Case.objects.values_list("status", flat=True))
+    assert {Case.Status.OPEN, Case.Status.AWAITING_APPROVAL, Case.Status.RESOLVED} <= statuses
+    for position in (1, 2, 3):
+        assert Case.objects.filter(current_step__position=position).exists(), f"no case past step {position}"
+    waiting = Approval.objects.filter(status=Approval.Status.PENDING)
+    assert waiting.filter(step__action=Step.Action.FINAL_NOTICE).exists()
+    assert waiting.filter(step__action=Step.Action.SUSPEND_SERVICE).exists()
+    assert Approval.objects.filter(status=Approval.Status.APPROVED, decided_by__username="manager").exists()
+    assert Case.objects.filter(status=Case.Status.RESOLVED, current_step__isnull=False).exists(), (
+        "some customers paid after a reminder"
+    )
+
+    sent = Message.objects.filter(status=Message.Status.SENT)
+    assert sent.exists()
+    assert not sent.filter(sent_at__date=NOW.date()).exists(), "today's messages are the worker's to send"
+    assert Message.objects.filter(status=Message.Status.QUEUED, created_at=NOW).exists()
+    assert CaseEvent.objects.filter(type="collections.message.sent").count() == sent.count()
+    # The replayed history is stamped with the replayed time, not with the moment the command ran.
+    approved_at = set(CaseEvent.objects.filter(type="collections.approval.approved").values_list("at", flat=True))
+    assert NOW not in approved_at
+    assert min(approved_at) < NOW - dt.timedelta(days=2)
+
+    assert set(Invoice.objects.filter(currency="JPY").values_list("customer__time_zone", flat=True)) == {"Asia/Tokyo"}
+    yen = Invoice.objects.filter(currency="JPY", customer__segment="self-serve").values_list("total", flat=True)
+    assert 3_900 <= min(yen) <= max(yen) <= 3 * 21_800, "yen have no minor unit"
+    dinars = Invoice.objects.filter(currency="KWD", customer__segment="self-serve").values_list("total", flat=True)
+    assert 9_000 <= min(dinars) <= max(dinars) <= 3 * 45_000, "a dinar is 1,000 fils"
+
+    planned = demo.build_book(seed=7, today=NOW.date()).digest()
+    stored = sorted(Invoice.objects.values_list("number", "customer__email", "total", "currency", "due_on"))
+    assert stored == planned
+
+    assert User.objects.get(username="admin").is_superuser
+    assert User.objects.get(username="manager").is_staff
+    assert "Cases: " in output
+    assert "Admin login: http://127.0.0.1:8000/admin/  user: admin  password: admin" in output
+
+    before = row_counts()
+    assert ALREADY_SEEDED in seed("--if-empty")
+    assert row_counts() == before
+
+
+def test_the_plan_depends_only_on_the_seed_and_the_date():
+    today = NOW.date()
+    book = demo.build_book(seed=7, today=today)
+    assert book == demo.build_book(seed=7, today=today)
+    assert book.digest() != demo.build_book(seed=8, today=today).digest()
+    assert book.digest() != demo.build_book(seed=7, today=today + dt.timedelta(days=1)).digest()
+
+
+def test_planned_customers_have_valid_phones_unique_emails_and_local_time_zones():
+    book = demo.build_book(seed=7, today=NOW.date())
+    assert len({customer.email for customer in book.customers}) == len(book.customers)
+    zones = {country.currency: set() for country in demo.COUNTRIES}
+    for country in demo.COUNTRIES:
+        zones[country.currency] |= set(country.zones)
+    for customer in book.customers:
+        assert customer.time_zone in zones[customer.currency]
+        if customer.phone:
+            number = phonenumbers.parse(customer.phone)
+            assert phonenumbers.is_valid_number(number), customer.phone
+            assert phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == customer.phone
+    assert {customer.language for customer in book.customers} == {"en", "fr", "de", "es", "ja"}
+    assert {customer.segment for customer in book.customers} == {"self-serve", "smb", "enterprise"}
+
+
+@pytest.mark.parametrize("copy", demo.TEMPLATE_COPY, ids=lambda copy: f"{copy.key}-{copy.language}")
+def test_each_template_compiles_and_lists_the_invoices_with_the_pay_link(copy):
+    assert template_errors(subject=copy.subject, body=copy.body) == {}
+    invoice = {
+        "number": "INV-2026-000123",
+        "issued_on": "1 Feb 2026",
+        "due_on": "15 Feb 2026",
+        "total": "€120.00",
+        "amount_due": "€80.00",
+        "days_overdue": 21,
+        "pay_url": "https://billing.example.com/pay/INV-2026-000123",
+    }
+    context = {
+        "customer_name": "Ada Lovelace",
+        "company_name": "Analytical Engines Ltd",
+        "currency": "EUR",
+        "total_overdue": "€200.00",
+        "days_overdue": 21,
+        "invoice_count": 2,
+        "invoices": [invoice, {**invoice, "number": "INV-2026-000456"}],
+        "pay_url": "https://billing.example.com/pay/INV-2026-000123",
+        "sender_name": "The billing team",
+        "sender_company": "Example SaaS Inc.",
+    }
+    subject, body = render_message(MessageTemplate(subject=copy.subject, body=copy.body), context)
+    assert "€200.00" in subject + body
+    assert "INV-2026-000123" in body and "INV-2026-000456" in body
+    assert context["pay_url"] in body
+    assert "{{" not in body and "{%" not in body
+    if copy.key == demo.FINAL:
+        assert SUSPENSION_WORD[copy.language] in body
+
+
+def test_it_refuses_to_seed_over_existing_customers():
+    CustomerFactory()
+    with pytest.raises(CommandError, match="flush it first"):
+        seed()
+    assert BOOK_EXISTS.startswith("The database already has customers")
+    assert not Invoice.objects.exists()

@@ -38,6 +38,7 @@ POLICY_NAME = "Default"
 GRACE_DAYS = 1
 # The engine ticks once per replayed day, late enough that every time zone's 09:00 step of that day is due.
 REPLAY_HOUR = 23
+LEFT_FOR_THE_WORKER = dt.timedelta(days=1)
 PAY_PAGE = "https://billing.example.com/pay/{number}"
 TEMPLATE_INVALID = "Demo template %(key)s (%(language)s) does not compile: %(errors)s"
 
@@ -1003,7 +1004,9 @@ def _replay(
     approvers = {plan.email: plan for plan in book.customers if plan.final_notice_approval_delay}
     closes = []
     day = book.replay_start
-    while (close := dt.datetime.combine(day, dt.time(REPLAY_HOUR), tzinfo=dt.UTC)) < now:
+    # History stops a full day before now: what fell due in the last 24 hours, in every time zone,
+    # is left for the worker of `make run` to send when it starts, whatever the hour.
+    while (close := dt.datetime.combine(day, dt.time(REPLAY_HOUR), tzinfo=dt.UTC)) < now - LEFT_FOR_THE_WORKER:
         closes.append(close)
         day += dt.timedelta(days=1)
     progress(f"Replaying {len(closes)} days of dunning, one engine tick a day, from {book.replay_start}…")

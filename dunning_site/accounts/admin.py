@@ -1,3 +1,5 @@
+from functools import partial
+
 import phonenumbers
 from django import forms
 from django.contrib import admin
@@ -72,6 +74,8 @@ class InvoiceForm(MoneyFieldsForm):
             "external_id",
             "hosted_payment_url",
         ]
+        # Links typed without a scheme are https, Django 6's default (and the only sane one for payments).
+        field_classes = {"hosted_payment_url": partial(forms.URLField, assume_scheme="https")}
 
     def clean_currency(self) -> str:
         return self.cleaned_data["currency"].strip().upper()

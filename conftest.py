@@ -20,11 +20,15 @@ def redis_connection():
 
 
 @pytest.fixture
-def run_jobs():
-    """Run every queued job now in this process (SimpleWorker: no fork, so it sees the test's rows)."""
+def run_jobs(django_capture_on_commit_callbacks):
+    """Run every queued job now in this process (SimpleWorker: no fork, so it sees the test's rows),
+    after moving the scheduled jobs that are due (deferred deliveries, retries) onto their queues."""
 
     def run() -> None:
-        worker = django_rq.get_worker("default", "messages", worker_class=SimpleWorker)
-        worker.work(burst=True, with_scheduler=False)
+        # Jobs run inside the test's transaction, so what they enqueue "on commit" (a deferred
+        # delivery, a retry) is captured and enqueued when the batch ends, as a real commit would.
+        with django_capture_on_commit_callbacks(execute=True):
+            worker = django_rq.get_worker("default", "messages", worker_class=SimpleWorker)
+            worker.work(burst=True, with_scheduler=True)
 
     return run

@@ -103,6 +103,23 @@ STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
+# Uploaded and generated files (printable letters). Served only through staff-only views.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
+MEDIA_URL = "/media/"
+
+# SMS: a backend chosen like Django's email backends. Twilio in production, the console in
+# development, an in-memory outbox in tests.
+SMS_BACKEND = env.str(
+    "SMS_BACKEND",
+    default="dunning_site.notifications.sms.ConsoleBackend"
+    if DEBUG
+    else "dunning_site.notifications.sms.TwilioBackend",
+)
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
+
 # Redis and RQ. Every background job goes through these queues; nothing runs in-process.
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 RQ_QUEUES = {
@@ -155,8 +172,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"fontTools": {"level": "WARNING"}},  # font subsetting logs every glyph at INFO, per letter
 }
 
 # Who the messages come from, as the templates sign them.
 DUNNING_SENDER_NAME = env.str("DUNNING_SENDER_NAME", default="The billing team")
 DUNNING_SENDER_COMPANY = env.str("DUNNING_SENDER_COMPANY", default="Example SaaS Inc.")
+# Printed under the company name on letters: one line per row, "\n" between rows in the environment.
+DUNNING_SENDER_ADDRESS = env.str(
+    "DUNNING_SENDER_ADDRESS", default="1 Example Street\\n75001 Paris\\nFrance", multiline=True
+)
+DUNNING_SENDER_PHONE = env.str("DUNNING_SENDER_PHONE", default="")

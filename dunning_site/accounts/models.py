@@ -21,12 +21,24 @@ TIME_ZONE_SHAPE = r"^(UTC|[A-Za-z]+(/[A-Za-z0-9_+-]+)+|[A-Za-z0-9_+-]+)$"
 class User(AbstractUser):
     """Finance staff. Roles are groups (Viewer, Collector, Manager, Admin)."""
 
+    time_zone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_time_zone], help_text="Where the collector works."
+    )
+    signature = models.TextField(blank=True, help_text="Signs the messages this collector sends.")
+
 
 class Channel(models.TextChoices):
     EMAIL = "email", "Email"
     SMS = "sms", "SMS"
     LETTER = "letter", "Letter"
     CALL = "call", "Phone call"
+
+
+class DoNotContactReason(models.TextChoices):
+    LEGAL_HOLD = "legal_hold", "Legal hold"
+    DISPUTE = "dispute", "Dispute"
+    BANKRUPTCY = "bankruptcy", "Bankruptcy"
+    OTHER = "other", "Other"
 
 
 class Customer(models.Model):
@@ -42,6 +54,15 @@ class Customer(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     language = models.CharField(max_length=16, default="en", help_text="BCP 47 tag, like en, fr or pt-BR.")
     segment = models.SlugField(max_length=50, default="standard")
+    postal_address = models.TextField(blank=True, help_text="For letters: one line per row, country last.")
+    do_not_contact = models.BooleanField(
+        default=False, help_text="Stops every outbound message (legal hold, dispute, bankruptcy)."
+    )
+    do_not_contact_reason = models.CharField(max_length=20, choices=DoNotContactReason.choices, blank=True)
+    email_unusable_since = models.DateTimeField(null=True, blank=True, help_text="Hard bounce or complaint.")
+    email_unusable_reason = models.CharField(max_length=255, blank=True)
+    phone_unusable_since = models.DateTimeField(null=True, blank=True, help_text="Undeliverable or wrong number.")
+    phone_unusable_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -64,6 +85,11 @@ class Customer(models.Model):
                 name="customer_name_not_empty",
                 violation_error_message="A customer needs a name.",
             ),
+            models.CheckConstraint(
+                condition=Q(do_not_contact=False) | ~Q(do_not_contact_reason=""),
+                name="customer_do_not_contact_has_reason",
+                violation_error_message="Say why the customer must not be contacted.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -80,6 +106,8 @@ class Consent(models.Model):
         STAFF = "staff", "Recorded by staff"
         IMPORT = "import", "Imported"
         REPLY = "reply", "Customer reply (e.g. STOP)"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribe link"
+        COMPLAINT = "complaint", "Spam complaint"
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents")
     channel = models.CharField(max_length=10, choices=Channel.choices)

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from dunning_site.accounts.models import Customer, Invoice, Payment, User
+from dunning_site.accounts.models import Channel, Consent, Customer, Invoice, Payment, User
 from dunning_site.accounts.signals import invoice_balance_changed
 from dunning_site.lib.money import format_money
 
@@ -124,3 +124,42 @@ def payment_record(
         invoice.refresh_from_db(fields=["amount_remaining"])
         invoice_balance_changed.send(sender=Invoice, invoice=invoice, actor=recorded_by, at=payment.at)
     return payment
+
+
+CONSENT_CHANNEL_UNKNOWN = "Unknown channel %(channel)s."
+
+
+@transaction.atomic
+def consent_record(
+    *, customer: Customer, channel: str, granted: bool, source: str, note: str = "", at: dt.datetime | None = None
+) -> Consent:
+    """Record the customer's current choice for a channel (an opt-out takes effect at once:
+    delivery checks consent at send time)."""
+    consent, _ = Consent.objects.update_or_create(
+        customer=customer,
+        channel=channel,
+        defaults={"granted": granted, "source": source, "note": note, "recorded_at": at or timezone.now()},
+    )
+    return consent
+
+
+@transaction.atomic
+def contact_mark_unusable(*, customer: Customer, channel: str, reason: str, at: dt.datetime | None = None) -> Customer:
+    """An address that bounced hard, drew a complaint, or reached the wrong person is not used again
+    until staff correct it. `channel` is "email" or "sms"/"call" (both mean the phone number)."""
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    at = at or timezone.now()
+    if channel == Channel.EMAIL:
+        customer.email_unusable_since, customer.email_unusable_reason = at, reason[:255]
+    else:
+        customer.phone_unusable_since, customer.phone_unusable_reason = at, reason[:255]
+    customer.save(
+        update_fields=[
+            "email_unusable_since",
+            "email_unusable_reason",
+            "phone_unusable_since",
+            "phone_unusable_reason",
+            "updated_at",
+        ]
+    )
+    return customer

@@ -1,21 +1,40 @@
-"""The plain values a message template may use for a case (no model instances reach templates)."""
+"""The plain values a message template may use for a case (no model instances reach templates).
+
+The keys are exactly notifications.rendering.CONTEXT_VARIABLES; templates are validated against
+that list when saved.
+"""
 
 import datetime as dt
 
 from babel.dates import format_date
 from django.conf import settings
 
-from dunning_site.accounts.models import Customer, Invoice
+from dunning_site.accounts.models import Customer, Invoice, User
 from dunning_site.lib.money import format_money
+from dunning_site.notifications.unsubscribe import unsubscribe_url
+
+# Kept out of SMS when the policy is discreet: a phone number may have changed hands.
+DISCREET_KEYS = {"pay_url", "card_update_url", "plan_offer_url", "sender_company", "sender_name", "sender_phone"}
 
 
-def message_context(*, customer: Customer, currency: str, invoices: list[Invoice], today: dt.date) -> dict:
+def message_context(
+    *,
+    customer: Customer,
+    currency: str,
+    invoices: list[Invoice],
+    today: dt.date,
+    collector: User | None = None,
+    discreet: bool = False,
+) -> dict:
     locale = (customer.language or "en").replace("-", "_")
     overdue = [invoice for invoice in invoices if invoice.status == Invoice.Status.OPEN]
     total = sum(invoice.total - invoice.amount_paid for invoice in overdue)
     oldest_due = min((invoice.due_on for invoice in overdue), default=today)
     pay_url = next((invoice.hosted_payment_url for invoice in overdue if invoice.hosted_payment_url), "")
-    return {
+    collector_name = (
+        (collector.get_full_name() or collector.get_username()) if collector else settings.DUNNING_SENDER_NAME
+    )
+    context = {
         "customer_name": customer.name,
         "company_name": customer.company or customer.name,
         "currency": currency,
@@ -35,6 +54,20 @@ def message_context(*, customer: Customer, currency: str, invoices: list[Invoice
             for invoice in overdue
         ],
         "pay_url": pay_url or settings.SITE_URL,
+        # The hosted invoice page lets the customer pay with a new card; the portal's own
+        # card-update and plan pages replace these links when they exist.
+        "card_update_url": pay_url or settings.SITE_URL,
+        "plan_offer_url": "",
+        "unsubscribe_url": unsubscribe_url(customer_id=customer.pk),
+        "collector_name": collector_name,
+        "collector_signature": (collector.signature if collector and collector.signature else collector_name),
         "sender_name": settings.DUNNING_SENDER_NAME,
         "sender_company": settings.DUNNING_SENDER_COMPANY,
+        "sender_address": settings.DUNNING_SENDER_ADDRESS,
+        "sender_email": settings.DEFAULT_FROM_EMAIL,
+        "sender_phone": settings.DUNNING_SENDER_PHONE,
     }
+    if discreet:
+        context = {key: (value if key in DISCREET_KEYS else "") for key, value in context.items()}
+        context["invoices"] = []
+    return context

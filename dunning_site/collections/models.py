@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from dunning_site.accounts.models import CURRENCY_SHAPE, Channel, Customer, Invoice
 from dunning_site.lib.validators import validate_currency
-from dunning_site.notifications.models import Message, MessageTemplate, Tone
+from dunning_site.notifications.models import ContactRules, Message, MessageTemplate, Tone
 
 
 class Policy(models.Model):
@@ -20,6 +20,13 @@ class Policy(models.Model):
         default=0, help_text="Smallest overdue amount, in minor units of the currency, this policy applies to."
     )
     priority = models.PositiveIntegerField(default=100, help_text="Lower numbers are tried first.")
+    contact_rules = models.ForeignKey(
+        ContactRules,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        help_text="Blank: the safe defaults (08:00–20:00 local, no Sundays, 3 contacts and 7 calls a week).",
+    )
     grace_days = models.PositiveIntegerField(
         default=1, help_text="Days after the due date before an unpaid invoice opens a case."
     )
@@ -74,6 +81,9 @@ class Step(models.Model):
     )
     tone = models.CharField(max_length=10, choices=Tone.choices, default=Tone.FRIENDLY)
     requires_approval = models.BooleanField(default=False)
+    review_before_send = models.BooleanField(
+        default=False, help_text="The message waits as a draft for a collector to personalize and send."
+    )
 
     class Meta:
         ordering = ["policy", "position"]

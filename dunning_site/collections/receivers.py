@@ -14,12 +14,26 @@ def reconcile_cases(sender, invoice, actor=None, at=None, **kwargs) -> None:
 
 
 @receiver(message_status_changed)
-def record_message_status(sender, message, previous_status, **kwargs) -> None:
+def record_message_event(sender, message, previous_status, event="", user=None, **kwargs) -> None:
+    """Every step of a message's life is on the timeline of its case: sent, deferred and why,
+    cancelled and why, delivered, bounced, opened, edited by whom."""
+    event = event or message.status
+    data = {"message_id": message.pk, "channel": message.channel, "status": message.status}
+    if event == "deferred":
+        data |= {"until": message.send_after.isoformat(), "reason": message.deferred_reason}
+    elif message.error and event in ("failed", "cancelled", "bounced"):
+        data["reason"] = message.error
+    elif event == "scheduled":
+        data["at"] = message.send_after.isoformat()
+    elif event == "edited":
+        data |= {"subject": message.subject, "body": message.body}
     CaseEvent.objects.bulk_create(
         CaseEvent(
             case=case,
-            type=f"collections.message.{message.status}",
-            data={"message_id": message.pk, "channel": message.channel, "error": message.error or ""},
+            type=f"collections.message.{event}",
+            actor=CaseEvent.Actor.USER if user else CaseEvent.Actor.SYSTEM,
+            user=user,
+            data=data,
         )
         for case in Case.objects.filter(messages=message)
     )

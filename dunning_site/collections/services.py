@@ -8,6 +8,7 @@ performed at most once per (case, step, attempt), a unique row written in the sa
 import dataclasses
 import datetime as dt
 import logging
+import uuid
 import zoneinfo
 from collections.abc import Iterable
 
@@ -20,11 +21,12 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.exceptions import DuplicateJobError
 
-from dunning_site.accounts.models import Customer, Invoice, User
-from dunning_site.collections.context import message_context
+from dunning_site.accounts.models import Channel, Customer, Invoice, User
+from dunning_site.accounts.services import contact_mark_unusable
+from dunning_site.collections.messaging import TemplateBook, compose, step_template_key
 from dunning_site.collections.models import Approval, Case, CaseEvent, Policy, Step, StepExecution
+from dunning_site.lib.money import format_money
 from dunning_site.notifications.models import Message, MessageTemplate
-from dunning_site.notifications.rendering import render_message
 from dunning_site.notifications.services import messages_cancel, messages_create
 
 logger = logging.getLogger(__name__)
@@ -268,7 +270,7 @@ def cases_advance_batch(*, now: dt.datetime, batch_size: int) -> int:
     cases = list(
         Case.objects.filter(status=Case.Status.OPEN, next_action_at__lte=now)
         .order_by("next_action_at")
-        .select_related("customer", "next_step__template", "policy")
+        .select_related("customer", "next_step__template", "policy__contact_rules", "assignee")
         .select_for_update(skip_locked=True, of=("self",))[:batch_size]
     )
     if not cases:
@@ -281,7 +283,7 @@ def cases_advance_batch(*, now: dt.datetime, batch_size: int) -> int:
         (approval.case_id, approval.step_id, approval.attempt): approval
         for approval in Approval.objects.filter(case__in=cases).order_by()
     }
-    translations = _translations(cases)
+    book = _template_book(cases)
 
     pendings, new_approvals, events = [], [], []
     for case in cases:
@@ -310,7 +312,7 @@ def cases_advance_batch(*, now: dt.datetime, batch_size: int) -> int:
                 events.append(_event(case, "collections.step.skipped", at=now, reason="rejected", **_step_data(step)))
                 _schedule(case, _step_after(case.policy.steps.all(), step), after=step, now=now)
                 continue
-        pendings.append(_perform(case, step, translations=translations, now=now))
+        pendings.append(_perform(case, step, book=book, now=now))
 
     messages = messages_create([pending.message for pending in pendings if pending.message is not None])
     del messages  # bulk_create sets the ids on the Message objects held by the pendings
@@ -338,42 +340,26 @@ def _load_batch(cases: list[Case]) -> None:
         cases,
         Prefetch("invoices", queryset=Invoice.objects.filter(status=Invoice.Status.OPEN).order_by("due_on")),
         Prefetch("policy__steps", queryset=Step.objects.order_by("position")),
+        "customer__consents",
     )
     for case in cases:
         case.updated_at = timezone.now()
 
 
-def _translations(cases: list[Case]) -> dict[tuple[str, str], MessageTemplate]:
-    """Every translation the batch might need, in one query: (key, language) → template."""
-    keys = {case.next_step.template.key for case in cases if case.next_step and case.next_step.template}
-    if not keys:
-        return {}
-    languages = set()
-    for case in cases:
-        language = case.customer.language or "en"
-        languages |= {language, language.split("-")[0]}
-    return {
-        (template.key, template.language): template
-        for template in MessageTemplate.objects.filter(key__in=keys, language__in=languages)
-    }
+def _template_book(cases: list[Case]) -> TemplateBook:
+    """Every template the batch might need, in one query."""
+    return TemplateBook({case.next_step.template.key for case in cases if case.next_step and case.next_step.template})
 
 
-def _template_for(step: Step, language: str, translations: dict) -> MessageTemplate | None:
-    if step.template is None:
-        return None
-    language = language or "en"
-    return (
-        translations.get((step.template.key, language))
-        or translations.get((step.template.key, language.split("-")[0]))
-        or step.template
-    )
-
-
-def _perform(case: Case, step: Step, *, translations: dict, now: dt.datetime) -> _Pending:
+def _perform(case: Case, step: Step, *, book: TemplateBook, now: dt.datetime) -> _Pending:
     pending = _Pending(case=case, step=step)
     if step.action in Step.MESSAGE_ACTIONS:
-        pending.message = _message_for(case, step, translations=translations, now=now)
-        pending.events.append(_event(case, "collections.step.performed", at=now, **_step_data(step)))
+        pending.message = message = _message_for(case, step, book=book, now=now)
+        performed = (
+            "collections.step.drafted" if message.status == Message.Status.DRAFT else "collections.step.performed"
+        )
+        data = _step_data(step) | {"sent_on": message.channel}
+        pending.events.append(_event(case, performed, at=now, **data))
     elif step.action == Step.Action.SUSPEND_SERVICE:
         case.service_suspended = True
         pending.events.append(_event(case, "collections.case.suspended", at=now, **_step_data(step)))
@@ -388,21 +374,15 @@ def _perform(case: Case, step: Step, *, translations: dict, now: dt.datetime) ->
     return pending
 
 
-def _message_for(case: Case, step: Step, *, translations: dict, now: dt.datetime) -> Message:
-    customer = case.customer
-    template = _template_for(step, customer.language, translations)
-    context = message_context(customer=customer, currency=case.currency, invoices=case.invoices.all(), today=now.date())
-    subject, body = render_message(template, context) if template else ("", "")
-    return Message(
-        customer=customer,
-        channel=step.channel,
-        template=template,
-        to_address=customer.phone if step.channel in ("sms", "call") else customer.email,
-        subject=subject,
-        body=body,
+def _message_for(case: Case, step: Step, *, book: TemplateBook, now: dt.datetime) -> Message:
+    return compose(
+        case=case,
+        channel=Channel.CALL if step.action == Step.Action.CALL_TASK else step.channel,
+        template_key=step_template_key(step),
+        book=book,
         idempotency_key=f"case:{case.pk}:step:{step.pk}:attempt:1",
-        created_at=now,
-        send_after=now,
+        now=now,
+        draft=step.review_before_send,
     )
 
 
@@ -565,3 +545,88 @@ def enqueue_tick() -> None:
         pass
     except RedisError as error:
         logger.warning("Could not enqueue a tick (%s); the next cron tick will do its work.", error)
+
+
+# ---------------------------------------------------------------------------------------------
+# Collectors at work: personalized messages, ad-hoc messages, call outcomes
+
+NOT_A_CALL = "Only call tasks have an outcome."
+PROMISE_NEEDS_DATE_AND_AMOUNT = "A promise to pay needs a date and an amount."
+PROMISE_DATE_IN_PAST = "The promised date must be today or later."
+
+
+@transaction.atomic
+def case_message_compose(
+    *, case: Case, template: MessageTemplate | None, channel: str, user: User, now: dt.datetime | None = None
+) -> Message:
+    """An ad-hoc message on a case, written from a template as a draft for the collector to
+    personalize and send (message_edit, message_release)."""
+    now = now or timezone.now()
+    case = (
+        Case.objects.select_related("customer", "policy__contact_rules", "assignee")
+        .prefetch_related("customer__consents", Prefetch("invoices", queryset=Invoice.objects.order_by("due_on")))
+        .get(pk=case.pk)
+    )
+    if not case.is_active:
+        raise ValidationError(CASE_NOT_ACTIVE % {"case": case.pk, "status": case.get_status_display().lower()})
+    book = TemplateBook({template.key} if template else set())
+    (message,) = messages_create(
+        [
+            compose(
+                case=case,
+                channel=channel,
+                template_key=template.key if template else None,
+                book=book,
+                idempotency_key=f"case:{case.pk}:adhoc:{uuid.uuid4().hex}",
+                now=now,
+                draft=True,
+                collector=user,
+            )
+        ]
+    )
+    case.messages.add(message)
+    case_event_record(
+        case, "collections.message.composed", user=user, at=now, message_id=message.pk, channel=message.channel
+    )
+    return message
+
+
+@transaction.atomic
+def call_outcome_record(
+    *,
+    message: Message,
+    outcome: str,
+    user: User,
+    note: str = "",
+    promised_on: dt.date | None = None,
+    promised_amount: int | None = None,
+) -> Message:
+    """What came of a call. A promise pauses the case until the promised day; a dispute pauses it
+    with reason "dispute"; a wrong number makes the phone unusable."""
+    now = timezone.now()
+    message = Message.objects.select_for_update().select_related("customer").get(pk=message.pk)
+    if message.channel != Channel.CALL:
+        raise ValidationError(NOT_A_CALL)
+    if outcome == Message.CallOutcome.PROMISE:
+        if not promised_on or not promised_amount:
+            raise ValidationError(PROMISE_NEEDS_DATE_AND_AMOUNT)
+        if promised_on < timezone.localdate():
+            raise ValidationError({"promised_on": PROMISE_DATE_IN_PAST})
+    message.call_outcome, message.call_outcome_at, message.call_outcome_by = outcome, now, user
+    message.save(update_fields=["call_outcome", "call_outcome_at", "call_outcome_by"])
+    for case in Case.objects.filter(messages=message):
+        data = {"message_id": message.pk, "outcome": outcome, "outcome_label": message.get_call_outcome_display()}
+        if note:
+            data["note"] = note
+        if outcome == Message.CallOutcome.PROMISE:
+            data |= {"promised_on": promised_on.isoformat(), "promised_amount": promised_amount}
+        case_event_record(case, "collections.call.logged", user=user, at=now, **data)
+        if case.is_active and outcome == Message.CallOutcome.PROMISE:
+            until = dt.datetime.combine(promised_on + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+            reason = f"Promise to pay {format_money(promised_amount, case.currency)} by {promised_on.isoformat()}"
+            case_pause(case=case, until=until, reason=reason, user=user)
+        elif case.is_active and outcome == Message.CallOutcome.DISPUTE:
+            case_pause(case=case, until=None, reason="dispute", user=user)
+    if outcome == Message.CallOutcome.WRONG_NUMBER:
+        contact_mark_unusable(customer=message.customer, channel=Channel.CALL, reason="Wrong number (call)", at=now)
+    return message

@@ -1,8 +1,53 @@
+import datetime as dt
+
+from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from dunning_site.accounts.models import Channel, Customer
+
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def default_contact_days() -> list[int]:
+    return [0, 1, 2, 3, 4, 5]  # Monday to Saturday: no Sundays
+
+
+class ContactRules(models.Model):
+    """When and how often a customer may be contacted; enforced at send time, for every channel."""
+
+    name = models.CharField(max_length=120, unique=True)
+    window_start = models.TimeField(default=dt.time(8), help_text="Earliest local time, in the customer's zone.")
+    window_end = models.TimeField(default=dt.time(20), help_text="Latest local time (exclusive).")
+    contact_days = models.JSONField(
+        default=default_contact_days, help_text="Weekdays allowed, 0 = Monday … 6 = Sunday."
+    )
+    max_contacts_per_week = models.PositiveSmallIntegerField(
+        default=3, help_text="Emails, SMS and letters in any rolling 7 days, all channels together."
+    )
+    max_calls_per_week = models.PositiveSmallIntegerField(default=7, help_text="Call attempts in any rolling 7 days.")
+    discreet_sms = models.BooleanField(
+        default=False, help_text="SMS never carry names or amounts (a number may have changed hands)."
+    )
+
+    class Meta:
+        verbose_name_plural = "contact rules"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(window_start__lt=F("window_end")),
+                name="contact_window_start_before_end",
+                violation_error_message="The contact window must start before it ends.",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_contacts_per_week__gte=1) & Q(max_calls_per_week__gte=1),
+                name="contact_caps_at_least_one",
+                violation_error_message="Caps must allow at least one contact a week.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Tone(models.TextChoices):
@@ -14,17 +59,25 @@ class Tone(models.TextChoices):
 class MessageTemplate(models.Model):
     """A staff-editable message. Templates sharing a `key` are translations of one another."""
 
-    key = models.SlugField(max_length=80, help_text="Shared by the translations of one message.")
+    key = models.SlugField(max_length=80, help_text="Shared by the translations and segment variants of one message.")
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
     language = models.CharField(max_length=16, default="en")
+    segment = models.SlugField(max_length=50, blank=True, help_text="Blank: every segment.")
     tone = models.CharField(max_length=10, choices=Tone.choices, default=Tone.FRIENDLY)
     subject = models.CharField(max_length=255, blank=True)
-    body = models.TextField()
+    body = models.TextField(help_text="Plain text: the SMS, the call script, the letter, or the email's text part.")
+    html_body = models.TextField(blank=True, help_text="Email only: the HTML part (the text part is its alternative).")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["key", "language"]
-        constraints = [models.UniqueConstraint(fields=["key", "language"], name="one_template_per_key_language")]
+        ordering = ["key", "language", "segment"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "language", "segment"],
+                name="one_template_per_key_language_segment",
+                violation_error_message="This message already has a version in this language for this segment.",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.key} ({self.language})"
@@ -34,6 +87,7 @@ class Message(models.Model):
     """One outbound message: the outbox row is written with the step, delivery happens in a job."""
 
     class Status(models.TextChoices):
+        DRAFT = "draft", "Draft (to review)"
         QUEUED = "queued", "Queued"
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
@@ -42,7 +96,15 @@ class Message(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
-    PENDING_STATUSES = (Status.QUEUED,)
+    class CallOutcome(models.TextChoices):
+        REACHED = "reached", "Reached"
+        VOICEMAIL = "voicemail", "Left a voicemail"
+        PROMISE = "promise", "Promise to pay"
+        DISPUTE = "dispute", "Dispute"
+        REFUSED = "refused", "Refused to pay"
+        WRONG_NUMBER = "wrong_number", "Wrong number"
+
+    PENDING_STATUSES = (Status.DRAFT, Status.QUEUED)
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="messages")
     channel = models.CharField(max_length=10, choices=Channel.choices)
@@ -50,7 +112,23 @@ class Message(models.Model):
     to_address = models.CharField(max_length=255, help_text="Email address or phone number at sending time.")
     subject = models.CharField(max_length=255, blank=True)
     body = models.TextField()
+    html_body = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    contact_rules = models.ForeignKey(ContactRules, on_delete=models.PROTECT, null=True, blank=True)
+    deferred_reason = models.CharField(max_length=255, blank=True, help_text="Why it waits, when a rule held it.")
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    edited_at = models.DateTimeField(null=True, blank=True)
+    letter = models.FileField(upload_to="letters/%Y/%m/", blank=True)
+    call_outcome = models.CharField(max_length=20, choices=CallOutcome.choices, blank=True)
+    call_outcome_at = models.DateTimeField(null=True, blank=True)
+    call_outcome_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     idempotency_key = models.CharField(max_length=200, unique=True)
     provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
     error = models.TextField(blank=True)
@@ -60,6 +138,8 @@ class Message(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
 
@@ -71,10 +151,28 @@ class Message(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["queued", "sending", "sent", "delivered", "bounced", "failed", "cancelled"]),
+                condition=Q(
+                    status__in=["draft", "queued", "sending", "sent", "delivered", "bounced", "failed", "cancelled"]
+                ),
                 name="message_status_valid",
             )
         ]
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} to {self.to_address}: {self.subject or self.body[:40]}"
+
+
+class DeliveryEvent(models.Model):
+    """What a provider told us about a message (delivered, bounced, opened…), each event once."""
+
+    message = models.ForeignKey(Message, on_delete=models.PROTECT, related_name="delivery_events")
+    kind = models.CharField(max_length=20)
+    provider_event_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for message {self.message_id}"

@@ -5,13 +5,17 @@ import logging
 
 import django_rq
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 
-from dunning_site.notifications.models import Message
+from dunning_site.accounts.models import Channel, Customer, User
+from dunning_site.accounts.services import consent_record, contact_mark_unusable
+from dunning_site.notifications import rules
+from dunning_site.notifications.models import DeliveryEvent, Message
 from dunning_site.notifications.signals import message_status_changed
 from dunning_site.notifications.transports import TransportError, transport_for
 
@@ -32,7 +36,7 @@ def messages_enqueue_on_commit(messages: list[Message]) -> None:
         transaction.on_commit(lambda: _enqueue_delivery(ids), robust=True)
 
 
-def _enqueue_delivery(message_ids: list[int]) -> None:
+def _enqueue_delivery(message_ids: list[int], *, at: dt.datetime | None = None) -> None:
     from dunning_site.notifications.jobs import deliver
 
     queue: Queue = django_rq.get_queue(QUEUE_NAME)
@@ -40,6 +44,10 @@ def _enqueue_delivery(message_ids: list[int]) -> None:
     # One round trip for the whole batch. If Redis is unreachable the rows stay `queued` and the
     # sweeper enqueues them once it is back: nothing is lost, so a warning is enough.
     try:
+        if at is not None:
+            for message_id in message_ids:
+                queue.enqueue_at(at, deliver, message_id, retry=retry, result_ttl=0)
+            return
         queue.enqueue_many(
             [Queue.prepare_data(deliver, args=(message_id,), retry=retry, result_ttl=0) for message_id in message_ids]
         )
@@ -49,26 +57,63 @@ def _enqueue_delivery(message_ids: list[int]) -> None:
 
 @transaction.atomic
 def messages_create(messages: list[Message]) -> list[Message]:
-    """Write unsaved Message rows in one statement and enqueue their delivery on commit."""
+    """Write unsaved Message rows in one statement and enqueue the delivery of those not drafts."""
     for message in messages:
-        message.full_clean(exclude=["customer", "template"], validate_unique=False, validate_constraints=False)
+        message.full_clean(
+            exclude=["customer", "template", "contact_rules", "assigned_to"],
+            validate_unique=False,
+            validate_constraints=False,
+        )
     created = Message.objects.bulk_create(messages)
-    messages_enqueue_on_commit(created)
+    due, later = [], {}
+    for message in created:
+        if message.status != Message.Status.QUEUED:
+            continue
+        if message.send_after > timezone.now():
+            later.setdefault(message.send_after, []).append(message.pk)
+        else:
+            due.append(message)
+    messages_enqueue_on_commit(due)
+    for at, ids in later.items():
+        transaction.on_commit(lambda at=at, ids=ids: _enqueue_delivery(ids, at=at), robust=True)
     return created
 
 
 def message_deliver(*, message_id: int, now: dt.datetime | None = None) -> str:
-    """Send one message at most once; returns what happened, for the job's log.
+    """Send one message at most once, if the contact rules allow it now; returns what happened.
 
-    The claim is a conditional update queued → sending, so a second job for the same message
-    (a duplicate enqueue, the sweeper) finds nothing to claim and does nothing.
+    The rules are decided and the message claimed (queued → sending) in one transaction holding
+    the customer's row, so two workers delivering to the same customer cannot both slip under a
+    cap. The provider call happens after that commit; its id is recorded before anything else.
     """
     now = now or timezone.now()
-    claimed = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED, send_after__lte=now).update(
-        status=Message.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
-    )
-    if not claimed:
-        return "not claimable"
+    with transaction.atomic():
+        message = (
+            Message.objects.select_related("contact_rules")
+            .filter(pk=message_id, status=Message.Status.QUEUED, send_after__lte=now)
+            .first()
+        )
+        if message is None:
+            return "not claimable"
+        customer = Customer.objects.select_for_update().get(pk=message.customer_id)
+        decision = rules.decide(
+            channel=message.channel,
+            now=now,
+            rules=rules.Rules.of(message.contact_rules),
+            recipient=recipient_of(customer),
+            recent=recent_contacts(customer=customer, now=now),
+        )
+        if decision.cancel:
+            _cancel(message, decision.reason, now)
+            return "cancelled"
+        if not decision.send:
+            _defer(message, decision.defer_until, decision.reason)
+            return "deferred"
+        claimed = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).update(
+            status=Message.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1, deferred_reason=""
+        )
+        if not claimed:
+            return "not claimable"
     message = Message.objects.select_related("customer").get(pk=message_id)
     try:
         provider_id = transport_for(message.channel).send(message)
@@ -80,6 +125,42 @@ def message_deliver(*, message_id: int, now: dt.datetime | None = None) -> str:
     )
     _status_changed(message, Message.Status.SENDING, Message.Status.SENT)
     return "sent"
+
+
+def recipient_of(customer: Customer) -> rules.Recipient:
+    consents = {consent.channel: consent.granted for consent in customer.consents.all()}
+    return rules.Recipient(
+        time_zone=customer.time_zone,
+        do_not_contact_reason=customer.get_do_not_contact_reason_display() if customer.do_not_contact else "",
+        sms_consent=consents.get(Channel.SMS, False),
+        opted_out=frozenset(channel for channel, granted in consents.items() if not granted),
+        email_unusable_reason=customer.email_unusable_reason if customer.email_unusable_since else "",
+        phone_unusable_reason=customer.phone_unusable_reason if customer.phone_unusable_since else "",
+    )
+
+
+def recent_contacts(*, customer: Customer, now: dt.datetime) -> list[tuple[str, dt.datetime]]:
+    """Contacts made (or being made) in the last 7 days, whatever became of them afterwards."""
+    return list(
+        Message.objects.filter(customer=customer, claimed_at__gt=now - rules.WEEK, claimed_at__lte=now)
+        .exclude(status__in=[Message.Status.QUEUED, Message.Status.DRAFT, Message.Status.CANCELLED])
+        .values_list("channel", "claimed_at")
+    )
+
+
+def _cancel(message: Message, reason: str, now: dt.datetime) -> None:
+    Message.objects.filter(pk=message.pk).update(
+        status=Message.Status.CANCELLED, cancelled_at=now, error=reason, deferred_reason=""
+    )
+    message.error = reason
+    _status_changed(message, Message.Status.QUEUED, Message.Status.CANCELLED)
+
+
+def _defer(message: Message, until: dt.datetime, reason: str) -> None:
+    Message.objects.filter(pk=message.pk).update(send_after=until, deferred_reason=reason)
+    message.send_after, message.deferred_reason = until, reason
+    message_status_changed.send(sender=Message, message=message, previous_status=message.status, event="deferred")
+    transaction.on_commit(lambda: _enqueue_delivery([message.pk], at=until), robust=True)
 
 
 class DeliveryDeferred(Exception):
@@ -99,9 +180,9 @@ def _delivery_failed(message: Message, error: TransportError, now: dt.datetime) 
     raise DeliveryDeferred(str(error))
 
 
-def _status_changed(message: Message, previous: str, status: str) -> None:
+def _status_changed(message: Message, previous: str, status: str, *, event: str = "") -> None:
     message.status = status
-    message_status_changed.send(sender=Message, message=message, previous_status=previous)
+    message_status_changed.send(sender=Message, message=message, previous_status=previous, event=event or status)
 
 
 def messages_sweep(*, now: dt.datetime | None = None) -> int:
@@ -124,3 +205,119 @@ def messages_cancel(*, messages) -> int:
     return messages.filter(status__in=Message.PENDING_STATUSES).update(
         status=Message.Status.CANCELLED, cancelled_at=now
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Drafts: a collector personalizes a message before it goes
+
+NOT_EDITABLE = "This message is %(status)s; only drafts and messages not yet sent can be edited."
+SCHEDULE_IN_PAST = "Choose a time in the future, or send it now."
+
+
+@transaction.atomic
+def message_edit(*, message: Message, subject: str, body: str, html_body: str | None, user: User) -> Message:
+    """Replace the text of a message not yet sent; what is stored is exactly what will be sent."""
+    message = Message.objects.select_for_update().get(pk=message.pk)
+    if message.status not in Message.PENDING_STATUSES:
+        raise ValidationError(NOT_EDITABLE % {"status": message.get_status_display().lower()})
+    message.subject = " ".join(subject.split())
+    message.body = body.strip() + "\n"
+    if html_body is not None:
+        message.html_body = html_body
+    message.edited_by, message.edited_at = user, timezone.now()
+    message.save(update_fields=["subject", "body", "html_body", "edited_by", "edited_at"])
+    message_status_changed.send(
+        sender=Message, message=message, previous_status=message.status, event="edited", user=user
+    )
+    return message
+
+
+@transaction.atomic
+def message_release(*, message: Message, user: User, send_at: dt.datetime | None = None) -> Message:
+    """Send a draft now, or at `send_at`; the contact rules still apply when it goes."""
+    now = timezone.now()
+    if send_at is not None and send_at <= now:
+        raise ValidationError({"send_at": SCHEDULE_IN_PAST})
+    message = Message.objects.select_for_update().get(pk=message.pk)
+    if message.status != Message.Status.DRAFT:
+        raise ValidationError(NOT_EDITABLE % {"status": message.get_status_display().lower()})
+    message.status = Message.Status.QUEUED
+    message.send_after = send_at or now
+    message.save(update_fields=["status", "send_after"])
+    message_status_changed.send(
+        sender=Message,
+        message=message,
+        previous_status=Message.Status.DRAFT,
+        event="scheduled" if send_at else "released",
+    )
+    if send_at:
+        transaction.on_commit(lambda: _enqueue_delivery([message.pk], at=send_at), robust=True)
+    else:
+        messages_enqueue_on_commit([message])
+    return message
+
+
+# ---------------------------------------------------------------------------------------------
+# Tracking: what providers tell us after sending
+
+# How far along a message is; a late "delivered" never overrides a "bounced", and so on.
+_PROGRESS = {
+    Message.Status.SENT: 1,
+    Message.Status.DELIVERED: 2,
+    Message.Status.BOUNCED: 3,
+    Message.Status.FAILED: 3,
+}
+TRACKING_STATUS = {
+    "delivered": Message.Status.DELIVERED,
+    "bounced": Message.Status.BOUNCED,
+    "failed": Message.Status.FAILED,
+}
+
+
+@transaction.atomic
+def message_tracking_record(
+    *,
+    message: Message,
+    kind: str,
+    at: dt.datetime | None = None,
+    provider_event_id: str | None = None,
+    data: dict | None = None,
+    reason: str = "",
+) -> bool:
+    """Apply one provider event to its message; False when the event was already recorded.
+
+    kind: delivered, bounced (hard), failed, complained, unsubscribed, opened, clicked. A hard
+    bounce or a complaint makes the address unusable; a complaint or an unsubscribe is an opt-out.
+    """
+    at = at or timezone.now()
+    try:
+        with transaction.atomic():  # a savepoint: a duplicate event id (providers retry) is not an error
+            DeliveryEvent.objects.create(
+                message=message, kind=kind, provider_event_id=provider_event_id, at=at, data=data or {}
+            )
+    except IntegrityError:
+        return False
+    message = Message.objects.select_for_update().select_related("customer").get(pk=message.pk)
+    previous = message.status
+    fields: dict = {}
+    status = TRACKING_STATUS.get(kind)
+    if status and _PROGRESS.get(status, 0) > _PROGRESS.get(previous, 0):
+        fields["status"] = status
+        fields["delivered_at" if status == Message.Status.DELIVERED else "failed_at"] = at
+        if reason:
+            fields["error"] = reason
+    if kind == "opened" and not message.opened_at:
+        fields["opened_at"] = at
+    if kind == "clicked" and not message.clicked_at:
+        fields["clicked_at"] = at
+    if fields:
+        Message.objects.filter(pk=message.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(message, name, value)
+    if kind in ("bounced", "complained"):
+        contact_mark_unusable(customer=message.customer, channel=message.channel, reason=reason or kind, at=at)
+    if kind in ("complained", "unsubscribed"):
+        source = "complaint" if kind == "complained" else "unsubscribe"
+        consent_record(customer=message.customer, channel=message.channel, granted=False, source=source, at=at)
+    message_status_changed.send(sender=Message, message=message, previous_status=previous, event=kind)
+    return True

@@ -2,4 +2,4 @@
 
 from django.dispatch import Signal
 
-message_status_changed = Signal()  # kwargs: message, previous_status
+message_status_changed = Signal()  # kwargs: message, previous_status, event (sent, deferred, edited…), user

@@ -9,9 +9,11 @@ from email.utils import make_msgid
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.utils.module_loading import import_string
 
 from dunning_site.accounts.models import Channel
 from dunning_site.notifications.models import Message
+from dunning_site.notifications.unsubscribe import unsubscribe_url
 
 NO_TRANSPORT = "No transport is configured for the %(channel)s channel."
 NO_ADDRESS = "The customer has no address for the %(channel)s channel."
@@ -34,12 +36,20 @@ class EmailTransport(Transport):
             raise TransportError(NO_ADDRESS % {"channel": "email"}, permanent=True)
         # Our own Message-ID is the provider id for plain SMTP; an ESP's id replaces it when given.
         message_id = make_msgid(domain=settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].rstrip(">"))
+        unsubscribe = unsubscribe_url(customer_id=message.customer_id)
         email = EmailMultiAlternatives(
             subject=message.subject,
             body=message.body,
             to=[message.to_address],
-            headers={"Message-ID": message_id},
+            headers={
+                "Message-ID": message_id,
+                # RFC 2369 and RFC 8058: mail clients show an unsubscribe button that works in one click.
+                "List-Unsubscribe": f"<{unsubscribe}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
         )
+        if message.html_body:
+            email.attach_alternative(message.html_body, "text/html")
         # Anymail sends these to the ESP and hands them back in tracking webhooks.
         email.metadata = {"message_id": str(message.pk), "idempotency_key": message.idempotency_key}
         email.tags = ["dunning"]
@@ -55,11 +65,25 @@ class EmailTransport(Transport):
         return message_id
 
 
-TRANSPORTS: dict[str, type[Transport]] = {Channel.EMAIL: EmailTransport}
+class CallTransport(Transport):
+    """A call is made by a person: "sending" hands the task, with its script, to the collectors'
+    queue (the message's assignee, or anyone); the outcome is recorded on the message afterwards."""
+
+    def send(self, message: Message) -> str:
+        # Even without a usable number the task goes to a person: finding one is part of the job.
+        return f"call-task-{message.pk}"
+
+
+TRANSPORTS: dict[str, str] = {
+    Channel.EMAIL: "dunning_site.notifications.transports.EmailTransport",
+    Channel.SMS: "dunning_site.notifications.sms.SmsTransport",
+    Channel.LETTER: "dunning_site.notifications.letters.LetterTransport",
+    Channel.CALL: "dunning_site.notifications.transports.CallTransport",
+}
 
 
 def transport_for(channel: str) -> Transport:
     try:
-        return TRANSPORTS[channel]()
-    except KeyError:
+        return import_string(TRANSPORTS[channel])()
+    except (KeyError, ImportError):
         raise TransportError(NO_TRANSPORT % {"channel": channel}, permanent=True) from None

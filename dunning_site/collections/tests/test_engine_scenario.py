@@ -83,8 +83,9 @@ def test_reminders_go_out_on_their_days_and_the_final_notice_waits_for_approval(
     assert approval.step.action == Step.Action.FINAL_NOTICE
 
     approval_decide(approval=approval, approve=True, user=UserFactory(username="manager"))
-    engine.run_at(26)
+    engine.run_until(26, start=26)  # approved at 18:45 Paris: held by the quiet hours until 08:00
     assert engine.sent_on[-1] == (26, "[final] Day 20: €120.00 overdue")
+    assert CaseEvent.objects.filter(type="collections.message.deferred").exists()
 
     engine.run_until(40, start=27)
     assert len(engine.sent_on) == 3

@@ -138,7 +138,7 @@ def test_each_template_compiles_and_lists_the_invoices_with_the_pay_link(copy):
         "sender_name": "The billing team",
         "sender_company": "Example SaaS Inc.",
     }
-    subject, body = render_message(MessageTemplate(subject=copy.subject, body=copy.body), context)
+    subject, body, _ = render_message(MessageTemplate(subject=copy.subject, body=copy.body), context)
     assert "€200.00" in subject + body
     assert "INV-2026-000123" in body and "INV-2026-000456" in body
     assert context["pay_url"] in body

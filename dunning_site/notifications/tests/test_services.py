@@ -16,7 +16,7 @@ from dunning_site.notifications.services import (
     messages_create,
     messages_sweep,
 )
-from dunning_site.notifications.transports import NO_TRANSPORT
+from dunning_site.notifications.transports import NO_TRANSPORT, TRANSPORTS
 
 pytestmark = pytest.mark.django_db
 
@@ -105,7 +105,8 @@ class ProviderDown:
         raise AnymailAPIError("ESP returned 503 Service Unavailable")
 
 
-def test_a_channel_without_transport_fails_permanently_with_a_reason(clock):
+def test_a_channel_without_transport_fails_permanently_with_a_reason(clock, monkeypatch):
+    monkeypatch.delitem(TRANSPORTS, "letter")
     (message,) = messages_create([new_message(channel="letter")])
     assert message_deliver(message_id=message.pk) == "failed"
     message.refresh_from_db()

@@ -1,0 +1,180 @@
+"""Composing a case's messages: which channel, which template, which words.
+
+Used by the tick for due steps (in bulk, with everything loaded up front) and by collectors for
+ad-hoc messages. The contact rules are not decided here but at send time, by notifications.
+"""
+
+import datetime as dt
+import zoneinfo
+
+from dunning_site.accounts.models import Channel, Customer, User
+from dunning_site.collections.context import message_context
+from dunning_site.collections.models import Case, Step
+from dunning_site.notifications.models import Message, MessageTemplate
+from dunning_site.notifications.rendering import render_message, render_text
+
+# When a step's channel cannot be used (bounced address, no consent), the next one that can.
+FALLBACK_ORDER = (Channel.EMAIL, Channel.SMS, Channel.CALL)
+
+# Words for a channel the policy has no template for (a fallback SMS or call script). Discreet by
+# design: an SMS may reach a number that changed hands.
+BUILT_IN = {
+    Channel.SMS: ("", "{{ sender_company }}: a payment on your account is overdue. Please pay here: {{ pay_url }}"),
+    Channel.CALL: (
+        "Call {{ company_name }} about {{ total_overdue }} overdue",
+        "Call {{ customer_name }} ({{ company_name }}) about {{ total_overdue }}, {{ days_overdue }} days overdue.\n"
+        "{% for invoice in invoices %}- {{ invoice.number }}, due {{ invoice.due_on }}: {{ invoice.amount_due }}\n"
+        "{% endfor %}Offer to send the payment link ({{ pay_url }}) or to agree a payment plan.",
+    ),
+    Channel.EMAIL: (
+        "{{ total_overdue }} overdue on your account",
+        "Hello {{ customer_name }},\n\n{{ invoice_count }} invoice(s) on your account are overdue, "
+        "{{ total_overdue }} in all:\n{% for invoice in invoices %}- {{ invoice.number }}, due {{ invoice.due_on }}: "
+        "{{ invoice.amount_due }}\n{% endfor %}\nPay here: {{ pay_url }}\n\n"
+        "{{ collector_signature }}\n{{ sender_company }}",
+    ),
+}
+BUILT_IN[Channel.LETTER] = BUILT_IN[Channel.EMAIL]
+
+COLLECTOR_DAY = (dt.time(9), dt.time(17))  # a call task falls due within the collector's working day
+
+
+def usable_channels(customer: Customer) -> list[str]:
+    """The channels this customer can be reached on now, in no particular order."""
+    consents = {consent.channel: consent.granted for consent in customer.consents.all()}
+    phone_ok = bool(customer.phone) and customer.phone_unusable_since is None
+    usable = []
+    if customer.email and customer.email_unusable_since is None and consents.get(Channel.EMAIL, True):
+        usable.append(Channel.EMAIL)
+    if phone_ok and consents.get(Channel.SMS, False):
+        usable.append(Channel.SMS)
+    if customer.postal_address.strip():
+        usable.append(Channel.LETTER)
+    if phone_ok:
+        usable.append(Channel.CALL)
+    return usable
+
+
+def channel_for(customer: Customer, wanted: str) -> str:
+    usable = usable_channels(customer)
+    if wanted in usable:
+        return wanted
+    # Nothing left at all: a call task, so a person finds another way to reach the customer.
+    return next((channel for channel in FALLBACK_ORDER if channel in usable), Channel.CALL)
+
+
+class TemplateBook:
+    """The templates a batch may need, loaded in one query, chosen by language and segment."""
+
+    def __init__(self, keys: set[str]) -> None:
+        candidates = keys | {f"{key}-{channel}" for key in keys for channel in Channel.values}
+        candidates |= {f"fallback-{channel}" for channel in Channel.values}
+        self.by_key: dict[str, list[MessageTemplate]] = {}
+        for template in MessageTemplate.objects.filter(key__in=candidates):
+            self.by_key.setdefault(template.key, []).append(template)
+
+    def choose(self, key: str, *, channel: str, language: str, segment: str) -> MessageTemplate | None:
+        for candidate in (key, f"{key}-{channel}", f"fallback-{channel}"):
+            versions = [template for template in self.by_key.get(candidate, []) if template.channel == channel]
+            if versions:
+                return _best_version(versions, language=language or "en", segment=segment)
+        return None
+
+
+def _best_version(versions: list[MessageTemplate], *, language: str, segment: str) -> MessageTemplate:
+    """The customer's language before the base language before English; this segment's variant
+    before the general one. A variant written for another segment is used only if nothing else is."""
+    base = language.split("-")[0]
+    fitting = [template for template in versions if template.segment in ("", segment)] or versions
+
+    def rank(template: MessageTemplate) -> tuple[int, int]:
+        language_rank = {language: 0, base: 1, "en": 2}.get(template.language, 3)
+        return language_rank, 0 if template.segment == segment else 1
+
+    return min(fitting, key=rank)
+
+
+def compose(
+    *,
+    case: Case,
+    channel: str,
+    template_key: str | None,
+    book: TemplateBook,
+    idempotency_key: str,
+    now: dt.datetime,
+    draft: bool = False,
+    collector: User | None = None,
+) -> Message:
+    """An unsaved Message for the case on the best usable channel, in the customer's language."""
+    customer = case.customer
+    channel = channel_for(customer, channel)
+    rules = case.policy.contact_rules
+    discreet = channel == Channel.SMS and bool(rules and rules.discreet_sms)
+    context = message_context(
+        customer=customer,
+        currency=case.currency,
+        invoices=list(case.invoices.all()),
+        today=now.date(),
+        collector=collector or case.assignee,
+        discreet=discreet,
+    )
+    template = (
+        book.choose(template_key, channel=channel, language=customer.language, segment=customer.segment)
+        if template_key
+        else None
+    )
+    if template is not None:
+        subject, body, html = render_message(template, context)
+    else:
+        subject_source, body_source = BUILT_IN[channel]
+        subject, body, html = (
+            " ".join(render_text(subject_source, context).split()),
+            render_text(body_source, context),
+            "",
+        )
+    if channel == Channel.SMS:
+        from dunning_site.notifications.sms import fit_sms
+
+        subject, body, html = "", fit_sms(" ".join(body.split())), ""
+    return Message(
+        customer=customer,
+        channel=channel,
+        template=template,
+        to_address=_address(customer, channel),
+        subject=subject,
+        body=body,
+        html_body=html if channel == Channel.EMAIL else "",
+        status=Message.Status.DRAFT if draft else Message.Status.QUEUED,
+        contact_rules=rules,
+        assigned_to=case.assignee if channel == Channel.CALL or draft else None,
+        idempotency_key=idempotency_key,
+        created_at=now,
+        send_after=_collector_moment(case.assignee, now) if channel == Channel.CALL else now,
+    )
+
+
+def _address(customer: Customer, channel: str) -> str:
+    if channel == Channel.EMAIL:
+        return customer.email
+    if channel == Channel.LETTER:
+        return customer.postal_address
+    return customer.phone
+
+
+def _collector_moment(collector: User | None, now: dt.datetime) -> dt.datetime:
+    """Now, or the start of the collector's next working day (Mon–Fri, 09:00–17:00 in their zone)."""
+    zone = zoneinfo.ZoneInfo(collector.time_zone if collector else "UTC")
+    local = now.astimezone(zone)
+    for offset in range(8):
+        day = local.date() + dt.timedelta(days=offset)
+        if day.weekday() >= 5:
+            continue
+        start = dt.datetime.combine(day, COLLECTOR_DAY[0], tzinfo=zone)
+        end = dt.datetime.combine(day, COLLECTOR_DAY[1], tzinfo=zone)
+        if now < end:
+            return max(now, start.astimezone(dt.UTC))
+    return now
+
+
+def step_template_key(step: Step) -> str | None:
+    return step.template.key if step.template else None

@@ -1,0 +1,159 @@
+"""The contact rules, decided at send time for one message.
+
+Pure functions over plain values, so every rule is easy to test and to reason about: a message
+is sent now, deferred to the next moment every rule allows (never dropped), or cancelled with a
+reason when no moment ever will (an opt-out, a do-not-contact flag, no consent for SMS).
+"""
+
+import dataclasses
+import datetime as dt
+import zoneinfo
+from collections.abc import Sequence
+
+from dunning_site.accounts.models import Channel
+
+WEEK = dt.timedelta(days=7)
+
+OUTSIDE_HOURS = "Outside the customer's contact hours (%(start)s–%(end)s, %(days)s, %(zone)s)."
+OVER_CONTACT_CAP = "Already %(count)d contacts in the last 7 days (the limit is %(cap)d)."
+OVER_CALL_CAP = "Already %(count)d call attempts in the last 7 days (the limit is %(cap)d)."
+DO_NOT_CONTACT = "The customer must not be contacted (%(reason)s)."
+NO_SMS_CONSENT = "The customer has not agreed to receive SMS."
+OPTED_OUT = "The customer opted out of %(channel)s."
+ADDRESS_UNUSABLE = "The customer's %(what)s is unusable: %(reason)s"
+
+
+@dataclasses.dataclass(frozen=True)
+class Rules:
+    """A policy's contact rules as plain values (the defaults are the safe ones)."""
+
+    window_start: dt.time = dt.time(8)
+    window_end: dt.time = dt.time(20)
+    contact_days: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    max_contacts_per_week: int = 3
+    max_calls_per_week: int = 7
+
+    @classmethod
+    def of(cls, contact_rules) -> "Rules":
+        if contact_rules is None:
+            return cls()
+        return cls(
+            window_start=contact_rules.window_start,
+            window_end=contact_rules.window_end,
+            contact_days=tuple(sorted(contact_rules.contact_days)),
+            max_contacts_per_week=contact_rules.max_contacts_per_week,
+            max_calls_per_week=contact_rules.max_calls_per_week,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipient:
+    """What the rules need to know about the customer, as it stands at send time."""
+
+    time_zone: str
+    do_not_contact_reason: str = ""  # non-empty: contact is forbidden
+    sms_consent: bool = False
+    opted_out: frozenset[str] = frozenset()
+    email_unusable_reason: str = ""
+    phone_unusable_reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    send: bool
+    defer_until: dt.datetime | None = None
+    cancel: bool = False
+    reason: str = ""
+
+
+SEND = Decision(send=True)
+
+
+def decide(
+    *, channel: str, now: dt.datetime, rules: Rules, recipient: Recipient, recent: Sequence[tuple[str, dt.datetime]]
+) -> Decision:
+    """`recent` is (channel, when) of the contacts already made in the last 7 days."""
+    if recipient.do_not_contact_reason:
+        return Decision(send=False, cancel=True, reason=DO_NOT_CONTACT % {"reason": recipient.do_not_contact_reason})
+    if channel in recipient.opted_out:
+        return Decision(send=False, cancel=True, reason=OPTED_OUT % {"channel": _channel_name(channel)})
+    if channel == Channel.SMS and not recipient.sms_consent:
+        return Decision(send=False, cancel=True, reason=NO_SMS_CONSENT)
+    if channel == Channel.EMAIL and recipient.email_unusable_reason:
+        reason = ADDRESS_UNUSABLE % {"what": "email address", "reason": recipient.email_unusable_reason}
+        return Decision(send=False, cancel=True, reason=reason)
+    if channel in (Channel.SMS, Channel.CALL) and recipient.phone_unusable_reason:
+        reason = ADDRESS_UNUSABLE % {"what": "phone number", "reason": recipient.phone_unusable_reason}
+        return Decision(send=False, cancel=True, reason=reason)
+
+    zone = zoneinfo.ZoneInfo(recipient.time_zone)
+    moment, reasons = now, []
+    # Each rule can only push the moment later, so a few rounds settle on one that satisfies all.
+    for _ in range(20):
+        later, reason = _cap_allows(channel, moment, rules, recent)
+        if later != moment:
+            moment, reasons = later, [*reasons, reason]
+            continue
+        later = next_window_opening(moment, zone, rules)
+        if later != moment:
+            moment = later
+            reasons.append(_outside_hours(rules, recipient.time_zone))
+            continue
+        break
+    if moment == now:
+        return SEND
+    return Decision(send=False, defer_until=moment, reason=reasons[0])
+
+
+def next_window_opening(moment: dt.datetime, zone: zoneinfo.ZoneInfo, rules: Rules) -> dt.datetime:
+    """`moment` itself when it is inside the contact window in the customer's zone, else the next
+    opening of the window on an allowed day. Local wall-clock times, so DST shifts are honoured."""
+    local = moment.astimezone(zone)
+    for offset in range(8):
+        day = local.date() + dt.timedelta(days=offset)
+        if day.weekday() not in rules.contact_days:
+            continue
+        opening = _local(day, rules.window_start, zone)
+        closing = _local(day, rules.window_end, zone)
+        if moment < closing:
+            return max(moment, opening)
+    raise ValueError("No contact day is allowed by these rules.")
+
+
+def _local(day: dt.date, time: dt.time, zone: zoneinfo.ZoneInfo) -> dt.datetime:
+    """The instant of a local wall-clock time. With fold=0 (PEP 495) a time skipped by a DST jump
+    maps to the instant just after the jump, and a repeated one to its first occurrence."""
+    return dt.datetime.combine(day, time, tzinfo=zone).astimezone(dt.UTC)
+
+
+def _cap_allows(
+    channel: str, moment: dt.datetime, rules: Rules, recent: Sequence[tuple[str, dt.datetime]]
+) -> tuple[dt.datetime, str]:
+    is_call = channel == Channel.CALL
+    cap = rules.max_calls_per_week if is_call else rules.max_contacts_per_week
+    times = sorted(at for kind, at in recent if (kind == Channel.CALL) == is_call and at > moment - WEEK)
+    if len(times) < cap:
+        return moment, ""
+    # The window frees a slot when the oldest contact that keeps it full turns 7 days old.
+    frees_at = times[len(times) - cap] + WEEK
+    message = OVER_CALL_CAP if is_call else OVER_CONTACT_CAP
+    return max(moment, frees_at + dt.timedelta(seconds=1)), message % {"count": len(times), "cap": cap}
+
+
+def _outside_hours(rules: Rules, zone: str) -> str:
+    days = rules.contact_days
+    names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    if list(days) == list(range(days[0], days[-1] + 1)):
+        day_text = f"{names[days[0]]}–{names[days[-1]]}"
+    else:
+        day_text = ", ".join(names[day] for day in days)
+    return OUTSIDE_HOURS % {
+        "start": rules.window_start.strftime("%H:%M"),
+        "end": rules.window_end.strftime("%H:%M"),
+        "days": day_text,
+        "zone": zone,
+    }
+
+
+def _channel_name(channel: str) -> str:
+    return dict(Channel.choices).get(channel, channel)

@@ -1,0 +1,139 @@
+"""Public endpoints of notifications: unsubscribe links, Twilio's signed webhooks (delivery reports
+and customer replies; an unsigned or wrongly signed request changes nothing), letter downloads."""
+
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core import signing
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+from twilio.request_validator import RequestValidator
+
+from dunning_site.accounts.models import Channel, Consent, Customer
+from dunning_site.accounts.services import consent_record, contact_mark_unusable
+from dunning_site.notifications.models import Message
+from dunning_site.notifications.services import message_tracking_record
+from dunning_site.notifications.unsubscribe import read_unsubscribe_token
+
+
+@csrf_exempt  # RFC 8058: mail clients POST "List-Unsubscribe=One-Click" without a session or token
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """GET asks for confirmation (link scanners follow GETs); POST opts the customer out at once."""
+    try:
+        customer_id, channel = read_unsubscribe_token(token)
+        customer = Customer.objects.get(pk=customer_id)
+    except (signing.BadSignature, Customer.DoesNotExist, KeyError, ValueError):
+        return render(request, "notifications/unsubscribe_invalid.html", status=404)
+    if request.method == "POST":
+        consent_record(customer=customer, channel=channel, granted=False, source=Consent.Source.UNSUBSCRIBE)
+        return render(request, "notifications/unsubscribed.html", {"channel": Channel(channel).label.lower()})
+    return render(request, "notifications/unsubscribe_confirm.html", {"channel": Channel(channel).label.lower()})
+
+
+@staff_member_required
+def letter_download(request: HttpRequest, message_id: int) -> FileResponse:
+    message = get_object_or_404(Message, pk=message_id, channel=Channel.LETTER)
+    if not message.letter:
+        raise Http404("This letter has not been printed yet.")
+    return FileResponse(message.letter.open("rb"), as_attachment=True, filename=f"letter-{message.pk}.pdf")
+
+
+# Twilio
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+INVALID_SIGNATURE = "Missing or invalid Twilio signature."
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+# Twilio's MessageStatus → tracking kind. The other statuses (queued, sent, …) add nothing
+# to what delivery already recorded.
+STATUS_KINDS = {"delivered": "delivered", "undelivered": "failed", "failed": "failed"}
+
+# Error codes saying the number itself is dead, so trying it again is pointless. Not 30003
+# (handset off or out of coverage) nor 30008 (unknown error): those pass.
+DEAD_NUMBER_ERRORS = {
+    "21211": "invalid phone number",
+    "21614": "not a mobile number",
+    "30005": "unknown or inactive number",
+    "30006": "landline or unreachable carrier",
+}
+UNDELIVERABLE_NUMBER = "Twilio error %(code)s: %(description)s"
+DELIVERY_FAILED = "Twilio reported %(status)s (error %(code)s)"
+
+# Twilio's default opt-out and opt-in keywords: Twilio itself answers them and, for an opt-out,
+# blocks further messages to the number from our sender; we record the choice so that the
+# contact rules stop choosing SMS for the customer.
+OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE", "ARRET"})
+OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
+
+
+def _signed_by_twilio(request: HttpRequest) -> bool:
+    token = settings.TWILIO_AUTH_TOKEN
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    # Without a token anybody could compute a "valid" signature with the empty key.
+    if not token or not signature:
+        return False
+    # The QueryDict, not .dict(): Twilio signs every value of a repeated field.
+    return RequestValidator(token).validate(request.build_absolute_uri(), request.POST, signature)
+
+
+@csrf_exempt
+@require_POST
+def twilio_status(request: HttpRequest) -> HttpResponse:
+    if not _signed_by_twilio(request):
+        return HttpResponseForbidden(INVALID_SIGNATURE)
+    sid = request.POST.get("MessageSid", "")
+    status = request.POST.get("MessageStatus", "")
+    kind = STATUS_KINDS.get(status)
+    if not sid or kind is None:
+        return HttpResponse(status=204)
+    message = Message.objects.select_related("customer").filter(provider_message_id=sid, channel=Channel.SMS).first()
+    if message is None:
+        # Not ours (another app on the account, or a message since deleted): Twilio would only retry.
+        return HttpResponse(status=200)
+    error_code = request.POST.get("ErrorCode", "")
+    dead_number = DEAD_NUMBER_ERRORS.get(error_code) if kind == "failed" else None
+    if dead_number:
+        reason = UNDELIVERABLE_NUMBER % {"code": error_code, "description": dead_number}
+    elif kind == "failed":
+        reason = DELIVERY_FAILED % {"status": status, "code": error_code or "none"}
+    else:
+        reason = ""
+    with transaction.atomic():
+        recorded = message_tracking_record(
+            message=message,
+            kind=kind,
+            at=timezone.now(),
+            provider_event_id=f"twilio:{sid}:{status}",
+            data={"provider": "twilio", "status": status, "error_code": error_code, "to": message.to_address},
+            reason=reason,
+        )
+        # Only if the customer still has that number: staff may have corrected it since.
+        if recorded and dead_number and message.customer.phone == message.to_address:
+            contact_mark_unusable(customer=message.customer, channel=Channel.SMS, reason=reason)
+    return HttpResponse(status=204)
+
+
+@csrf_exempt
+@require_POST
+def twilio_inbound(request: HttpRequest) -> HttpResponse:
+    if not _signed_by_twilio(request):
+        return HttpResponseForbidden(INVALID_SIGNATURE)
+    word = request.POST.get("Body", "").strip().upper()
+    sender = request.POST.get("From", "")
+    granted = False if word in OPT_OUT_KEYWORDS else True if word in OPT_IN_KEYWORDS else None
+    if granted is not None and sender:
+        with transaction.atomic():
+            for customer in Customer.objects.filter(phone=sender):
+                consent_record(
+                    customer=customer,
+                    channel=Channel.SMS,
+                    granted=granted,
+                    source=Consent.Source.REPLY,
+                    note=f"Replied {word}",
+                )
+    # Empty: Twilio sends the compliance reply to STOP and START itself.
+    return HttpResponse(EMPTY_TWIML, content_type="text/xml")

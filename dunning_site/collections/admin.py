@@ -1,10 +1,35 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
 
+from dunning_site.accounts.models import Channel, Customer
 from dunning_site.collections import services
-from dunning_site.collections.models import Approval, Case, CaseEvent, Policy, Step, StepExecution
+from dunning_site.collections.context import message_context
+from dunning_site.collections.models import (
+    Approval,
+    CallTask,
+    Case,
+    CaseEvent,
+    Draft,
+    Policy,
+    Step,
+    StepExecution,
+)
 from dunning_site.lib.admin import money_column
+from dunning_site.lib.money import to_minor_units
+from dunning_site.notifications import services as notification_services
+from dunning_site.notifications.models import Message, MessageTemplate
+from dunning_site.notifications.rendering import (
+    CONTEXT_VARIABLES,
+    render_message,
+    template_errors,
+    template_warnings,
+)
 
 
 class ReadOnlyAdminMixin:
@@ -100,7 +125,7 @@ class CaseAdmin(admin.ModelAdmin):
     ]
     fields = ["assignee", *readonly_fields]
     inlines = [ApprovalInline, CaseEventInline]
-    actions = ["approve_waiting_step", "pause_cases", "resume_cases"]
+    actions = ["approve_waiting_step", "pause_cases", "resume_cases", "write_message"]
 
     amount_column = money_column("amount_overdue", "Amount overdue")
 
@@ -118,6 +143,34 @@ class CaseAdmin(admin.ModelAdmin):
     def approve_waiting_step(self, request, queryset) -> None:
         pending = Approval.objects.filter(case__in=queryset, status=Approval.Status.PENDING)
         _decide(self, request, pending, approve=True)
+
+    @admin.action(description="Write a message to the customer (from a template, as a draft to personalize)")
+    def write_message(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Choose one case to write to.", messages.WARNING)
+            return None
+        case = queryset.get()
+        form = ComposeForm(request.POST if "compose" in request.POST else None)
+        if form.is_valid():
+            try:
+                draft = services.case_message_compose(
+                    case=case,
+                    template=form.cleaned_data["template"],
+                    channel=form.cleaned_data["channel"],
+                    user=request.user,
+                )
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.ERROR)
+                return None
+            self.message_user(request, "Draft written: personalize it, then send it.", messages.SUCCESS)
+            return redirect(reverse("admin:collections_draft_change", args=[draft.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "case": case,
+            "form": form,
+            "title": f"Write to {case.customer}",
+        }
+        return TemplateResponse(request, "admin/collections/case/write_message.html", context)
 
     @admin.action(description="Pause the selected cases (until resumed)")
     def pause_cases(self, request, queryset) -> None:
@@ -190,3 +243,202 @@ class CaseEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class StepExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["at", "case", "step", "attempt", "message"]
     list_select_related = ["case__customer", "step", "message"]
+
+
+class ComposeForm(forms.Form):
+    template = forms.ModelChoiceField(
+        MessageTemplate.objects.all(), required=False, help_text="Blank: a plain reminder."
+    )
+    channel = forms.ChoiceField(choices=Channel.choices, initial=Channel.EMAIL)
+
+
+class MessageTemplateForm(forms.ModelForm):
+    class Meta:
+        model = MessageTemplate
+        fields = ["key", "channel", "language", "segment", "tone", "subject", "body", "html_body"]
+
+    def clean(self):
+        cleaned = super().clean()
+        errors = template_errors(
+            subject=cleaned.get("subject", ""), body=cleaned.get("body", ""), html_body=cleaned.get("html_body", "")
+        )
+        for field, problems in errors.items():
+            for problem in problems:
+                self.add_error(field, problem)
+        return cleaned
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(admin.ModelAdmin):
+    """The template editor: refused when unsafe, warned when promotional, previewed on a real customer."""
+
+    form = MessageTemplateForm
+    list_display = ["key", "language", "segment", "channel", "tone", "subject", "updated_at"]
+    list_filter = ["channel", "tone", "language", "segment"]
+    search_fields = ["key", "subject", "body"]
+    change_form_template = "admin/collections/messagetemplate/change_form.html"
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        for warning in template_warnings(subject=obj.subject, body=obj.body, html_body=obj.html_body):
+            self.message_user(request, warning, messages.WARNING)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        template = self.get_object(request, object_id)
+        extra_context = (extra_context or {}) | {"variables": CONTEXT_VARIABLES}
+        if template is not None:
+            extra_context |= template_preview(template, request.GET.get("preview_customer"))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return super().add_view(request, form_url, (extra_context or {}) | {"variables": CONTEXT_VARIABLES})
+
+
+def template_preview(template: MessageTemplate, customer_id: str | None) -> dict:
+    """The template rendered with a real customer's open invoices (the first one owing, by default)."""
+    customers = Customer.objects.filter(invoices__status="open").distinct().order_by("name")
+    customer = customers.filter(pk=customer_id).first() if customer_id and customer_id.isdigit() else None
+    customer = customer or customers.first()
+    if customer is None:
+        return {"preview_missing": "No customer has an open invoice to preview with."}
+    invoices = list(customer.invoices.filter(status="open").order_by("due_on"))
+    currency = invoices[0].currency
+    invoices = [invoice for invoice in invoices if invoice.currency == currency]
+    context = message_context(customer=customer, currency=currency, invoices=invoices, today=timezone.localdate())
+    try:
+        subject, body, html = render_message(template, context)
+    except Exception as error:  # a template saved before validation existed must not break the page
+        return {"preview_missing": f"This template cannot be rendered: {error}"}
+    return {
+        "preview_customer": customer,
+        "preview_customers": customers[:200],
+        "preview_subject": subject,
+        "preview_body": body,
+        "preview_html": html,
+        "warnings": template_warnings(subject=template.subject, body=template.body, html_body=template.html_body),
+    }
+
+
+class DraftForm(forms.ModelForm):
+    send = forms.ChoiceField(
+        choices=[("keep", "Keep as a draft"), ("now", "Send now"), ("later", "Send at the time below")],
+        initial="keep",
+        widget=forms.RadioSelect,
+    )
+    send_at = forms.DateTimeField(required=False, help_text="In UTC. The contact rules still apply when it goes.")
+
+    class Meta:
+        model = Draft
+        fields = ["subject", "body", "html_body"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("send") == "later":
+            if not cleaned.get("send_at"):
+                self.add_error("send_at", "Say when to send it.")
+            elif cleaned["send_at"] <= timezone.now():
+                self.add_error("send_at", notification_services.SCHEDULE_IN_PAST)
+        if self.instance.status != Message.Status.DRAFT:
+            raise ValidationError(
+                notification_services.NOT_EDITABLE % {"status": self.instance.get_status_display().lower()}
+            )
+        return cleaned
+
+
+@admin.register(Draft)
+class DraftAdmin(admin.ModelAdmin):
+    """Collectors personalize here: what they save is exactly what the customer receives."""
+
+    form = DraftForm
+    list_display = ["created_at", "customer", "channel", "subject", "assigned_to"]
+    list_filter = ["channel", "assigned_to"]
+    search_fields = ["customer__name", "customer__company", "subject"]
+    list_select_related = ["customer", "assigned_to"]
+    readonly_fields = ["customer", "channel", "to_address"]
+    fields = ["customer", "channel", "to_address", "subject", "body", "html_body", "send", "send_at"]
+    actions = ["send_now"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        if {"subject", "body", "html_body"} & set(form.changed_data):
+            notification_services.message_edit(
+                message=obj,
+                subject=form.cleaned_data["subject"],
+                body=form.cleaned_data["body"],
+                html_body=form.cleaned_data["html_body"],
+                user=request.user,
+            )
+        choice = form.cleaned_data["send"]
+        if choice != "keep":
+            at = form.cleaned_data["send_at"] if choice == "later" else None
+            notification_services.message_release(message=obj, user=request.user, send_at=at)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        return None
+
+    @admin.action(description="Send the selected drafts now, as they are")
+    def send_now(self, request, queryset) -> None:
+        for draft in queryset:
+            notification_services.message_release(message=draft, user=request.user)
+        self.message_user(request, f"Sent {queryset.count()} draft(s) to the outbox.", messages.SUCCESS)
+
+
+class CallOutcomeForm(forms.ModelForm):
+    outcome = forms.ChoiceField(choices=[("", "—"), *Message.CallOutcome.choices], required=False)
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    promised_on = forms.DateField(required=False, help_text="For a promise to pay.")
+    promised_amount = forms.DecimalField(required=False, min_value=0, help_text="For a promise to pay, like 120.50.")
+
+    class Meta:
+        model = CallTask
+        fields = []
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("outcome") == Message.CallOutcome.PROMISE:
+            case = Case.objects.filter(messages=self.instance).first()
+            amount = cleaned.get("promised_amount")
+            if not cleaned.get("promised_on") or amount is None:
+                raise ValidationError(services.PROMISE_NEEDS_DATE_AND_AMOUNT)
+            if case:
+                try:
+                    cleaned["promised_amount"] = to_minor_units(amount, case.currency)
+                except ValueError as error:
+                    self.add_error("promised_amount", str(error))
+        return cleaned
+
+
+@admin.register(CallTask)
+class CallTaskAdmin(admin.ModelAdmin):
+    form = CallOutcomeForm
+    list_display = ["send_after", "customer", "to_address", "subject", "assigned_to", "call_outcome"]
+    list_filter = ["call_outcome", "assigned_to"]
+    search_fields = ["customer__name", "customer__company", "to_address"]
+    list_select_related = ["customer", "assigned_to"]
+    readonly_fields = ["customer", "to_address", "send_after", "subject", "body", "call_outcome", "call_outcome_by"]
+    fields = [*readonly_fields, "outcome", "note", "promised_on", "promised_amount"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        if form.cleaned_data.get("outcome"):
+            services.call_outcome_record(
+                message=obj,
+                outcome=form.cleaned_data["outcome"],
+                user=request.user,
+                note=form.cleaned_data.get("note", ""),
+                promised_on=form.cleaned_data.get("promised_on"),
+                promised_amount=form.cleaned_data.get("promised_amount"),
+            )
+
+    def save_related(self, request, form, formsets, change) -> None:
+        return None

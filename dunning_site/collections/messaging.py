@@ -5,13 +5,18 @@ ad-hoc messages. The contact rules are not decided here but at send time, by not
 """
 
 import datetime as dt
+import logging
 import zoneinfo
+
+from django.template import TemplateSyntaxError
 
 from dunning_site.accounts.models import Channel, Customer, User
 from dunning_site.collections.context import message_context
 from dunning_site.collections.models import Case, Step
 from dunning_site.notifications.models import Message, MessageTemplate
-from dunning_site.notifications.rendering import render_message, render_text
+from dunning_site.notifications.rendering import one_line, render_message, render_text
+
+logger = logging.getLogger(__name__)
 
 # When a step's channel cannot be used (bounced address, no consent), the next one that can.
 FALLBACK_ORDER = (Channel.EMAIL, Channel.SMS, Channel.CALL)
@@ -124,11 +129,17 @@ def compose(
         else None
     )
     if template is not None:
-        subject, body, html = render_message(template, context)
-    else:
+        try:
+            subject, body, html = render_message(template, context)
+        except TemplateSyntaxError as error:
+            # A template that no longer compiles (saved before validation, or by hand in the
+            # database) must not stop the ladder: the built-in words for the channel go instead.
+            logger.error("Template %s cannot be rendered (%s); using the built-in text", template, error)
+            template = None
+    if template is None:
         subject_source, body_source = BUILT_IN[channel]
         subject, body, html = (
-            " ".join(render_text(subject_source, context).split()),
+            one_line(render_text(subject_source, context)),
             render_text(body_source, context),
             "",
         )

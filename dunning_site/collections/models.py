@@ -248,3 +248,34 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step} for case {self.case_id}: {self.get_status_display()}"
+
+
+class DraftManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(status=Message.Status.DRAFT)
+
+
+class Draft(Message):
+    """A message waiting for a collector to personalize and send it (the admin's review queue)."""
+
+    objects = DraftManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "draft to review"
+        verbose_name_plural = "drafts to review"
+
+
+class CallTaskManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(channel="call").exclude(status__in=["draft", "cancelled"])
+
+
+class CallTask(Message):
+    """A call for a collector to make, with its script; the outcome lands on the case's timeline."""
+
+    objects = CallTaskManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "call task"

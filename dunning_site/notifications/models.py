@@ -109,7 +109,9 @@ class Message(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="messages")
     channel = models.CharField(max_length=10, choices=Channel.choices)
     template = models.ForeignKey(MessageTemplate, on_delete=models.SET_NULL, null=True, blank=True)
-    to_address = models.CharField(max_length=255, help_text="Email address or phone number at sending time.")
+    to_address = models.CharField(
+        max_length=255, blank=True, help_text="Email address, phone number or postal address at sending time."
+    )
     subject = models.CharField(max_length=255, blank=True)
     body = models.TextField()
     html_body = models.TextField(blank=True)

@@ -83,10 +83,16 @@ def render_html(source: str, context: dict) -> str:
 
 def render_message(template: MessageTemplate, context: dict) -> tuple[str, str, str]:
     """The subject (one line), the text body and the HTML body (empty when the template has none)."""
-    subject = " ".join(render_text(template.subject, context).split())
+    subject = one_line(render_text(template.subject, context))
     html = render_html(template.html_body, context).strip() if template.html_body.strip() else ""
     body = render_text(template.body, context).strip() if template.body.strip() else text_from_html(html)
     return subject, body + "\n", html
+
+
+def one_line(text: str) -> str:
+    """Collapse line breaks and runs of ordinary spaces, keeping the non-breaking spaces that
+    locales put inside amounts (1 234,56 €)."""
+    return re.sub(r"[ \t\r\n]+", " ", text).strip()
 
 
 def text_from_html(html: str) -> str:
@@ -192,8 +198,8 @@ def _check_expression(expression: FilterExpression, scope: set[str], line) -> li
     if variable and variable[0] not in scope:
         found.append((".".join(variable), line))
     for _, arguments in expression.filters:
-        for literal, argument in arguments:
+        for is_variable, argument in arguments:
             lookups = getattr(argument, "lookups", None)
-            if not literal and lookups and lookups[0] not in scope:
+            if is_variable and lookups and lookups[0] not in scope:
                 found.append((".".join(lookups), line))
     return found

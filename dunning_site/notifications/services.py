@@ -16,6 +16,7 @@ from dunning_site.accounts.models import Channel, Customer, User
 from dunning_site.accounts.services import consent_record, contact_mark_unusable
 from dunning_site.notifications import rules
 from dunning_site.notifications.models import DeliveryEvent, Message
+from dunning_site.notifications.rendering import one_line
 from dunning_site.notifications.signals import message_status_changed
 from dunning_site.notifications.transports import TransportError, transport_for
 
@@ -220,7 +221,7 @@ def message_edit(*, message: Message, subject: str, body: str, html_body: str | 
     message = Message.objects.select_for_update().get(pk=message.pk)
     if message.status not in Message.PENDING_STATUSES:
         raise ValidationError(NOT_EDITABLE % {"status": message.get_status_display().lower()})
-    message.subject = " ".join(subject.split())
+    message.subject = one_line(subject)
     message.body = body.strip() + "\n"
     if html_body is not None:
         message.html_body = html_body
@@ -249,6 +250,7 @@ def message_release(*, message: Message, user: User, send_at: dt.datetime | None
         message=message,
         previous_status=Message.Status.DRAFT,
         event="scheduled" if send_at else "released",
+        user=user,
     )
     if send_at:
         transaction.on_commit(lambda: _enqueue_delivery([message.pk], at=send_at), robust=True)

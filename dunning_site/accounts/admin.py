@@ -18,7 +18,19 @@ admin.site.register(User, DjangoUserAdmin)
 class CustomerForm(forms.ModelForm):
     class Meta:
         model = Customer
-        fields = ["external_id", "name", "company", "email", "phone", "time_zone", "language", "segment"]
+        fields = [
+            "external_id",
+            "name",
+            "company",
+            "email",
+            "phone",
+            "postal_address",
+            "time_zone",
+            "language",
+            "segment",
+            "do_not_contact",
+            "do_not_contact_reason",
+        ]
 
     def clean_phone(self) -> str:
         """Accept the number however it is typed (+33 6 12 34 56 78) and store it as E.164."""
@@ -51,10 +63,19 @@ class ConsentAdmin(admin.ModelAdmin):
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     form = CustomerForm
-    list_display = ["name", "company", "email", "phone", "segment", "language", "time_zone"]
-    list_filter = ["segment", "language"]
+    list_display = ["name", "company", "email", "phone", "segment", "language", "time_zone", "do_not_contact"]
     search_fields = ["name", "company", "email", "external_id", "phone"]
+    list_filter = ["segment", "language", "do_not_contact"]
+    readonly_fields = ["email_unusable_since", "email_unusable_reason", "phone_unusable_since", "phone_unusable_reason"]
     inlines = [ConsentInline]
+    actions = ["addresses_usable_again"]
+
+    @admin.action(description="The email address and phone number work again (after a correction)")
+    def addresses_usable_again(self, request, queryset) -> None:
+        count = queryset.update(
+            email_unusable_since=None, email_unusable_reason="", phone_unusable_since=None, phone_unusable_reason=""
+        )
+        self.message_user(request, f"{count} customer(s) can be contacted at their addresses again.")
 
 
 class InvoiceForm(MoneyFieldsForm):

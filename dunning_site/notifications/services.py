@@ -186,9 +186,24 @@ def _status_changed(message: Message, previous: str, status: str, *, event: str 
     message_status_changed.send(sender=Message, message=message, previous_status=previous, event=event or status)
 
 
+STUCK_SENDING = (
+    "The worker stopped while handing this message to the provider, so it may or may not have gone out. "
+    "It is not sent again automatically: check the provider's log before sending it by hand."
+)
+STUCK_AFTER = dt.timedelta(minutes=30)
+
+
 def messages_sweep(*, now: dt.datetime | None = None) -> int:
-    """Re-enqueue messages still `queued` well after they were due (their job was lost)."""
+    """Re-enqueue messages still `queued` well after they were due (their job was lost), and fail
+    those stuck in `sending` (the worker died mid-send): at most once beats at least once."""
     now = now or timezone.now()
+    for message in Message.objects.filter(status=Message.Status.SENDING, claimed_at__lte=now - STUCK_AFTER):
+        with transaction.atomic():
+            if Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+                status=Message.Status.FAILED, failed_at=now, error=STUCK_SENDING
+            ):
+                message.error = STUCK_SENDING
+                _status_changed(message, Message.Status.SENDING, Message.Status.FAILED)
     cutoff = now - dt.timedelta(seconds=settings.DUNNING_SWEEP_AFTER_SECONDS)
     ids = list(
         Message.objects.filter(status=Message.Status.QUEUED, send_after__lte=cutoff).values_list("pk", flat=True)[:1000]

@@ -11,6 +11,7 @@ from dunning_site.notifications.jobs import deliver
 from dunning_site.notifications.models import Message
 from dunning_site.notifications.services import (
     DELIVERY_BACKOFF,
+    STUCK_SENDING,
     DeliveryDeferred,
     message_deliver,
     messages_create,
@@ -130,3 +131,15 @@ def test_the_sweeper_reenqueues_a_message_whose_job_was_lost(
     message.refresh_from_db()
     assert message.status == Message.Status.SENT
     assert len(mail.outbox) == 1
+
+
+def test_a_message_stuck_in_sending_is_failed_not_sent_again(clock):
+    (message,) = messages_create([new_message()])
+    Message.objects.filter(pk=message.pk).update(status=Message.Status.SENDING, claimed_at=NOW)
+    clock.shift(dt.timedelta(minutes=31))
+    messages_sweep()
+    message.refresh_from_db()
+    assert message.status == Message.Status.FAILED
+    assert message.error == STUCK_SENDING
+    assert deliver(message.pk) == "not claimable"
+    assert mail.outbox == []

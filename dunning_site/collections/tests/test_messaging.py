@@ -1,0 +1,111 @@
+"""Which channel, which template, which words: composing a case's message."""
+
+import datetime as dt
+
+import pytest
+import time_machine
+
+from dunning_site.accounts.models import Consent
+from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
+from dunning_site.collections.models import Case, Step
+from dunning_site.collections.services import tick
+from dunning_site.collections.tests.factories import PolicyFactory, ladder
+from dunning_site.notifications.models import ContactRules, Message, MessageTemplate
+from dunning_site.notifications.sms import sms_segments
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2026, 3, 5, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def clock():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def overdue(customer, total=12_000):
+    return InvoiceFactory(customer=customer, due_on=NOW.date() - dt.timedelta(days=4), total=total)
+
+
+def one_step_policy(channel="email", **policy):
+    policy = PolicyFactory(**policy)
+    (step,) = ladder(policy, (3, Step.Action.REMINDER, "friendly", False))
+    Step.objects.filter(pk=step.pk).update(channel=channel)
+    step.refresh_from_db()
+    return policy, step
+
+
+@pytest.mark.parametrize(
+    ("language", "segment", "expected"),
+    [
+        ("pt-BR", "smb", "pt-BR"),
+        ("pt-PT", "smb", "pt"),
+        ("de", "smb", "en"),
+        ("fr", "enterprise", "fr enterprise"),
+        ("fr", "smb", "fr"),
+    ],
+)
+def test_the_customers_language_and_segment_choose_the_version(language, segment, expected):
+    _, step = one_step_policy()
+    key = step.template.key
+    MessageTemplate.objects.filter(pk=step.template.pk).update(subject="en")
+    for version_language, version_segment, subject in [
+        ("pt-BR", "", "pt-BR"),
+        ("pt", "", "pt"),
+        ("fr", "", "fr"),
+        ("fr", "enterprise", "fr enterprise"),
+    ]:
+        MessageTemplate.objects.create(
+            key=key, language=version_language, segment=version_segment, subject=subject, body="x"
+        )
+    overdue(CustomerFactory(language=language, segment=segment))
+    tick()
+    assert Message.objects.get().subject == expected
+
+
+def test_a_discreet_sms_carries_no_name_and_no_amount():
+    rules = ContactRules.objects.create(name="Discreet", discreet_sms=True)
+    _, step = one_step_policy(channel="sms", contact_rules=rules)
+    MessageTemplate.objects.filter(pk=step.template.pk).update(
+        channel="sms", subject="", body="{{ customer_name }}, {{ total_overdue }} is overdue. Pay: {{ pay_url }}"
+    )
+    customer = CustomerFactory(name="Ada Lovelace", phone="+33612345678")
+    Consent.objects.create(customer=customer, channel="sms", granted=True, source="signup")
+    overdue(customer, total=98_765)
+    tick()
+    sms = Message.objects.get()
+    assert sms.channel == "sms"
+    assert "Ada" not in sms.body and "987" not in sms.body
+    assert "http" in sms.body
+
+
+def test_a_long_sms_is_cut_to_two_segments_and_stored_as_sent():
+    _, step = one_step_policy(channel="sms")
+    MessageTemplate.objects.filter(pk=step.template.pk).update(
+        channel="sms", subject="", body="{{ customer_name }} " + "please pay the overdue balance now " * 20
+    )
+    customer = CustomerFactory(phone="+33612345678")
+    Consent.objects.create(customer=customer, channel="sms", granted=True, source="signup")
+    overdue(customer)
+    tick()
+    assert sms_segments(Message.objects.get().body) <= 2
+
+
+def test_without_sms_consent_an_sms_step_falls_back_to_email():
+    one_step_policy(channel="sms")
+    overdue(CustomerFactory(phone="+33612345678", email="ada@example.com"))
+    tick()
+    assert Message.objects.get().channel == "email"
+
+
+def test_with_no_usable_channel_a_call_task_is_created():
+    one_step_policy(channel="email")
+    customer = CustomerFactory(email="", phone="")
+    overdue(customer)
+    tick()
+    message = Message.objects.get()
+    assert message.channel == "call"
+    assert "Call" in message.subject
+    case = Case.objects.get()
+    assert case.messages.filter(pk=message.pk).exists()

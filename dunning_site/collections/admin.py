@@ -256,6 +256,8 @@ class MessageTemplateForm(forms.ModelForm):
     class Meta:
         model = MessageTemplate
         fields = ["key", "channel", "language", "segment", "tone", "subject", "body", "html_body"]
+        labels = {"html_body": "HTML body"}
+        widgets = {"subject": forms.TextInput(attrs={"class": "vTextField", "style": "width: 40em"})}
 
     def clean(self):
         cleaned = super().clean()
@@ -330,6 +332,8 @@ class DraftForm(forms.ModelForm):
     class Meta:
         model = Draft
         fields = ["subject", "body", "html_body"]
+        labels = {"html_body": "HTML body"}
+        widgets = {"subject": forms.TextInput(attrs={"class": "vTextField", "style": "width: 40em"})}
 
     def clean(self):
         cleaned = super().clean()

@@ -120,6 +120,16 @@ TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
 TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
 
+# Billing: Stripe when STRIPE_API_KEY is set; otherwise a clearly labelled local sandbox gateway
+# (never used when a key is set) so every flow can be tried without an account.
+STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Suspension and reinstatement: the customer's product is told through a signed outgoing webhook.
+SERVICE_WEBHOOK_URL = env.str("SERVICE_WEBHOOK_URL", default="")
+SERVICE_WEBHOOK_SECRET = env.str("SERVICE_WEBHOOK_SECRET", default="")
+# Also pause collection of the Stripe subscription while suspended.
+SUSPEND_STRIPE_SUBSCRIPTION = env.bool("SUSPEND_STRIPE_SUBSCRIPTION", default=False)
+
 # Redis and RQ. Every background job goes through these queues; nothing runs in-process.
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 RQ_QUEUES = {

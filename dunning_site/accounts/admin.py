@@ -7,7 +7,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import transaction
 
 from dunning_site.accounts import services
-from dunning_site.accounts.models import Consent, Customer, Invoice, Payment, User
+from dunning_site.accounts.models import BillingEvent, Consent, Customer, Invoice, Payment, User
 from dunning_site.lib.admin import MoneyFieldsForm, money_column
 from dunning_site.lib.money import format_money
 from dunning_site.lib.validators import INVALID_PHONE
@@ -191,3 +191,22 @@ class PaymentAdmin(admin.ModelAdmin):
             recorded_by=request.user,
         )
         obj.pk = payment.pk
+
+
+@admin.register(BillingEvent)
+class BillingEventAdmin(admin.ModelAdmin):
+    """Webhook events as received from the billing system; read-only, kept for audit and replay."""
+
+    list_display = ["received_at", "type", "event_id", "status", "processed_at"]
+    list_filter = ["status", "type", "provider"]
+    search_fields = ["event_id", "type"]
+    date_hierarchy = "received_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in BillingEvent._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

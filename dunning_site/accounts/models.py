@@ -63,6 +63,13 @@ class Customer(models.Model):
     email_unusable_reason = models.CharField(max_length=255, blank=True)
     phone_unusable_since = models.DateTimeField(null=True, blank=True, help_text="Undeliverable or wrong number.")
     phone_unusable_reason = models.CharField(max_length=255, blank=True)
+    default_payment_method = models.CharField(
+        max_length=255, blank=True, help_text="The billing system's id of the card on file (Stripe pm_…)."
+    )
+    card_expires_on = models.DateField(null=True, blank=True, help_text="Last day the card on file is valid.")
+    portal_link_version = models.PositiveIntegerField(
+        default=1, help_text="Raising it revokes every portal and card-update link sent so far."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -212,6 +219,8 @@ class Payment(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices)
     method = models.CharField(max_length=16, choices=Method.choices, default=Method.CARD)
     decline_code = models.CharField(max_length=64, blank=True)
+    advice_code = models.CharField(max_length=64, blank=True, help_text="Card network advice (Stripe advice_code).")
+    network_decline_code = models.CharField(max_length=16, blank=True, help_text="Raw code from the card network.")
     decline_message = models.CharField(max_length=500, blank=True)
     external_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     reference = models.CharField(max_length=255, blank=True, help_text="Bank reference, cheque number…")
@@ -238,3 +247,30 @@ class Payment(models.Model):
 
     def money_currency(self) -> str | None:
         return self.invoice.currency if self.invoice_id else None
+
+
+class BillingEvent(models.Model):
+    """A webhook event from the billing system, stored once (its id is unique) before processing."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored (not an event we act on)"
+        FAILED = "failed", "Failed"
+
+    provider = models.CharField(max_length=20, default="stripe")
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    created = models.DateTimeField(help_text="When the billing system created the event.")
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    error = models.TextField(blank=True)
+    payload = models.JSONField()
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["type", "created"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

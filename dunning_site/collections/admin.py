@@ -16,7 +16,9 @@ from dunning_site.collections.models import (
     Case,
     CaseEvent,
     Draft,
+    PaymentRetry,
     Policy,
+    ServiceHookDelivery,
     Step,
     StepExecution,
 )
@@ -446,3 +448,18 @@ class CallTaskAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change) -> None:
         return None
+
+
+@admin.register(PaymentRetry)
+class PaymentRetryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["scheduled_for", "invoice", "attempt", "decision", "status", "reason"]
+    list_filter = ["status", "decision"]
+    search_fields = ["invoice__number", "invoice__customer__name"]
+    list_select_related = ["invoice"]
+
+
+@admin.register(ServiceHookDelivery)
+class ServiceHookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "case", "action", "status", "attempts", "response_status", "delivered_at"]
+    list_filter = ["action", "status"]
+    list_select_related = ["case__customer"]

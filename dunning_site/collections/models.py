@@ -3,7 +3,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from dunning_site.accounts.models import CURRENCY_SHAPE, Channel, Customer, Invoice
+from dunning_site.accounts.models import CURRENCY_SHAPE, Channel, Customer, Invoice, Payment
 from dunning_site.lib.validators import validate_currency
 from dunning_site.notifications.models import ContactRules, Message, MessageTemplate, Tone
 
@@ -31,6 +31,13 @@ class Policy(models.Model):
         default=1, help_text="Days after the due date before an unpaid invoice opens a case."
     )
     is_active = models.BooleanField(default=True)
+    retry_max_attempts = models.PositiveSmallIntegerField(
+        default=8, help_text="Card retries per invoice, at most, within the retry window (never beyond scheme limits)."
+    )
+    retry_window_days = models.PositiveSmallIntegerField(default=30)
+    pre_dunning_days = models.PositiveSmallIntegerField(
+        default=30, help_text="Warn customers this many days before their card expires; 0 turns it off."
+    )
 
     class Meta:
         ordering = ["priority", "name"]
@@ -279,3 +286,70 @@ class CallTask(Message):
     class Meta:
         proxy = True
         verbose_name = "call task"
+
+
+class PaymentRetry(models.Model):
+    """The next attempt to charge an invoice, as the retry planner chose it from the decline."""
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        SKIPPED = "skipped", "Skipped (invoice no longer payable)"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="retries")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, null=True, blank=True, related_name="retries")
+    scheduled_for = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
+    decision = models.CharField(max_length=40, help_text="The planner's class for the decline that led here.")
+    reason = models.CharField(max_length=255)
+    attempt = models.PositiveSmallIntegerField(help_text="1 for the first retry after the original charge.")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["scheduled_for"]
+        indexes = [
+            models.Index(fields=["scheduled_for"], condition=Q(status="scheduled"), name="retry_due_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice"], condition=Q(status="scheduled"), name="one_scheduled_retry_per_invoice"
+            ),
+            models.UniqueConstraint(fields=["invoice", "attempt"], name="one_retry_per_invoice_attempt"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Retry {self.attempt} of {self.invoice} at {self.scheduled_for:%Y-%m-%d %H:%M}"
+
+
+class ServiceHookDelivery(models.Model):
+    """One call to the customer's product to suspend or reinstate service, with its outcome."""
+
+    class Action(models.TextChoices):
+        SUSPEND = "suspend", "Suspend service"
+        REINSTATE = "reinstate", "Reinstate service"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="hook_deliveries")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    url = models.URLField(max_length=500)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "service hook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} for case {self.case_id}: {self.get_status_display()}"

@@ -26,9 +26,13 @@ def run_jobs(django_capture_on_commit_callbacks):
 
     def run() -> None:
         # Jobs run inside the test's transaction, so what they enqueue "on commit" (a deferred
-        # delivery, a retry) is captured and enqueued when the batch ends, as a real commit would.
-        with django_capture_on_commit_callbacks(execute=True):
-            worker = django_rq.get_worker("default", "messages", worker_class=SimpleWorker)
-            worker.work(burst=True, with_scheduler=True)
+        # delivery, a retry) is captured and enqueued when the batch ends, as a real commit would;
+        # jobs enqueued that way run in the next round.
+        for _ in range(10):
+            with django_capture_on_commit_callbacks(execute=True):
+                worker = django_rq.get_worker("default", "messages", worker_class=SimpleWorker)
+                worker.work(burst=True, with_scheduler=True)
+            if not any(django_rq.get_queue(name).count for name in ("default", "messages")):
+                return
 
     return run

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_rq",
     "anymail",
+    "import_export",
     "dunning_site.accounts",
     "dunning_site.notifications",
     "dunning_site.collections",
@@ -124,6 +125,8 @@ TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="
 # (never used when a key is set) so every flow can be tried without an account.
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Only for a local fake Stripe (tests, demos); empty means Stripe's own https://api.stripe.com.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 # Suspension and reinstatement: the customer's product is told through a signed outgoing webhook.
 SERVICE_WEBHOOK_URL = env.str("SERVICE_WEBHOOK_URL", default="")
 SERVICE_WEBHOOK_SECRET = env.str("SERVICE_WEBHOOK_SECRET", default="")

@@ -10,4 +10,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("django-rq/", include("django_rq.urls")),
     path("", include("dunning_site.notifications.urls")),
+    path("", include("dunning_site.collections.urls")),
 ]

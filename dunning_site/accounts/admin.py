@@ -1,6 +1,5 @@
 from functools import partial
 
-import phonenumbers
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -8,9 +7,10 @@ from django.db import transaction
 
 from dunning_site.accounts import services
 from dunning_site.accounts.models import BillingEvent, Consent, Customer, Invoice, Payment, User
+from dunning_site.accounts.resources import BookImportMixin, CustomerResource, InvoiceResource
 from dunning_site.lib.admin import MoneyFieldsForm, money_column
 from dunning_site.lib.money import format_money
-from dunning_site.lib.validators import INVALID_PHONE
+from dunning_site.lib.validators import phone_to_e164
 
 admin.site.register(User, DjangoUserAdmin)
 
@@ -34,16 +34,7 @@ class CustomerForm(forms.ModelForm):
 
     def clean_phone(self) -> str:
         """Accept the number however it is typed (+33 6 12 34 56 78) and store it as E.164."""
-        value = self.cleaned_data["phone"].strip()
-        if not value:
-            return ""
-        try:
-            number = phonenumbers.parse(value, None)
-        except phonenumbers.NumberParseException:
-            raise forms.ValidationError(INVALID_PHONE, params={"value": value}) from None
-        if not phonenumbers.is_valid_number(number):
-            raise forms.ValidationError(INVALID_PHONE, params={"value": value})
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return phone_to_e164(self.cleaned_data["phone"])
 
 
 class ConsentInline(admin.TabularInline):
@@ -61,8 +52,9 @@ class ConsentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(BookImportMixin, admin.ModelAdmin):
     form = CustomerForm
+    resource_classes = [CustomerResource]
     list_display = ["name", "company", "email", "phone", "segment", "language", "time_zone", "do_not_contact"]
     search_fields = ["name", "company", "email", "external_id", "phone"]
     list_filter = ["segment", "language", "do_not_contact"]
@@ -103,8 +95,9 @@ class InvoiceForm(MoneyFieldsForm):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(BookImportMixin, admin.ModelAdmin):
     form = InvoiceForm
+    resource_classes = [InvoiceResource]
     list_display = ["number", "customer", "currency", "total_column", "remaining_column", "due_on", "status"]
     list_filter = ["status", "currency", "due_on"]
     search_fields = ["number", "external_id", "customer__name", "customer__company", "customer__email"]

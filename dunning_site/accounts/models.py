@@ -221,6 +221,9 @@ class Payment(models.Model):
     decline_code = models.CharField(max_length=64, blank=True)
     advice_code = models.CharField(max_length=64, blank=True, help_text="Card network advice (Stripe advice_code).")
     network_decline_code = models.CharField(max_length=16, blank=True, help_text="Raw code from the card network.")
+    network_advice_code = models.CharField(
+        max_length=16, blank=True, help_text="Card network's merchant advice code (Stripe network_advice_code)."
+    )
     decline_message = models.CharField(max_length=500, blank=True)
     external_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     reference = models.CharField(max_length=255, blank=True, help_text="Bank reference, cheque number…")

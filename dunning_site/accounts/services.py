@@ -80,6 +80,9 @@ def payment_record(
     reference: str = "",
     external_id: str | None = None,
     decline_code: str = "",
+    advice_code: str = "",
+    network_decline_code: str = "",
+    network_advice_code: str = "",
     decline_message: str = "",
     recorded_by: User | None = None,
 ) -> Payment:
@@ -111,6 +114,9 @@ def payment_record(
         reference=reference,
         external_id=external_id,
         decline_code=decline_code,
+        advice_code=advice_code,
+        network_decline_code=network_decline_code,
+        network_advice_code=network_advice_code,
         decline_message=decline_message,
         recorded_by=recorded_by,
     )
@@ -163,3 +169,75 @@ def contact_mark_unusable(*, customer: Customer, channel: str, reason: str, at: 
         ]
     )
     return customer
+
+
+# ---------------------------------------------------------------------------------------------
+# The billing system's objects (Stripe's shapes) into the book
+
+INVOICE_STATUSES = {"open": "open", "paid": "paid", "void": "void", "uncollectible": "uncollectible"}
+# Once an invoice is settled one way or another, an event carrying an older "open" state (events
+# arrive out of order) does not reopen it.
+SETTLED = {Invoice.Status.PAID, Invoice.Status.VOID, Invoice.Status.UNCOLLECTIBLE}
+
+
+@transaction.atomic
+def customer_upsert_from_billing(*, data: dict) -> Customer:
+    """Create or update a customer from a Stripe customer object; staff edits to fields Stripe
+    does not know (segment, time zone, consents) are kept."""
+    customer = Customer.objects.select_for_update().filter(external_id=data["id"]).first() or Customer(
+        external_id=data["id"]
+    )
+    customer.name = data.get("name") or data.get("email") or data["id"]
+    customer.email = data.get("email") or customer.email
+    if data.get("phone"):
+        from dunning_site.lib.validators import normalize_phone
+
+        customer.phone = normalize_phone(data["phone"]) or customer.phone
+    languages = data.get("preferred_locales") or []
+    if languages and not customer.pk:
+        customer.language = languages[0]
+    settings_ = data.get("invoice_settings") or {}
+    method = settings_.get("default_payment_method")
+    if isinstance(method, dict):
+        method = method.get("id")
+    customer.default_payment_method = method or customer.default_payment_method
+    customer.full_clean()
+    customer.save()
+    return customer
+
+
+@transaction.atomic
+def invoice_upsert_from_billing(*, data: dict, customer: Customer) -> Invoice | None:
+    """Create or update an invoice from a Stripe invoice object (drafts are ignored: not owed yet)."""
+    status = INVOICE_STATUSES.get(data.get("status") or "")
+    if status is None:
+        return None
+    invoice = Invoice.objects.select_for_update().filter(external_id=data["id"]).first()
+    created = _date_of(data.get("created"))
+    finalized = _date_of((data.get("status_transitions") or {}).get("finalized_at")) or created
+    if invoice is None:
+        invoice = Invoice(external_id=data["id"], customer=customer, currency=data["currency"].upper())
+    elif (
+        invoice.status in SETTLED
+        and status == Invoice.Status.OPEN
+        and data.get("amount_paid", 0) >= invoice.amount_paid
+    ):
+        return invoice  # an older event; the settled state stands
+    invoice.number = data.get("number") or data["id"]
+    invoice.total = data.get("amount_due", data.get("total", 0))
+    invoice.amount_paid = min(data.get("amount_paid", 0), invoice.total)
+    invoice.issued_on = finalized
+    invoice.due_on = max(_date_of(data.get("due_date")) or finalized, finalized)
+    invoice.status = status
+    invoice.hosted_payment_url = data.get("hosted_invoice_url") or ""
+    invoice.full_clean(validate_unique=False)
+    invoice.save()
+    invoice.refresh_from_db(fields=["amount_remaining"])
+    invoice_balance_changed.send(sender=Invoice, invoice=invoice, actor=None, at=None)
+    return invoice
+
+
+def _date_of(timestamp: int | None) -> dt.date | None:
+    if not timestamp:
+        return None
+    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).date()

@@ -2,8 +2,22 @@
 
 import dataclasses
 
-from dunning_site.collections import services
+from dunning_site.collections import billing, services
 
 
 def tick() -> dict:
     return dataclasses.asdict(services.tick())
+
+
+def billing_event_process(billing_event_id: int) -> str:
+    return billing.billing_event_process(billing_event_id=billing_event_id)
+
+
+def retries_perform() -> int:
+    return billing.retries_perform_due()
+
+
+def service_hook_deliver(delivery_id: int) -> str:
+    from dunning_site.collections import service_hooks
+
+    return service_hooks.service_hook_deliver(delivery_id=delivery_id)

@@ -50,6 +50,7 @@ class TickResult:
     opened: int = 0
     resumed: int = 0
     advanced: int = 0
+    retried: int = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,7 +166,11 @@ def cases_open_overdue(*, now: dt.datetime | None = None) -> int:
     return opened
 
 
-def _open_or_join(*, customer_id: int, currency: str, policies: list[Policy], now: dt.datetime) -> int:
+def _open_or_join(
+    *, customer_id: int, currency: str, policies: list[Policy], now: dt.datetime, grace: bool = True
+) -> int:
+    """Open the customer's case in this currency or add invoices to it. Without `grace` (a card
+    payment just failed) every invoice due by now counts, not only those past the grace period."""
     # Locking the customer serializes openers on several workers: the second one sees the case.
     customer = Customer.objects.select_for_update().get(pk=customer_id)
     invoices = list(
@@ -175,7 +180,7 @@ def _open_or_join(*, customer_id: int, currency: str, policies: list[Policy], no
     )
     case = Case.objects.filter(customer=customer, currency=currency, status__in=Case.ACTIVE_STATUSES).first()
     if case is not None:
-        joining = [invoice for invoice in invoices if _past_grace(invoice, case.policy, now)]
+        joining = [invoice for invoice in invoices if _overdue(invoice, case.policy, now, grace)]
         if joining:
             case.invoices.add(*joining)
             for invoice in joining:
@@ -186,14 +191,16 @@ def _open_or_join(*, customer_id: int, currency: str, policies: list[Policy], no
     policy = policy_for(policies=policies, segment=customer.segment, currency=currency, amount=amount)
     if policy is None:
         return 0
-    overdue = [invoice for invoice in invoices if _past_grace(invoice, policy, now)]
+    overdue = [invoice for invoice in invoices if _overdue(invoice, policy, now, grace)]
     if not overdue:
         return 0
     case_open(customer=customer, currency=currency, policy=policy, invoices=overdue, now=now)
     return 1
 
 
-def _past_grace(invoice: Invoice, policy: Policy, now: dt.datetime) -> bool:
+def _overdue(invoice: Invoice, policy: Policy, now: dt.datetime, grace: bool) -> bool:
+    if not grace:
+        return invoice.due_on <= now.date()
     return invoice.due_on + dt.timedelta(days=policy.grace_days) < now.date()
 
 
@@ -248,6 +255,9 @@ def tick(*, now: dt.datetime | None = None, batch_size: int | None = None) -> Ti
         result.advanced += advanced
         if advanced < batch_size:
             break
+    from dunning_site.collections.billing import retries_perform_due  # billing builds on this module
+
+    result.retried = retries_perform_due(now=now)
     return result
 
 

@@ -38,3 +38,26 @@ def validate_e164_phone(value: str) -> None:
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if e164 != value:
         raise ValidationError(PHONE_NOT_E164, code="phone_format", params={"suggestion": e164})
+
+
+def phone_to_e164(value: str) -> str:
+    """A phone number however it is typed (+33 6 12 34 56 78) in E.164, or "" for a blank one.
+    The one place numbers are read: the admin's form, imports and billing-system sync."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValidationError(INVALID_PHONE, code="phone", params={"value": value}) from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError(INVALID_PHONE, code="phone", params={"value": value})
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_phone(value: str) -> str:
+    """Like phone_to_e164, but "" for a number that cannot be read (for data we cannot send back)."""
+    try:
+        return phone_to_e164(value)
+    except ValidationError:
+        return ""

@@ -1,0 +1,205 @@
+"""The billing gateway: Stripe through `stripe.StripeClient`, or a local sandbox when no key is set.
+
+Everything the product asks of a billing system goes through `gateway()`, so the rest of the code
+never knows which one it talks to. The sandbox is chosen only when STRIPE_API_KEY is empty, and
+says so in its label: it never stands in for a configured Stripe account.
+"""
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from typing import Protocol
+
+import stripe
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChargeOutcome:
+    """What happened to one attempt to collect an invoice."""
+
+    succeeded: bool
+    reference: str = ""  # the payment intent or charge id
+    decline_code: str = ""
+    advice_code: str = ""
+    network_decline_code: str = ""
+    network_advice_code: str = ""  # Mastercard's merchant advice code (MAC), e.g. "03", "21"
+    card_brand: str = ""
+    message: str = ""
+    requires_action: bool = False
+
+
+class BillingGateway(Protocol):
+    label: str
+
+    def invoice_fetch(self, invoice_id: str) -> dict: ...
+
+    def invoice_pay(self, invoice_id: str, *, idempotency_key: str) -> ChargeOutcome: ...
+
+    def charge_customer(self, charge_id: str) -> str: ...
+
+    def last_decline(self, invoice_id: str) -> ChargeOutcome | None: ...
+
+    def customers(self) -> Iterator[dict]: ...
+
+    def open_invoices(self, *, starting_after: str | None = None) -> Iterator[dict]: ...
+
+    def card_update_url(self, *, customer_id: str, return_url: str) -> str: ...
+
+
+class StripeGateway:
+    label = "Stripe"
+
+    def __init__(self, api_key: str, *, api_base: str = "") -> None:
+        options = {"max_network_retries": 2}
+        if api_base:  # a local fake in tests and demos: never the network
+            options["base_addresses"] = {"api": api_base}
+        self.client = stripe.StripeClient(api_key, **options)
+
+    def invoice_fetch(self, invoice_id: str) -> dict:
+        return self.client.v1.invoices.retrieve(invoice_id).to_dict()
+
+    def invoice_pay(self, invoice_id: str, *, idempotency_key: str) -> ChargeOutcome:
+        """Attempt the invoice with the customer's default payment method. The idempotency key
+        makes a repeated call (a job run twice) return the first attempt's result, not charge twice."""
+        try:
+            invoice = self.client.v1.invoices.pay(invoice_id, options={"idempotency_key": idempotency_key})
+        except stripe.CardError as error:
+            return _outcome_of_error(error.error, message=error.user_message or str(error))
+        except stripe.InvalidRequestError as error:
+            # e.g. "Invoice is already paid": nothing was charged; the caller re-reads the invoice.
+            return ChargeOutcome(succeeded=False, decline_code=error.code or "invalid_request", message=str(error))
+        return ChargeOutcome(succeeded=invoice.status == "paid", reference=invoice.id)
+
+    def charge_customer(self, charge_id: str) -> str:
+        return self.client.v1.charges.retrieve(charge_id).to_dict().get("customer") or ""
+
+    def last_decline(self, invoice_id: str) -> ChargeOutcome | None:
+        """The decline behind an invoice's latest failed attempt (the invoice itself does not say)."""
+        payments = self.client.v1.invoice_payments.list({"invoice": invoice_id, "limit": 1})
+        for payment in payments.data:
+            intent_id = (payment.to_dict().get("payment") or {}).get("payment_intent")
+            if not intent_id:
+                continue
+            intent = self.client.v1.payment_intents.retrieve(intent_id).to_dict()
+            error = intent.get("last_payment_error")
+            if error:
+                return _outcome_of_error(error, message=error.get("message") or "")
+        return None
+
+    def customers(self) -> Iterator[dict]:
+        for customer in self.client.v1.customers.list({"limit": 100}).auto_paging_iter():
+            yield customer.to_dict()
+
+    def open_invoices(self, *, starting_after: str | None = None) -> Iterator[dict]:
+        params: dict = {"status": "open", "limit": 100}
+        if starting_after:
+            params["starting_after"] = starting_after
+        for invoice in self.client.v1.invoices.list(params).auto_paging_iter():
+            yield invoice.to_dict()
+
+    def card_update_url(self, *, customer_id: str, return_url: str) -> str:
+        session = self.client.v1.checkout.sessions.create(
+            {
+                "mode": "setup",
+                "customer": customer_id,
+                "currency": "usd",
+                "payment_method_types": ["card"],
+                "success_url": return_url + "?updated=1",
+                "cancel_url": return_url,
+            }
+        )
+        return session.url
+
+
+def _outcome_of_error(error, *, message: str) -> ChargeOutcome:
+    """A ChargeOutcome from Stripe's error object (a CardError's `error`, or `last_payment_error`)."""
+    error = error.to_dict() if hasattr(error, "to_dict") else dict(error or {})
+    intent = error.get("payment_intent") or {}
+    card = (error.get("payment_method") or {}).get("card") or {}
+    decline_code = error.get("decline_code") or error.get("code") or ""
+    return ChargeOutcome(
+        succeeded=False,
+        reference=intent.get("id", "") if isinstance(intent, dict) else str(intent),
+        decline_code=decline_code,
+        advice_code=error.get("advice_code") or "",
+        network_decline_code=error.get("network_decline_code") or "",
+        network_advice_code=error.get("network_advice_code") or "",
+        card_brand=card.get("brand", ""),
+        message=message,
+        requires_action=decline_code == "authentication_required" or error.get("code") == "authentication_required",
+    )
+
+
+class SandboxGateway:
+    """A clearly labelled stand-in when no Stripe key is configured, so `make run` can show retries.
+
+    It decides by the customer's payment method, named like Stripe's test payment methods:
+    pm_card_visa succeeds; pm_card_chargeDeclinedInsufficientFunds, …StolenCard, …ExpiredCard,
+    pm_card_authenticationRequired and pm_card_chargeDeclined decline with Stripe's codes.
+    """
+
+    label = "Sandbox — simulated payments (no Stripe key configured)"
+
+    DECLINES = {
+        "pm_card_chargeDeclinedInsufficientFunds": ("insufficient_funds", ""),
+        "pm_card_chargeDeclinedStolenCard": ("stolen_card", "do_not_try_again"),
+        "pm_card_chargeDeclinedLostCard": ("lost_card", "do_not_try_again"),
+        "pm_card_chargeDeclinedExpiredCard": ("expired_card", "confirm_card_data"),
+        "pm_card_chargeDeclinedProcessingError": ("processing_error", "try_again_later"),
+        "pm_card_authenticationRequired": ("authentication_required", ""),
+        "pm_card_chargeDeclined": ("generic_decline", ""),
+    }
+
+    def __init__(self, payment_method_of=None) -> None:
+        self.payment_method_of = payment_method_of
+
+    def invoice_fetch(self, invoice_id: str) -> dict:
+        raise LookupError("The sandbox keeps no invoices of its own; the back-office's copy is the truth.")
+
+    def invoice_pay(self, invoice_id: str, *, idempotency_key: str) -> ChargeOutcome:
+        method = self.payment_method_of(invoice_id) if self.payment_method_of else "pm_card_visa"
+        if method in self.DECLINES:
+            decline_code, advice_code = self.DECLINES[method]
+            return ChargeOutcome(
+                succeeded=False,
+                reference=f"sandbox_{idempotency_key}",
+                decline_code=decline_code,
+                advice_code=advice_code,
+                card_brand="visa",
+                message=f"Sandbox: declined ({decline_code})",
+                requires_action=decline_code == "authentication_required",
+            )
+        if not method:
+            return ChargeOutcome(succeeded=False, decline_code="no_payment_method", message="Sandbox: no card on file")
+        return ChargeOutcome(succeeded=True, reference=f"sandbox_{idempotency_key}")
+
+    def last_decline(self, invoice_id: str) -> ChargeOutcome | None:
+        return None
+
+    def charge_customer(self, charge_id: str) -> str:
+        raise LookupError("The sandbox has no charges.")
+
+    def customers(self) -> Iterator[dict]:
+        return iter(())
+
+    def open_invoices(self, *, starting_after: str | None = None) -> Iterator[dict]:
+        return iter(())
+
+    def card_update_url(self, *, customer_id: str, return_url: str) -> str:
+        return return_url + "?sandbox=1"
+
+
+def gateway() -> BillingGateway:
+    if settings.STRIPE_API_KEY:
+        return StripeGateway(settings.STRIPE_API_KEY, api_base=settings.STRIPE_API_BASE)
+    from dunning_site.accounts.models import Invoice
+
+    def payment_method_of(invoice_id: str) -> str:
+        invoice = Invoice.objects.select_related("customer").filter(external_id=invoice_id).first()
+        invoice = invoice or Invoice.objects.select_related("customer").filter(number=invoice_id).first()
+        return invoice.customer.default_payment_method if invoice else ""
+
+    return SandboxGateway(payment_method_of)

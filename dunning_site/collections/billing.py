@@ -1,0 +1,376 @@
+"""The billing system's news, turned into dunning: Stripe webhooks, smart retries, new cards.
+
+The webhook view only verifies and stores an event (once: its id is unique) and answers at once;
+a job processes it. Processing never trusts the order events arrive in: an invoice is re-read
+from the billing system and its current state applied, and a settled invoice is never reopened
+by an older event.
+"""
+
+import datetime as dt
+import json
+import logging
+
+import django_rq
+import stripe
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from redis.exceptions import RedisError
+from rq import Retry
+
+from dunning_site.accounts.billing import ChargeOutcome, gateway
+from dunning_site.accounts.models import BillingEvent, Customer, Invoice, Payment
+from dunning_site.accounts.services import (
+    customer_upsert_from_billing,
+    invoice_upsert_from_billing,
+    payment_record,
+)
+from dunning_site.collections.models import Case, PaymentRetry, Policy
+from dunning_site.collections.retries import plan_next_attempt
+from dunning_site.collections.services import (
+    _open_or_join,
+    case_event_record,
+    case_pause,
+    case_resume,
+)
+
+logger = logging.getLogger(__name__)
+
+INVOICE_EVENTS = {
+    "invoice.finalized",
+    "invoice.updated",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.payment_failed",
+    "invoice.payment_action_required",
+    "invoice.marked_uncollectible",
+    "invoice.voided",
+    "invoice.overdue",
+}
+FAILURE_EVENTS = {"invoice.payment_failed", "invoice.payment_action_required"}
+CUSTOMER_EVENTS = {"customer.created", "customer.updated"}
+NEW_CARD_EVENTS = {"payment_method.attached", "setup_intent.succeeded", "checkout.session.completed"}
+DISPUTE_EVENTS = {"charge.dispute.created", "charge.dispute.closed"}
+SUBSCRIPTION_EVENTS = {"customer.subscription.updated", "customer.subscription.deleted"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Receiving
+
+
+class SignatureError(ValueError):
+    pass
+
+
+def billing_event_receive(*, payload: bytes, signature: str) -> BillingEvent | None:
+    """Verify and store one Stripe event; None when it was already stored (Stripe retries).
+
+    Raises SignatureError for a bad signature, a wrong secret or a timestamp outside Stripe's
+    default tolerance (5 minutes): nothing is stored then.
+    """
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
+    except (stripe.SignatureVerificationError, ValueError) as error:
+        raise SignatureError(str(error)) from error
+    data = json.loads(payload)
+    try:
+        with transaction.atomic():
+            stored = BillingEvent.objects.create(
+                event_id=event.id,
+                type=event.type,
+                created=dt.datetime.fromtimestamp(data.get("created") or 0, tz=dt.UTC),
+                payload=data,
+            )
+    except IntegrityError:
+        return None
+    transaction.on_commit(lambda: _enqueue(stored.pk), robust=True)
+    return stored
+
+
+def _enqueue(billing_event_id: int) -> None:
+    from dunning_site.collections.jobs import billing_event_process as job
+
+    try:
+        django_rq.get_queue("default").enqueue(job, billing_event_id, retry=Retry(max=5, interval=[10, 60, 300, 900]))
+    except RedisError as error:
+        logger.warning(
+            "Could not enqueue billing event %s (%s); `manage.py stripe_sync` recovers.", billing_event_id, error
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Processing
+
+
+def billing_event_process(*, billing_event_id: int) -> str:
+    event = BillingEvent.objects.get(pk=billing_event_id)
+    if event.status == BillingEvent.Status.PROCESSED:
+        return "already processed"
+    obj = event.payload.get("data", {}).get("object", {})
+    try:
+        with transaction.atomic():
+            outcome = _dispatch(event.type, obj)
+    except Exception as error:
+        BillingEvent.objects.filter(pk=event.pk).update(status=BillingEvent.Status.FAILED, error=repr(error))
+        raise
+    status = BillingEvent.Status.IGNORED if outcome == "ignored" else BillingEvent.Status.PROCESSED
+    BillingEvent.objects.filter(pk=event.pk).update(status=status, processed_at=timezone.now(), error="")
+    return outcome
+
+
+def _dispatch(event_type: str, obj: dict) -> str:
+    if event_type in CUSTOMER_EVENTS:
+        customer_upsert_from_billing(data=obj)
+        return "customer"
+    if event_type in INVOICE_EVENTS:
+        invoice = invoice_sync(invoice_id=obj["id"], fallback=obj)
+        if invoice is not None and event_type in FAILURE_EVENTS:
+            payment_failed(invoice=invoice, decline=gateway().last_decline(invoice.external_id))
+        return "invoice"
+    if event_type in NEW_CARD_EVENTS:
+        return new_card(obj)
+    if event_type in DISPUTE_EVENTS:
+        return dispute(event_type, obj)
+    if event_type in SUBSCRIPTION_EVENTS:
+        return subscription_changed(event_type, obj)
+    return "ignored"
+
+
+def invoice_sync(*, invoice_id: str, fallback: dict | None = None) -> Invoice | None:
+    """Re-read the invoice from the billing system and apply its current state."""
+    try:
+        data = gateway().invoice_fetch(invoice_id)
+    except LookupError:
+        data = fallback or {}
+    if not data:
+        return None
+    customer = _customer_for(data)
+    return invoice_upsert_from_billing(data=data, customer=customer)
+
+
+def _customer_for(invoice: dict) -> Customer:
+    customer_id = invoice["customer"] if isinstance(invoice["customer"], str) else invoice["customer"]["id"]
+    customer = Customer.objects.filter(external_id=customer_id).first()
+    if customer is not None:
+        return customer
+    return customer_upsert_from_billing(
+        data={"id": customer_id, "name": invoice.get("customer_name"), "email": invoice.get("customer_email")}
+    )
+
+
+@transaction.atomic
+def payment_failed(*, invoice: Invoice, decline: ChargeOutcome | None, now: dt.datetime | None = None) -> None:
+    """A charge of this invoice failed: record it, make sure a case is open, plan the next try."""
+    now = now or timezone.now()
+    decline = decline or ChargeOutcome(succeeded=False, decline_code="unknown", message="No decline details given")
+    if invoice.status != Invoice.Status.OPEN:
+        return
+    payment_record(
+        invoice=invoice,
+        amount=max(invoice.total - invoice.amount_paid, 1),
+        status=Payment.Status.FAILED,
+        method=Payment.Method.CARD,
+        decline_code=decline.decline_code,
+        advice_code=decline.advice_code,
+        network_decline_code=decline.network_decline_code,
+        network_advice_code=decline.network_advice_code,
+        decline_message=decline.message[:500],
+        at=now,
+    )
+    case = _case_for(invoice, now)
+    retry_plan(invoice=invoice, case=case, decline=decline, now=now)
+
+
+def _case_for(invoice: Invoice, now: dt.datetime) -> Case | None:
+    """A failed card payment opens (or joins) the case at once: the failure is the news."""
+    case = Case.objects.filter(invoices=invoice, status__in=Case.ACTIVE_STATUSES).first()
+    if case is not None:
+        return case
+    policies = list(Policy.objects.filter(is_active=True).prefetch_related("steps"))
+    _open_or_join(customer_id=invoice.customer_id, currency=invoice.currency, policies=policies, now=now, grace=False)
+    return Case.objects.filter(invoices=invoice, status__in=Case.ACTIVE_STATUSES).first()
+
+
+def retry_plan(*, invoice: Invoice, case: Case | None, decline: ChargeOutcome, now: dt.datetime) -> PaymentRetry | None:
+    """Ask the planner when to try again and schedule it (or say why not, on the timeline)."""
+    PaymentRetry.objects.filter(invoice=invoice, status=PaymentRetry.Status.SCHEDULED).update(
+        status=PaymentRetry.Status.CANCELLED
+    )
+    earlier = list(PaymentRetry.objects.filter(invoice=invoice).exclude(status=PaymentRetry.Status.CANCELLED))
+    first_failure = (
+        Payment.objects.filter(invoice=invoice, status=Payment.Status.FAILED)
+        .order_by("at")
+        .values_list("at", flat=True)
+        .first()
+        or now
+    )
+    policy = case.policy if case else None
+    plan = plan_next_attempt(
+        decline_code=decline.decline_code,
+        advice_code=decline.advice_code,
+        network_decline_code=decline.network_decline_code,
+        network_advice_code=decline.network_advice_code,
+        card_brand=decline.card_brand,
+        attempts_so_far=[retry.scheduled_for for retry in earlier if retry.status != PaymentRetry.Status.SCHEDULED],
+        first_failure_at=first_failure,
+        now=now,
+        customer_time_zone=invoice.customer.time_zone,
+        max_attempts=policy.retry_max_attempts if policy else 8,
+        window_days=policy.retry_window_days if policy else 30,
+    )
+    retry = None
+    if plan.retry_at is not None:
+        retry = PaymentRetry.objects.create(
+            invoice=invoice,
+            case=case,
+            scheduled_for=plan.retry_at,
+            decision=plan.decision,
+            reason=plan.reason[:255],
+            attempt=len(earlier) + 1,
+            created_at=now,
+        )
+    if case is not None:
+        case_event_record(
+            case,
+            "collections.payment.failed",
+            at=now,
+            invoice=invoice.number,
+            decline_code=decline.decline_code,
+            advice_code=decline.advice_code,
+            decision=plan.decision,
+            reason=plan.reason,
+            retry_at=plan.retry_at.isoformat() if plan.retry_at else None,
+        )
+    return retry
+
+
+def retries_perform_due(*, now: dt.datetime | None = None, batch_size: int = 50) -> int:
+    """Attempt every retry whose time has come (claimed with SKIP LOCKED: safe on many workers)."""
+    now = now or timezone.now()
+    done = 0
+    while True:
+        with transaction.atomic():
+            due = list(
+                PaymentRetry.objects.filter(status=PaymentRetry.Status.SCHEDULED, scheduled_for__lte=now)
+                .select_related("invoice__customer", "case")
+                .select_for_update(skip_locked=True, of=("self",))
+                .order_by("scheduled_for")[:batch_size]
+            )
+            for retry in due:
+                _retry_attempt(retry, now)
+        done += len(due)
+        if len(due) < batch_size:
+            return done
+
+
+def _retry_attempt(retry: PaymentRetry, now: dt.datetime) -> None:
+    invoice = retry.invoice
+    if invoice.external_id and settings.STRIPE_API_KEY:
+        invoice = invoice_sync(invoice_id=invoice.external_id) or invoice  # never race Stripe's own retries
+    if invoice.status != Invoice.Status.OPEN or invoice.total - invoice.amount_paid <= 0:
+        retry.status = PaymentRetry.Status.SKIPPED
+        retry.save(update_fields=["status"])
+        return
+    outcome = gateway().invoice_pay(invoice.external_id or invoice.number, idempotency_key=f"dunning-retry-{retry.pk}")
+    if outcome.succeeded:
+        payment = payment_record(
+            invoice=invoice,
+            amount=invoice.total - invoice.amount_paid,
+            method=Payment.Method.CARD,
+            external_id=outcome.reference or None,
+            at=now,
+        )
+        retry.status, retry.payment = PaymentRetry.Status.SUCCEEDED, payment
+        retry.save(update_fields=["status", "payment"])
+        if retry.case:
+            case_event_record(retry.case, "collections.payment.retry_succeeded", at=now, invoice=invoice.number)
+        return
+    retry.status = PaymentRetry.Status.FAILED
+    retry.save(update_fields=["status"])
+    payment_failed(invoice=invoice, decline=outcome, now=now)
+
+
+@transaction.atomic
+def retry_all_open_invoices(*, customer: Customer, reason: str, now: dt.datetime | None = None) -> int:
+    """A new card: every open overdue invoice of the customer is tried again at once."""
+    now = now or timezone.now()
+    scheduled = 0
+    for case in Case.objects.filter(customer=customer, status__in=Case.ACTIVE_STATUSES):
+        for invoice in case.invoices.filter(status=Invoice.Status.OPEN):
+            PaymentRetry.objects.filter(invoice=invoice, status=PaymentRetry.Status.SCHEDULED).update(
+                status=PaymentRetry.Status.CANCELLED
+            )
+            PaymentRetry.objects.create(
+                invoice=invoice,
+                case=case,
+                scheduled_for=now,
+                decision="new_card",
+                reason=reason,
+                attempt=PaymentRetry.objects.filter(invoice=invoice).count() + 1,
+                created_at=now,
+            )
+            scheduled += 1
+        case_event_record(case, "collections.payment.new_card", at=now, reason=reason, retries=scheduled)
+    return scheduled
+
+
+def new_card(obj: dict) -> str:
+    customer_id = obj.get("customer")
+    customer = Customer.objects.filter(external_id=customer_id).first() if customer_id else None
+    if customer is None:
+        return "ignored"
+    method = obj.get("payment_method") if obj.get("object") != "payment_method" else obj.get("id")
+    if isinstance(method, dict):
+        method = method.get("id")
+    card = obj.get("card") or {}
+    fields = {}
+    if method:
+        fields["default_payment_method"] = method
+    if card.get("exp_year") and card.get("exp_month"):
+        year, month = int(card["exp_year"]), int(card["exp_month"])
+        last_day = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)) if month else None
+        fields["card_expires_on"] = last_day
+    if fields:
+        Customer.objects.filter(pk=customer.pk).update(**fields)
+    retry_all_open_invoices(customer=customer, reason="The customer gave a new card")
+    transaction.on_commit(_enqueue_retries, robust=True)
+    return "new card"
+
+
+def _enqueue_retries() -> None:
+    from dunning_site.collections.jobs import retries_perform
+
+    try:
+        django_rq.get_queue("default").enqueue(retries_perform)
+    except RedisError as error:
+        logger.warning("Could not enqueue retries (%s); the next tick performs them.", error)
+
+
+def dispute(event_type: str, obj: dict) -> str:
+    """A dispute pauses dunning; closing it resumes the case (the invoice's state decides the rest)."""
+    charge = obj.get("charge")
+    try:
+        customer_id = charge.get("customer") if isinstance(charge, dict) else gateway().charge_customer(charge)
+    except LookupError:
+        return "ignored"
+    if not customer_id:
+        return "ignored"
+    for case in Case.objects.filter(customer__external_id=customer_id, status__in=Case.ACTIVE_STATUSES):
+        if event_type == "charge.dispute.created" and case.status != Case.Status.PAUSED:
+            case_pause(case=case, until=None, reason="dispute")
+        elif (
+            event_type == "charge.dispute.closed"
+            and case.status == Case.Status.PAUSED
+            and case.pause_reason == "dispute"
+        ):
+            case_resume(case=case)
+            case_event_record(case, "collections.dispute.closed", outcome=obj.get("status", ""))
+    return "dispute"
+
+
+def subscription_changed(event_type: str, obj: dict) -> str:
+    status = obj.get("status", "")
+    cases = Case.objects.filter(customer__external_id=obj.get("customer"), status__in=Case.ACTIVE_STATUSES)
+    for case in cases:
+        case_event_record(case, "collections.subscription.changed", event=event_type, subscription_status=status)
+    return "subscription"

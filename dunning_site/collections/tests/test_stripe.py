@@ -1,0 +1,167 @@
+"""Stripe webhooks end to end: signed events in, a real RQ job, stripe-python against a local fake."""
+
+import datetime as dt
+import json
+import zoneinfo
+
+import pytest
+import time_machine
+
+from dunning_site.accounts.models import BillingEvent, Customer, Invoice, Payment
+from dunning_site.collections.models import Case, CaseEvent, PaymentRetry
+from dunning_site.collections.tests import stripe_fake
+from dunning_site.collections.tests.factories import standard_policy
+
+pytestmark = pytest.mark.django_db
+
+# Tuesday 10 March 2026, 14:00 UTC (10:00 in New York, two days after the US switched to DST).
+NOW = dt.datetime(2026, 3, 10, 14, 0, tzinfo=dt.UTC)
+URL = "/webhooks/stripe/"
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def stripe_api(settings):
+    fake = stripe_fake.FakeStripe()
+    with stripe_fake.FakeStripeServer(fake) as server:
+        settings.STRIPE_API_KEY = "sk_test_fake"
+        settings.STRIPE_API_BASE = server.url
+        settings.STRIPE_WEBHOOK_SECRET = stripe_fake.WEBHOOK_SECRET
+        yield fake
+
+
+@pytest.fixture
+def customer():
+    return Customer.objects.create(
+        external_id="cus_NY1", name="Ada Lovelace", email="ada@example.com", time_zone="America/New_York"
+    )
+
+
+@pytest.fixture
+def deliver(client, run_jobs, django_capture_on_commit_callbacks):
+    """POST a signed event to the webhook and run the job it enqueues."""
+
+    def post(payload: dict, **signing) -> object:
+        body, header = stripe_fake.signed(payload, **signing)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(URL, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
+        run_jobs()
+        return response
+
+    return post
+
+
+def failed_invoice(stripe_api, *, invoice_id="in_1", decline_code="insufficient_funds", **decline):
+    stripe_api.invoices[invoice_id] = stripe_fake.invoice(
+        invoice_id, "cus_NY1", amount=4_900, currency="usd", created=int((NOW - dt.timedelta(hours=1)).timestamp())
+    )
+    stripe_api.last_errors[invoice_id] = {"type": "card_error", "code": "card_declined", "decline_code": decline_code}
+    stripe_api.last_errors[invoice_id] |= decline
+    return stripe_fake.event(
+        "invoice.payment_failed", stripe_api.invoices[invoice_id], event_id=f"evt_fail_{invoice_id}"
+    )
+
+
+def test_an_insufficient_funds_failure_opens_a_case_and_retries_on_the_next_payday_morning(
+    clock, stripe_api, customer, deliver
+):
+    standard_policy()
+    response = deliver(failed_invoice(stripe_api))
+    assert response.status_code == 200
+    invoice = Invoice.objects.get(external_id="in_1")
+    assert (invoice.status, invoice.total, invoice.currency) == ("open", 4_900, "USD")
+    case = Case.objects.get()
+    assert case.invoices.get() == invoice
+    payment = Payment.objects.get()
+    assert (payment.status, payment.decline_code) == ("failed", "insufficient_funds")
+    retry = PaymentRetry.objects.get(status="scheduled")
+    local = retry.scheduled_for.astimezone(zoneinfo.ZoneInfo("America/New_York"))
+    # The next payday after Tuesday the 10th is Monday the 16th (the 15th is a Sunday), in the morning.
+    assert local.date() == dt.date(2026, 3, 16)
+    assert 6 <= local.hour <= 11
+    event = CaseEvent.objects.get(case=case, type="collections.payment.failed")
+    assert event.data["decline_code"] == "insufficient_funds"
+    assert BillingEvent.objects.get().status == "processed"
+
+
+def test_the_same_event_twice_changes_nothing_the_second_time(clock, stripe_api, customer, deliver):
+    standard_policy()
+    payload = failed_invoice(stripe_api)
+    deliver(payload)
+    before = (Payment.objects.count(), PaymentRetry.objects.count(), CaseEvent.objects.count())
+    response = deliver(payload)
+    assert response.status_code == 200
+    assert response.content == b"already stored"
+    assert (Payment.objects.count(), PaymentRetry.objects.count(), CaseEvent.objects.count()) == before
+    assert BillingEvent.objects.count() == 1
+
+
+@pytest.mark.parametrize("tamper", ["body", "secret", "old"])
+def test_a_bad_signature_gets_400_and_stores_nothing(clock, stripe_api, customer, client, tamper):
+    payload = failed_invoice(stripe_api)
+    if tamper == "secret":
+        body, header = stripe_fake.signed(payload, secret="whsec_somebody_else")
+    elif tamper == "old":
+        body, header = stripe_fake.signed(payload, timestamp=int(NOW.timestamp()) - 301)
+    else:
+        body, header = stripe_fake.signed(payload)
+        body = body.replace('"amount_due": 4900', '"amount_due": 1')
+    response = client.post(URL, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
+    assert response.status_code == 400
+    assert not BillingEvent.objects.exists()
+    assert not Invoice.objects.exists()
+
+
+def test_paid_arriving_before_payment_failed_leaves_the_invoice_paid_and_no_case(clock, stripe_api, customer, deliver):
+    standard_policy()
+    failure = failed_invoice(stripe_api)
+    stripe_api.invoices["in_1"].update(status="paid", amount_paid=4_900, amount_remaining=0)
+    deliver(stripe_fake.event("invoice.paid", stripe_api.invoices["in_1"], event_id="evt_paid"))
+    deliver(failure)  # older news, delivered late: its payload still says "open"
+    invoice = Invoice.objects.get(external_id="in_1")
+    assert invoice.status == "paid"
+    assert not Case.objects.exists()
+    assert not PaymentRetry.objects.exists()
+
+
+def test_a_stolen_card_is_never_retried(clock, stripe_api, customer, deliver):
+    standard_policy()
+    deliver(failed_invoice(stripe_api, decline_code="stolen_card", advice_code="do_not_try_again"))
+    assert not PaymentRetry.objects.filter(status="scheduled").exists()
+    event = CaseEvent.objects.get(type="collections.payment.failed")
+    assert event.data["retry_at"] is None
+
+
+def test_a_new_card_retries_every_open_invoice_and_payment_resolves_the_case(clock, stripe_api, customer, deliver):
+    standard_policy()
+    deliver(failed_invoice(stripe_api))
+    case = Case.objects.get()
+    method = stripe_fake.resource("payment_method", id="pm_new", customer="cus_NY1")
+    deliver(stripe_fake.event("payment_method.attached", method, event_id="evt_pm"))
+    assert ("POST", "/v1/invoices/in_1/pay", {}) in [(m, p, {}) for m, p, _ in stripe_api.requests]
+    case.refresh_from_db()
+    assert case.status == Case.Status.RESOLVED
+    assert Invoice.objects.get().status == "paid"
+    assert Customer.objects.get().default_payment_method == "pm_new"
+    assert PaymentRetry.objects.filter(status="succeeded", decision="new_card").count() == 1
+
+
+def test_a_dispute_pauses_the_case(clock, stripe_api, customer, deliver):
+    standard_policy()
+    deliver(failed_invoice(stripe_api))
+    dispute = stripe_fake.resource(
+        "dispute", id="dp_1", charge={"id": "ch_1", "customer": "cus_NY1"}, status="needs_response"
+    )
+    deliver(stripe_fake.event("charge.dispute.created", dispute, event_id="evt_dp"))
+    case = Case.objects.get()
+    assert (case.status, case.pause_reason) == (Case.Status.PAUSED, "dispute")
+    dispute["status"] = "won"
+    deliver(stripe_fake.event("charge.dispute.closed", dispute, event_id="evt_dp_closed"))
+    case.refresh_from_db()
+    assert case.status != Case.Status.PAUSED
+    assert json.dumps(CaseEvent.objects.get(type="collections.dispute.closed").data) == '{"outcome": "won"}'

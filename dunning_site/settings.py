@@ -196,3 +196,4 @@ DUNNING_SENDER_ADDRESS = env.str(
     "DUNNING_SENDER_ADDRESS", default="1 Example Street\\n75001 Paris\\nFrance", multiline=True
 )
 DUNNING_SENDER_PHONE = env.str("DUNNING_SENDER_PHONE", default="")
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "import_export.tmp_storages.MediaStorage"  # shared by web processes, unlike /tmp

@@ -26,7 +26,13 @@ from dunning_site.accounts.services import (
     payment_record,
 )
 from dunning_site.collections.models import Case, PaymentRetry, Policy
-from dunning_site.collections.retries import plan_next_attempt
+from dunning_site.collections.retries import (
+    CARD_MUST_CHANGE,
+    CUSTOMER_MUST_ACT,
+    NEVER_RETRY,
+    classify,
+    plan_next_attempt,
+)
 from dunning_site.collections.services import (
     _open_or_join,
     case_event_record,
@@ -374,3 +380,49 @@ def subscription_changed(event_type: str, obj: dict) -> str:
     for case in cases:
         case_event_record(case, "collections.subscription.changed", event=event_type, subscription_status=status)
     return "subscription"
+
+
+NO_RETRY_AFTER = {NEVER_RETRY, CARD_MUST_CHANGE, CUSTOMER_MUST_ACT}
+
+
+def retry_for_policy_step(*, case: Case, now: dt.datetime) -> list[str]:
+    """The policy's "retry payment" step: try each open invoice of the case now, unless the planner
+    already has a retry scheduled, the last decline rules retries out, or the budget is spent.
+    Returns what was decided per invoice, for the timeline."""
+    policy = case.policy
+    decided = []
+    for invoice in case.invoices.filter(status=Invoice.Status.OPEN):
+        if PaymentRetry.objects.filter(invoice=invoice, status=PaymentRetry.Status.SCHEDULED).exists():
+            decided.append(f"{invoice.number}: a retry is already scheduled")
+            continue
+        last = Payment.objects.filter(invoice=invoice, status=Payment.Status.FAILED).order_by("-at", "-pk").first()
+        if last is not None:
+            reading = classify(
+                decline_code=last.decline_code,
+                advice_code=last.advice_code,
+                network_decline_code=last.network_decline_code,
+                network_advice_code=last.network_advice_code,
+            )
+            if reading.decision in NO_RETRY_AFTER:
+                decided.append(f"{invoice.number}: not retried ({reading.why})")
+                continue
+        window_start = now - dt.timedelta(days=policy.retry_window_days)
+        used = (
+            PaymentRetry.objects.filter(invoice=invoice, scheduled_for__gte=window_start)
+            .exclude(status__in=[PaymentRetry.Status.CANCELLED, PaymentRetry.Status.SKIPPED])
+            .count()
+        )
+        if used >= policy.retry_max_attempts:
+            decided.append(f"{invoice.number}: retry budget spent ({used} of {policy.retry_max_attempts})")
+            continue
+        PaymentRetry.objects.create(
+            invoice=invoice,
+            case=case,
+            scheduled_for=now,
+            decision="policy_step",
+            reason="The policy's retry step",
+            attempt=PaymentRetry.objects.filter(invoice=invoice).count() + 1,
+            created_at=now,
+        )
+        decided.append(f"{invoice.number}: retried now")
+    return decided

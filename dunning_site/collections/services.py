@@ -374,11 +374,10 @@ def _perform(case: Case, step: Step, *, book: TemplateBook, now: dt.datetime) ->
         case.service_suspended = True
         pending.events.append(_event(case, "collections.case.suspended", at=now, **_step_data(step)))
     elif step.action == Step.Action.RETRY_PAYMENT:
-        # The payment gateway connects here (see the Stripe issue); until one is configured the
-        # step is recorded as skipped so the ladder goes on.
-        pending.events.append(
-            _event(case, "collections.step.skipped", at=now, reason="no payment gateway configured", **_step_data(step))
-        )
+        from dunning_site.collections.billing import retry_for_policy_step  # billing builds on this module
+
+        decided = retry_for_policy_step(case=case, now=now)
+        pending.events.append(_event(case, "collections.step.performed", at=now, retries=decided, **_step_data(step)))
     case.current_step = step
     _schedule(case, _step_after(case.policy.steps.all(), step), after=step, now=now)
     return pending

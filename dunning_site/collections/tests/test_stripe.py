@@ -8,9 +8,12 @@ import pytest
 import time_machine
 
 from dunning_site.accounts.models import BillingEvent, Customer, Invoice, Payment
-from dunning_site.collections.models import Case, CaseEvent, PaymentRetry
+from dunning_site.accounts.services import payment_record
+from dunning_site.collections.billing import invoice_sync
+from dunning_site.collections.models import Case, CaseEvent, PaymentRetry, Step
+from dunning_site.collections.services import tick
 from dunning_site.collections.tests import stripe_fake
-from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.collections.tests.factories import PolicyFactory, ladder, standard_policy
 
 pytestmark = pytest.mark.django_db
 
@@ -165,3 +168,36 @@ def test_a_dispute_pauses_the_case(clock, stripe_api, customer, deliver):
     case.refresh_from_db()
     assert case.status != Case.Status.PAUSED
     assert json.dumps(CaseEvent.objects.get(type="collections.dispute.closed").data) == '{"outcome": "won"}'
+
+
+def test_the_policys_retry_step_charges_the_invoice_through_stripe(clock, stripe_api, customer):
+
+    ladder(PolicyFactory(), (3, Step.Action.RETRY_PAYMENT, "firm", False))
+    due = NOW - dt.timedelta(days=5)
+    stripe_api.invoices["in_9"] = stripe_fake.invoice(
+        "in_9", "cus_NY1", amount=2_500, currency="usd", created=int(due.timestamp()), due_date=int(due.timestamp())
+    )
+
+    invoice_sync(invoice_id="in_9")
+    result = tick()
+    assert result.retried == 1
+    case = Case.objects.get()
+    assert case.status == Case.Status.RESOLVED
+    assert PaymentRetry.objects.get().decision == "policy_step"
+    assert Payment.objects.get().status == "succeeded"
+
+
+def test_the_retry_step_leaves_a_stolen_card_alone(clock, stripe_api, customer):
+
+    ladder(PolicyFactory(), (3, Step.Action.RETRY_PAYMENT, "firm", False))
+    due = NOW - dt.timedelta(days=5)
+    stripe_api.invoices["in_8"] = stripe_fake.invoice(
+        "in_8", "cus_NY1", amount=2_500, currency="usd", created=int(due.timestamp()), due_date=int(due.timestamp())
+    )
+    invoice = invoice_sync(invoice_id="in_8")
+    payment_record(invoice=invoice, amount=2_500, status="failed", decline_code="stolen_card")
+    tick()
+    assert not PaymentRetry.objects.exists()
+    performed = CaseEvent.objects.get(type="collections.step.performed")
+    assert "not retried" in performed.data["retries"][0]
+    assert ("POST", "/v1/invoices/in_8/pay") not in [(m, p) for m, p, _ in stripe_api.requests]

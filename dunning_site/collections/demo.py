@@ -12,6 +12,7 @@ import datetime as dt
 import random
 import re
 import unicodedata
+import zlib
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
@@ -937,6 +938,19 @@ def book_write(*, book: Book, now: dt.datetime, progress: Callable[[str], object
     _replay(book=book, invoices=invoices, manager=manager, now=now, progress=progress)
 
 
+# The card on file of each demo customer, named like Stripe's test payment methods, so the sandbox
+# gateway's retries succeed or decline the way real cards do: mostly good cards, some declines.
+DEMO_CARDS = (
+    ["pm_card_visa"] * 14
+    + ["pm_card_chargeDeclinedInsufficientFunds"] * 3
+    + ["pm_card_chargeDeclinedExpiredCard", "pm_card_chargeDeclinedStolenCard", "pm_card_authenticationRequired"]
+)
+
+
+def demo_card(email: str) -> str:
+    return DEMO_CARDS[zlib.crc32(email.encode()) % len(DEMO_CARDS)]
+
+
 def _customers_create(planned: tuple[PlannedCustomer, ...]) -> dict[str, Customer]:
     customers = {}
     for plan in planned:
@@ -948,6 +962,7 @@ def _customers_create(planned: tuple[PlannedCustomer, ...]) -> dict[str, Custome
             time_zone=plan.time_zone,
             language=plan.language,
             segment=plan.segment,
+            default_payment_method=demo_card(plan.email),
         )
     Consent.objects.bulk_create(
         Consent(

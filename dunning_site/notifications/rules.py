@@ -121,9 +121,19 @@ def next_window_opening(moment: dt.datetime, zone: zoneinfo.ZoneInfo, rules: Rul
 
 
 def _local(day: dt.date, time: dt.time, zone: zoneinfo.ZoneInfo) -> dt.datetime:
-    """The instant of a local wall-clock time. With fold=0 (PEP 495) a time skipped by a DST jump
-    maps to the instant just after the jump, and a repeated one to its first occurrence."""
-    return dt.datetime.combine(day, time, tzinfo=zone).astimezone(dt.UTC)
+    """The instant a local wall-clock time is reached. A time the clocks skip (02:30 on a spring-
+    forward night) is reached at the jump itself: a window opening then opens at the jump, and a
+    window closing then is closed once the clocks have jumped past it. A repeated time (autumn)
+    counts from its first occurrence."""
+    wall = dt.datetime.combine(day, time)
+    instant = wall.replace(tzinfo=zone).astimezone(dt.UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) == wall:
+        return instant
+    # Skipped: find the jump, the first minute whose local time is at or past the wall time.
+    moment = wall.replace(tzinfo=zone, fold=1).astimezone(dt.UTC).replace(second=0, microsecond=0)
+    while moment.astimezone(zone).replace(tzinfo=None) < wall:
+        moment += dt.timedelta(minutes=1)
+    return moment
 
 
 def _cap_allows(

@@ -153,7 +153,7 @@ def _cap_allows(
 def _outside_hours(rules: Rules, zone: str) -> str:
     days = rules.contact_days
     names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-    if list(days) == list(range(days[0], days[-1] + 1)):
+    if len(days) > 1 and list(days) == list(range(days[0], days[-1] + 1)):
         day_text = f"{names[days[0]]}–{names[days[-1]]}"
     else:
         day_text = ", ".join(names[day] for day in days)

@@ -97,6 +97,8 @@ def message_deliver(*, message_id: int, now: dt.datetime | None = None) -> str:
         if message is None:
             return "not claimable"
         customer = Customer.objects.select_for_update().get(pk=message.customer_id)
+        if not Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).exists():
+            return "not claimable"  # another worker claimed it while this one waited for the lock
         decision = rules.decide(
             channel=message.channel,
             now=now,
@@ -150,7 +152,7 @@ def recent_contacts(*, customer: Customer, now: dt.datetime) -> list[tuple[str, 
 
 
 def _cancel(message: Message, reason: str, now: dt.datetime) -> None:
-    Message.objects.filter(pk=message.pk).update(
+    Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
         status=Message.Status.CANCELLED, cancelled_at=now, error=reason, deferred_reason=""
     )
     message.error = reason
@@ -158,7 +160,7 @@ def _cancel(message: Message, reason: str, now: dt.datetime) -> None:
 
 
 def _defer(message: Message, until: dt.datetime, reason: str) -> None:
-    Message.objects.filter(pk=message.pk).update(send_after=until, deferred_reason=reason)
+    Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(send_after=until, deferred_reason=reason)
     message.send_after, message.deferred_reason = until, reason
     message_status_changed.send(sender=Message, message=message, previous_status=message.status, event="deferred")
     transaction.on_commit(lambda: _enqueue_delivery([message.pk], at=until), robust=True)

@@ -40,9 +40,13 @@ class BillingGateway(Protocol):
 
     def charge_customer(self, charge_id: str) -> str: ...
 
+    def payment_method_of_setup(self, setup_intent_id: str) -> str: ...
+
+    def payment_method_make_default(self, *, customer_id: str, payment_method_id: str) -> dict: ...
+
     def last_decline(self, invoice_id: str) -> ChargeOutcome | None: ...
 
-    def customers(self) -> Iterator[dict]: ...
+    def customers(self, *, starting_after: str | None = None) -> Iterator[dict]: ...
 
     def open_invoices(self, *, starting_after: str | None = None) -> Iterator[dict]: ...
 
@@ -76,6 +80,16 @@ class StripeGateway:
     def charge_customer(self, charge_id: str) -> str:
         return self.client.v1.charges.retrieve(charge_id).to_dict().get("customer") or ""
 
+    def payment_method_of_setup(self, setup_intent_id: str) -> str:
+        return self.client.v1.setup_intents.retrieve(setup_intent_id).to_dict().get("payment_method") or ""
+
+    def payment_method_make_default(self, *, customer_id: str, payment_method_id: str) -> dict:
+        """Checkout in setup mode only attaches the card; invoices are charged to the default one."""
+        self.client.v1.customers.update(
+            customer_id, {"invoice_settings": {"default_payment_method": payment_method_id}}
+        )
+        return self.client.v1.payment_methods.retrieve(payment_method_id).to_dict()
+
     def last_decline(self, invoice_id: str) -> ChargeOutcome | None:
         """The decline behind an invoice's latest failed attempt (the invoice itself does not say)."""
         payments = self.client.v1.invoice_payments.list({"invoice": invoice_id, "limit": 1})
@@ -89,8 +103,11 @@ class StripeGateway:
                 return _outcome_of_error(error, message=error.get("message") or "")
         return None
 
-    def customers(self) -> Iterator[dict]:
-        for customer in self.client.v1.customers.list({"limit": 100}).auto_paging_iter():
+    def customers(self, *, starting_after: str | None = None) -> Iterator[dict]:
+        params: dict = {"limit": 100}
+        if starting_after:
+            params["starting_after"] = starting_after
+        for customer in self.client.v1.customers.list(params).auto_paging_iter():
             yield customer.to_dict()
 
     def open_invoices(self, *, starting_after: str | None = None) -> Iterator[dict]:
@@ -182,7 +199,13 @@ class SandboxGateway:
     def charge_customer(self, charge_id: str) -> str:
         raise LookupError("The sandbox has no charges.")
 
-    def customers(self) -> Iterator[dict]:
+    def payment_method_of_setup(self, setup_intent_id: str) -> str:
+        return ""
+
+    def payment_method_make_default(self, *, customer_id: str, payment_method_id: str) -> dict:
+        return {}
+
+    def customers(self, *, starting_after: str | None = None) -> Iterator[dict]:
         return iter(())
 
     def open_invoices(self, *, starting_after: str | None = None) -> Iterator[dict]:

@@ -321,23 +321,36 @@ def retry_all_open_invoices(*, customer: Customer, reason: str, now: dt.datetime
 
 
 def new_card(obj: dict) -> str:
+    """A card attached, a SetupIntent succeeded or a setup-mode Checkout completed: make it the
+    card invoices are charged to, then retry every open overdue invoice at once (one retry per
+    card, although one checkout sends all three events)."""
     customer_id = obj.get("customer")
     customer = Customer.objects.filter(external_id=customer_id).first() if customer_id else None
     if customer is None:
         return "ignored"
-    method = obj.get("payment_method") if obj.get("object") != "payment_method" else obj.get("id")
-    if isinstance(method, dict):
-        method = method.get("id")
+    if obj.get("object") == "checkout.session":
+        if obj.get("mode") != "setup" or obj.get("status") != "complete":
+            return "ignored"
+        intent = obj.get("setup_intent")
+        intent_id = intent.get("id") if isinstance(intent, dict) else intent
+        method = gateway().payment_method_of_setup(intent_id) if intent_id else ""
+    else:
+        method = obj.get("id") if obj.get("object") == "payment_method" else obj.get("payment_method")
+        if isinstance(method, dict):
+            method = method.get("id")
+    if not method:
+        return "ignored"
+    if method == customer.default_payment_method:
+        return "already known"
     card = obj.get("card") or {}
-    fields = {}
-    if method:
-        fields["default_payment_method"] = method
+    if settings.STRIPE_API_KEY:
+        made_default = gateway().payment_method_make_default(customer_id=customer_id, payment_method_id=method)
+        card = made_default.get("card") or card
+    fields = {"default_payment_method": method}
     if card.get("exp_year") and card.get("exp_month"):
         year, month = int(card["exp_year"]), int(card["exp_month"])
-        last_day = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)) if month else None
-        fields["card_expires_on"] = last_day
-    if fields:
-        Customer.objects.filter(pk=customer.pk).update(**fields)
+        fields["card_expires_on"] = dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
+    Customer.objects.filter(pk=customer.pk).update(**fields)
     retry_all_open_invoices(customer=customer, reason="The customer gave a new card")
     transaction.on_commit(_enqueue_retries, robust=True)
     return "new card"

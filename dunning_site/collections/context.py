@@ -10,6 +10,7 @@ from babel.dates import format_date
 from django.conf import settings
 
 from dunning_site.accounts.models import Customer, Invoice, User
+from dunning_site.collections.portal import card_update_url
 from dunning_site.lib.money import format_money
 from dunning_site.notifications.unsubscribe import unsubscribe_url
 
@@ -54,9 +55,12 @@ def message_context(
             for invoice in overdue
         ],
         "pay_url": pay_url or settings.SITE_URL,
-        # The hosted invoice page lets the customer pay with a new card; the portal's own
-        # card-update and plan pages replace these links when they exist.
-        "card_update_url": pay_url or settings.SITE_URL,
+        # A signed, expiring, revocable link into the portal, which opens a fresh billing-system
+        # session each time (a session URL put in a message would be dead within a day).
+        "card_update_url": card_update_url(customer) if customer.pk else pay_url or settings.SITE_URL,
+        "card_expires_on": (
+            format_date(customer.card_expires_on, format="long", locale=locale) if customer.card_expires_on else ""
+        ),
         "plan_offer_url": "",
         "unsubscribe_url": unsubscribe_url(customer_id=customer.pk),
         "collector_name": collector_name,

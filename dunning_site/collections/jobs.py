@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from dunning_site.collections import billing, services
+from dunning_site.collections import billing, predunning, service_hooks, services
 
 
 def tick() -> dict:
@@ -18,6 +18,12 @@ def retries_perform() -> int:
 
 
 def service_hook_deliver(delivery_id: int) -> str:
-    from dunning_site.collections import service_hooks
-
     return service_hooks.service_hook_deliver(delivery_id=delivery_id)
+
+
+def service_hooks_sweep() -> int:
+    return service_hooks.service_hooks_sweep()
+
+
+def predunning_run() -> int:
+    return predunning.predunning_run()

@@ -82,11 +82,11 @@ class TemplateBook:
         for candidate in (key, f"{key}-{channel}", f"fallback-{channel}"):
             versions = [template for template in self.by_key.get(candidate, []) if template.channel == channel]
             if versions:
-                return _best_version(versions, language=language or "en", segment=segment)
+                return best_version(versions, language=language or "en", segment=segment)
         return None
 
 
-def _best_version(versions: list[MessageTemplate], *, language: str, segment: str) -> MessageTemplate:
+def best_version(versions: list[MessageTemplate], *, language: str, segment: str) -> MessageTemplate:
     """The customer's language before the base language before English; this segment's variant
     before the general one. A variant written for another segment is used only if nothing else is."""
     base = language.split("-")[0]

@@ -23,8 +23,17 @@ from rq.exceptions import DuplicateJobError
 
 from dunning_site.accounts.models import Channel, Customer, Invoice, User
 from dunning_site.accounts.services import contact_mark_unusable
+from dunning_site.collections import service_hooks
 from dunning_site.collections.messaging import TemplateBook, compose, step_template_key
-from dunning_site.collections.models import Approval, Case, CaseEvent, Policy, Step, StepExecution
+from dunning_site.collections.models import (
+    Approval,
+    Case,
+    CaseEvent,
+    Policy,
+    ServiceHookDelivery,
+    Step,
+    StepExecution,
+)
 from dunning_site.lib.money import format_money
 from dunning_site.notifications.models import Message, MessageTemplate
 from dunning_site.notifications.services import messages_cancel, messages_create
@@ -373,6 +382,7 @@ def _perform(case: Case, step: Step, *, book: TemplateBook, now: dt.datetime) ->
     elif step.action == Step.Action.SUSPEND_SERVICE:
         case.service_suspended = True
         pending.events.append(_event(case, "collections.case.suspended", at=now, **_step_data(step)))
+        service_hooks.service_hook_request(case=case, action=ServiceHookDelivery.Action.SUSPEND, now=now)
     elif step.action == Step.Action.RETRY_PAYMENT:
         from dunning_site.collections.billing import retry_for_policy_step  # billing builds on this module
 
@@ -442,6 +452,14 @@ def _resolve(case: Case, *, user: User | None, now: dt.datetime) -> Case:
     if case.service_suspended:
         case.service_suspended = False
         events.append(_event(case, "collections.case.reinstated", user=user, at=now))
+        # Service comes back once no other case of the customer (another currency) keeps it suspended.
+        still_suspended = (
+            Case.objects.filter(customer_id=case.customer_id, status__in=Case.ACTIVE_STATUSES, service_suspended=True)
+            .exclude(pk=case.pk)
+            .exists()
+        )
+        if not still_suspended:
+            service_hooks.service_hook_request(case=case, action=ServiceHookDelivery.Action.REINSTATE, now=now)
     case.save()
     CaseEvent.objects.bulk_create(events)
     return case

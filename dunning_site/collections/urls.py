@@ -6,4 +6,8 @@ app_name = "collections"
 
 urlpatterns = [
     path("webhooks/stripe/", views.stripe_webhook, name="stripe_webhook"),
+    # The customer portal, reached by signed links (collections.portal); no login.
+    path("portal/card/<str:token>/", views.portal_card, name="portal_card"),
+    path("portal/card/<str:token>/done/", views.portal_card_done, name="portal_card_done"),
+    path("portal/card/<str:token>/sandbox/", views.portal_card_sandbox, name="portal_card_sandbox"),
 ]

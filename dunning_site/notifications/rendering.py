@@ -46,6 +46,7 @@ CONTEXT_VARIABLES: dict[str, str] = {
     "invoices": "a list; each has number, issued_on, due_on, total, amount_due, days_overdue, pay_url",
     "pay_url": "https://billing.example.com/pay/INV-1",
     "card_update_url": "https://dunning.example.com/portal/card/…",
+    "card_expires_on": "31 May 2026",
     "plan_offer_url": "https://dunning.example.com/portal/plan/…",
     "unsubscribe_url": "https://dunning.example.com/u/…",
     "collector_name": "Grace Hopper",

@@ -80,12 +80,15 @@ class FakeStripe:
         self.customers: dict[str, dict] = {}
         self.declines: dict[str, dict] = {}  # invoice id → Stripe error object for its next /pay
         self.last_errors: dict[str, dict] = {}  # invoice id → last_payment_error of its latest attempt
+        # (method, path, params): the query string's parameters for a GET, the form for a POST.
         self.requests: list[tuple[str, str, dict]] = []
+        # List path → the page (1-based) that answers 500 until the test removes it, like an outage.
+        self.broken_pages: dict[str, int] = {}
         self.idempotent: dict[str, tuple[int, dict]] = {}
         self.lock = threading.Lock()
 
     def handle(self, method: str, path: str, query: dict, form: dict, headers) -> tuple[int, dict]:
-        self.requests.append((method, path, form))
+        self.requests.append((method, path, {name: values[0] for name, values in query.items()} | form))
         key = headers.get("Idempotency-Key")
         if method == "POST" and key and key in self.idempotent:
             return self.idempotent[key]
@@ -99,7 +102,7 @@ class FakeStripe:
         if parts == ["invoices"]:
             status = query.get("status", [None])[0]
             items = [obj for obj in self.invoices.values() if not status or obj["status"] == status]
-            return self._page(items, query, "/v1/invoices")
+            return self._page(items, query, "/v1/invoices", every=list(self.invoices.values()))
         if parts == ["customers"]:
             return self._page(list(self.customers.values()), query, "/v1/customers")
         if len(parts) == 2 and parts[0] == "invoices" and parts[1] in self.invoices:
@@ -127,6 +130,38 @@ class FakeStripe:
                 status="requires_payment_method",
                 last_payment_error=self.last_errors.get(invoice_id),
             )
+        if len(parts) == 2 and parts[0] == "customers" and method == "POST":
+            customer = self.customers.setdefault(parts[1], resource("customer", id=parts[1]))
+            default = form.get("invoice_settings[default_payment_method]")
+            if default:
+                customer["invoice_settings"] = {
+                    **customer.get("invoice_settings", {}),
+                    "default_payment_method": default,
+                }
+            return 200, customer
+        if len(parts) == 2 and parts[0] == "payment_methods":
+            return 200, resource("payment_method", id=parts[1], customer=None)
+        if len(parts) == 2 and parts[0] == "setup_intents":
+            return 200, resource("setup_intent", id=parts[1], status="succeeded", payment_method=f"pm_from_{parts[1]}")
+        if parts == ["checkout", "sessions"] and method == "POST":
+            # A new session each call, like Stripe; the test reads what was asked from `requests`.
+            session_id = f"cs_test_fake{len(self.requests)}"
+            if form.get("customer") and form["customer"] not in self.customers:
+                message = f"No such customer: '{form['customer']}'"
+                return 400, {"error": {"type": "invalid_request_error", "param": "customer", "message": message}}
+            return 200, resource(
+                "checkout.session",
+                id=session_id,
+                mode=form.get("mode", "payment"),
+                customer=form.get("customer"),
+                currency=form.get("currency"),
+                success_url=form.get("success_url"),
+                cancel_url=form.get("cancel_url"),
+                payment_intent=None,
+                setup_intent=f"seti_{session_id}" if form.get("mode") == "setup" else None,
+                status="open",
+                url=f"https://checkout.stripe.com/c/pay/{session_id}",
+            )
         return 404, {"error": {"type": "invalid_request_error", "message": f"No such route: {method} {path}"}}
 
     def _pay(self, invoice_id: str) -> tuple[int, dict]:
@@ -150,13 +185,23 @@ class FakeStripe:
         obj.update(status="paid", amount_paid=obj["amount_due"], amount_remaining=0)
         return 200, obj
 
-    @staticmethod
-    def _page(items: list[dict], query: dict, url: str) -> tuple[int, dict]:
+    def _page(self, items: list[dict], query: dict, url: str, every: list[dict] | None = None) -> tuple[int, dict]:
+        """One page of a list, as Stripe pages it: `limit` objects after `starting_after`, and
+        whether more follow. The cursor is a place among `every` object of the kind, so it still
+        works when its own object no longer matches the filter (an invoice paid since)."""
         limit = int(query.get("limit", ["10"])[0])
         after = query.get("starting_after", [None])[0]
+        offset = 0
         if after:
-            ids = [item["id"] for item in items]
-            items = items[ids.index(after) + 1 :] if after in ids else []
+            place = {item["id"]: number for number, item in enumerate(items if every is None else every)}
+            if after not in place:
+                message = f"No such object: '{after}'"
+                return 400, {"error": {"type": "invalid_request_error", "param": "starting_after", "message": message}}
+            offset = sum(1 for item in items if place[item["id"]] <= place[after])
+        page = offset // limit + 1
+        if self.broken_pages.get(url) == page:
+            return 500, {"error": {"type": "api_error", "message": f"The fake's page {page} of {url} is down."}}
+        items = items[offset:]
         return 200, {"object": "list", "url": url, "has_more": len(items) > limit, "data": items[:limit]}
 
 
@@ -176,6 +221,8 @@ class FakeStripeServer:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Request-Id", "req_fake")
+                if status >= 500:  # as Stripe's own 500s say: stripe-python gives up at once, no sleeps
+                    self.send_header("Stripe-Should-Retry", "false")
                 self.end_headers()
                 self.wfile.write(data)
 

@@ -150,8 +150,27 @@ def test_a_new_card_retries_every_open_invoice_and_payment_resolves_the_case(clo
     case.refresh_from_db()
     assert case.status == Case.Status.RESOLVED
     assert Invoice.objects.get().status == "paid"
-    assert Customer.objects.get().default_payment_method == "pm_new"
+    customer = Customer.objects.get()
+    assert customer.default_payment_method == "pm_new"
+    assert customer.card_expires_on == dt.date(2030, 8, 31)  # Stripe's example card: 08/2030
+    assert stripe_api.customers["cus_NY1"]["invoice_settings"]["default_payment_method"] == "pm_new"
     assert PaymentRetry.objects.filter(status="succeeded", decision="new_card").count() == 1
+
+
+def test_one_checkout_retries_once_although_stripe_sends_three_events(clock, stripe_api, customer, deliver):
+    standard_policy()
+    deliver(failed_invoice(stripe_api))
+    stripe_api.declines["in_1"] = {"decline_code": "insufficient_funds"}  # the retry fails: nothing resolves
+    session = stripe_fake.resource(
+        "checkout.session", id="cs_1", customer="cus_NY1", mode="setup", status="complete", setup_intent="seti_1"
+    )
+    intent = stripe_fake.resource("setup_intent", id="seti_1", customer="cus_NY1", payment_method="pm_from_seti_1")
+    method = stripe_fake.resource("payment_method", id="pm_from_seti_1", customer="cus_NY1")
+    deliver(stripe_fake.event("checkout.session.completed", session, event_id="evt_cs"))
+    deliver(stripe_fake.event("setup_intent.succeeded", intent, event_id="evt_si"))
+    deliver(stripe_fake.event("payment_method.attached", method, event_id="evt_pm2"))
+    assert Customer.objects.get().default_payment_method == "pm_from_seti_1"
+    assert PaymentRetry.objects.filter(decision="new_card").count() == 1
 
 
 def test_a_dispute_pauses_the_case(clock, stripe_api, customer, deliver):

@@ -1,0 +1,154 @@
+"""The customer portal's links: signed, expiring, revocable — and what opening one may change.
+
+A link is the only thing a customer holds, so it carries no secret of its own beyond Django's
+signature: the customer's id and the `portal_link_version` it was issued under. Raising that
+version on the customer revokes every link sent so far (a forwarded email, a shared screen);
+the timestamp inside the signature makes a link die after CARD_UPDATE_LINK_MAX_AGE, so an old
+email found in an inbox years later opens nothing.
+"""
+
+import datetime as dt
+import logging
+
+import django_rq
+import stripe
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from dunning_site.accounts.billing import SandboxGateway, gateway
+from dunning_site.accounts.models import Customer
+
+logger = logging.getLogger(__name__)
+
+CARD_UPDATE_SALT = "dunning.card-update"
+CARD_UPDATE_LINK_MAX_AGE = dt.timedelta(days=14)
+# Stripe lets a Checkout session live up to 24 hours: a customer who opened the link on its last
+# day still lands on the thank-you page, not on "this link has expired", when they finish.
+CHECKOUT_SESSION_LIFETIME = dt.timedelta(hours=24)
+
+# The sandbox's test cards, named like Stripe's test payment methods (SandboxGateway decides by them).
+SANDBOX_CARDS = {
+    "pm_card_visa": "Visa ending 4242 — payments succeed",
+    **{
+        method: f"Declines: {decline_code.replace('_', ' ')}"
+        for method, (decline_code, _advice) in SandboxGateway.DECLINES.items()
+    },
+}
+CHOOSE_A_CARD = "Choose one of the test cards."
+# A sandbox card is "valid" this long, so pre-dunning does not warn about the card just chosen.
+SANDBOX_CARD_LIFETIME_YEARS = 3
+
+
+class PortalLinkInvalid(Exception):
+    """Tampered, revoked, or for a customer who no longer exists: the customer needs a new link."""
+
+
+class PortalLinkExpired(PortalLinkInvalid):
+    """Authentic but older than its lifetime."""
+
+
+def card_update_token(customer: Customer) -> str:
+    # Short keys: the link also goes out by SMS, where every character counts.
+    return signing.dumps({"c": customer.pk, "v": customer.portal_link_version}, salt=CARD_UPDATE_SALT, compress=True)
+
+
+def card_update_url(customer: Customer) -> str:
+    """The absolute card-update link for messages (SITE_URL, not a request: the tick has none)."""
+    return settings.SITE_URL.rstrip("/") + reverse("collections:portal_card", args=[card_update_token(customer)])
+
+
+def card_update_done_url(token: str) -> str:
+    return settings.SITE_URL.rstrip("/") + reverse("collections:portal_card_done", args=[token])
+
+
+def read_card_update_token(token: str, *, max_age: dt.timedelta = CARD_UPDATE_LINK_MAX_AGE) -> Customer:
+    """The customer a link is for. Raises PortalLinkExpired or PortalLinkInvalid; the two get
+    different pages only because "ask for a new one" is the only advice either can give."""
+    try:
+        data = signing.loads(token, salt=CARD_UPDATE_SALT, max_age=max_age)
+    except signing.SignatureExpired as error:  # checked after the signature: the link is authentic
+        raise PortalLinkExpired(str(error)) from error
+    except signing.BadSignature as error:
+        raise PortalLinkInvalid(str(error)) from error
+    try:
+        customer = Customer.objects.get(pk=int(data["c"]))
+        version = int(data["v"])
+    except (Customer.DoesNotExist, KeyError, TypeError, ValueError) as error:
+        raise PortalLinkInvalid("No such customer") from error
+    if customer.portal_link_version != version:
+        raise PortalLinkInvalid("Revoked: the customer's links were reissued")
+    return customer
+
+
+def portal_links_revoke(*, customer: Customer) -> None:
+    """Kill every portal and card-update link sent to this customer so far (e.g. a forwarded email)."""
+    Customer.objects.filter(pk=customer.pk).update(portal_link_version=F("portal_link_version") + 1)
+    customer.refresh_from_db(fields=["portal_link_version"])
+
+
+def gateway_is_sandbox() -> bool:
+    """Decided by configuration, never by a query parameter: with a Stripe key the sandbox's
+    pages do not exist, whatever a URL says."""
+    return not settings.STRIPE_API_KEY
+
+
+class CardUpdateUnavailable(Exception):
+    """No online way to take a new card for this customer: none at all (no billing-system id), or
+    not right now (`temporary`: the billing system failed, trying again later may work)."""
+
+    def __init__(self, reason: str, *, temporary: bool) -> None:
+        super().__init__(reason)
+        self.temporary = temporary
+
+
+def card_update_session_url(*, customer: Customer, token: str) -> str:
+    """Where to send the customer to give a new card: a fresh session each time the link is
+    opened (a Checkout session dies within a day, the link lives two weeks)."""
+    if not gateway_is_sandbox() and not customer.external_id:
+        raise CardUpdateUnavailable("The customer has no billing-system id", temporary=False)
+    try:
+        return gateway().card_update_url(customer_id=customer.external_id or "", return_url=card_update_done_url(token))
+    except stripe.StripeError as error:
+        logger.exception("Could not create a card-update session for customer %s", customer.pk)
+        raise CardUpdateUnavailable(str(error), temporary=True) from error
+
+
+def _last_day_of_month(year: int, month: int) -> dt.date:
+    return dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
+
+
+@transaction.atomic
+def sandbox_card_change(*, customer: Customer, payment_method: str, now: dt.datetime | None = None) -> int:
+    """The sandbox's stand-in for Checkout: the customer "gives" a test card, and every open
+    overdue invoice is retried at once, as a real new card would through Stripe's webhook.
+    Returns the number of retries scheduled."""
+    # Imported here: billing builds on services → messaging → context, and context imports this module.
+    from dunning_site.collections.billing import retry_all_open_invoices
+
+    if not gateway_is_sandbox():
+        raise PermissionError("The sandbox is off: a Stripe key is configured.")
+    if payment_method not in SANDBOX_CARDS:
+        raise ValueError(f"Not a sandbox test card: {payment_method}")
+    now = now or timezone.now()
+    expires_on = _last_day_of_month(now.year + SANDBOX_CARD_LIFETIME_YEARS, now.month)
+    Customer.objects.filter(pk=customer.pk).update(default_payment_method=payment_method, card_expires_on=expires_on)
+    customer.default_payment_method, customer.card_expires_on = payment_method, expires_on
+    scheduled = retry_all_open_invoices(
+        customer=customer, reason=f"The customer chose a new card in the portal (sandbox: {payment_method})", now=now
+    )
+    transaction.on_commit(_enqueue_retries, robust=True)
+    return scheduled
+
+
+def _enqueue_retries() -> None:
+    from dunning_site.collections.jobs import retries_perform
+
+    try:
+        django_rq.get_queue("default").enqueue(retries_perform)
+    except RedisError as error:
+        logger.warning("Could not enqueue retries (%s); the next tick performs them.", error)

@@ -76,14 +76,15 @@ def billing_event_receive(*, payload: bytes, signature: str) -> BillingEvent | N
     """
     try:
         event = stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
-    except (stripe.SignatureVerificationError, ValueError) as error:
-        raise SignatureError(str(error)) from error
-    data = json.loads(payload)
+        data = json.loads(payload)
+        event_id, event_type = event.id, event.type
+    except (stripe.SignatureVerificationError, ValueError, AttributeError, KeyError) as error:
+        raise SignatureError(f"Not a signed Stripe event: {error}") from error
     try:
         with transaction.atomic():
             stored = BillingEvent.objects.create(
-                event_id=event.id,
-                type=event.type,
+                event_id=event_id,
+                type=event_type,
                 created=dt.datetime.fromtimestamp(data.get("created") or 0, tz=dt.UTC),
                 payload=data,
             )

@@ -5,12 +5,8 @@ are driven by the real RQ worker with its scheduler (`run_jobs`) while time-mach
 clock past each backoff interval, so nothing sleeps.
 """
 
-import dataclasses
 import datetime as dt
-import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import time_machine
@@ -43,66 +39,6 @@ NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 SECRET = "whsec_test_0123456789abcdef"
 SUSPEND = ServiceHookDelivery.Action.SUSPEND
 REINSTATE = ServiceHookDelivery.Action.REINSTATE
-
-
-@dataclasses.dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> dict:
-        return json.loads(self.body)
-
-    def is_signed_with(self, secret: str) -> bool:
-        return verify_signature(secret, self.headers[TIMESTAMP_HEADER], self.body, self.headers[SIGNATURE_HEADER])
-
-
-class Receiver:
-    """The customer's product: answers each request with the next queued status (the last one repeats)."""
-
-    def __init__(self) -> None:
-        self.requests: list[Received] = []
-        self._statuses = [200]
-        self._lock = threading.Lock()
-        self.url = ""
-
-    def answer(self, *statuses: int) -> None:
-        self._statuses = list(statuses)
-
-    def next_status(self) -> int:
-        with self._lock:
-            return self._statuses.pop(0) if len(self._statuses) > 1 else self._statuses[0]
-
-
-@pytest.fixture
-def receiver():
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            state.requests.append(Received("POST", self.path, dict(self.headers), body))
-            status = state.next_status()
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain")
-            self.end_headers()
-            self.wfile.write(b"ok" if status < 300 else b"receiver is down")
-
-        def log_message(self, format, *args) -> None:  # keep the test output clean
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/dunning"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 @pytest.fixture(autouse=True)

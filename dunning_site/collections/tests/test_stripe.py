@@ -104,6 +104,13 @@ def test_the_same_event_twice_changes_nothing_the_second_time(clock, stripe_api,
     assert BillingEvent.objects.count() == 1
 
 
+def test_a_signed_body_that_is_not_an_event_gets_400(clock, stripe_api, client):
+    body, header = stripe_fake.signed({"hello": "world"})
+    response = client.post(URL, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
+    assert response.status_code == 400
+    assert not BillingEvent.objects.exists()
+
+
 @pytest.mark.parametrize("tamper", ["body", "secret", "old"])
 def test_a_bad_signature_gets_400_and_stores_nothing(clock, stripe_api, customer, client, tamper):
     payload = failed_invoice(stripe_api)
@@ -220,3 +227,30 @@ def test_the_retry_step_leaves_a_stolen_card_alone(clock, stripe_api, customer):
     performed = CaseEvent.objects.get(type="collections.step.performed")
     assert "not retried" in performed.data["retries"][0]
     assert ("POST", "/v1/invoices/in_8/pay") not in [(m, p) for m, p, _ in stripe_api.requests]
+
+
+def test_a_new_card_pays_resolves_the_case_and_reinstates_service_through_the_signed_hook(
+    clock, stripe_api, customer, deliver, receiver, settings, run_jobs, django_capture_on_commit_callbacks
+):
+    settings.SERVICE_WEBHOOK_URL = receiver.url
+    settings.SERVICE_WEBHOOK_SECRET = "whsec_product_secret"
+    ladder(PolicyFactory(), (0, Step.Action.SUSPEND_SERVICE, "final", False))
+    deliver(failed_invoice(stripe_api))
+    with django_capture_on_commit_callbacks(execute=True):
+        tick()  # the ladder's day-0 step: suspend
+    run_jobs()
+    case = Case.objects.get()
+    assert case.service_suspended
+    assert [request.json["type"] for request in receiver.requests] == ["service.suspend"]
+
+    method = stripe_fake.resource("payment_method", id="pm_fresh", customer="cus_NY1")
+    deliver(stripe_fake.event("payment_method.attached", method, event_id="evt_pm_fresh"))
+
+    case.refresh_from_db()
+    assert (case.status, case.service_suspended) == (Case.Status.RESOLVED, False)
+    _suspend, reinstate = receiver.requests
+    assert reinstate.json["type"] == "service.reinstate"
+    assert reinstate.json["data"]["case"]["id"] == case.pk
+    assert reinstate.is_signed_with("whsec_product_secret")
+    assert not reinstate.is_signed_with("whsec_somebody_else")
+    assert CaseEvent.objects.filter(case=case, type="collections.service_hook.delivered").count() == 2

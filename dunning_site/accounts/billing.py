@@ -42,6 +42,8 @@ class BillingGateway(Protocol):
 
     def payment_method_of_setup(self, setup_intent_id: str) -> str: ...
 
+    def subscriptions_pause_collection(self, *, customer_id: str, paused: bool) -> list[str]: ...
+
     def payment_method_make_default(self, *, customer_id: str, payment_method_id: str) -> dict: ...
 
     def last_decline(self, invoice_id: str) -> ChargeOutcome | None: ...
@@ -82,6 +84,20 @@ class StripeGateway:
 
     def payment_method_of_setup(self, setup_intent_id: str) -> str:
         return self.client.v1.setup_intents.retrieve(setup_intent_id).to_dict().get("payment_method") or ""
+
+    def subscriptions_pause_collection(self, *, customer_id: str, paused: bool) -> list[str]:
+        """Pause (invoices are voided while suspended) or resume collection of the customer's live
+        subscriptions; returns the ids changed."""
+        changed = []
+        for subscription in self.client.v1.subscriptions.list(
+            {"customer": customer_id, "limit": 100}
+        ).auto_paging_iter():
+            if subscription.status in ("canceled", "incomplete_expired"):
+                continue
+            value = {"behavior": "void"} if paused else ""
+            self.client.v1.subscriptions.update(subscription.id, {"pause_collection": value})
+            changed.append(subscription.id)
+        return changed
 
     def payment_method_make_default(self, *, customer_id: str, payment_method_id: str) -> dict:
         """Checkout in setup mode only attaches the card; invoices are charged to the default one."""
@@ -201,6 +217,9 @@ class SandboxGateway:
 
     def payment_method_of_setup(self, setup_intent_id: str) -> str:
         return ""
+
+    def subscriptions_pause_collection(self, *, customer_id: str, paused: bool) -> list[str]:
+        return []
 
     def payment_method_make_default(self, *, customer_id: str, payment_method_id: str) -> dict:
         return {}

@@ -440,3 +440,30 @@ def retry_for_policy_step(*, case: Case, now: dt.datetime) -> list[str]:
         )
         decided.append(f"{invoice.number}: retried now")
     return decided
+
+
+def subscription_collection_request(*, case: Case, paused: bool) -> None:
+    """With SUSPEND_STRIPE_SUBSCRIPTION on, suspension also pauses collection of the customer's
+    Stripe subscriptions and reinstatement resumes it, in a job after the engine's commit."""
+    if not (settings.SUSPEND_STRIPE_SUBSCRIPTION and settings.STRIPE_API_KEY and case.customer.external_id):
+        return
+    from dunning_site.collections.jobs import subscription_collection_set as job
+
+    def enqueue() -> None:
+        try:
+            django_rq.get_queue("default").enqueue(job, case.pk, paused, retry=Retry(max=5, interval=[30, 120, 600]))
+        except RedisError as error:
+            logger.warning("Could not enqueue the subscription change for case %s (%s)", case.pk, error)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+def subscription_collection_set(*, case_id: int, paused: bool) -> list[str]:
+    case = Case.objects.select_related("customer").get(pk=case_id)
+    changed = gateway().subscriptions_pause_collection(customer_id=case.customer.external_id, paused=paused)
+    case_event_record(
+        case,
+        "collections.subscription.collection_paused" if paused else "collections.subscription.collection_resumed",
+        subscriptions=changed,
+    )
+    return changed

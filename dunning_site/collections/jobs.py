@@ -27,3 +27,7 @@ def service_hooks_sweep() -> int:
 
 def predunning_run() -> int:
     return predunning.predunning_run()
+
+
+def subscription_collection_set(case_id: int, paused: bool) -> list[str]:
+    return billing.subscription_collection_set(case_id=case_id, paused=paused)

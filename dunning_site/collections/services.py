@@ -383,6 +383,9 @@ def _perform(case: Case, step: Step, *, book: TemplateBook, now: dt.datetime) ->
         case.service_suspended = True
         pending.events.append(_event(case, "collections.case.suspended", at=now, **_step_data(step)))
         service_hooks.service_hook_request(case=case, action=ServiceHookDelivery.Action.SUSPEND, now=now)
+        from dunning_site.collections.billing import subscription_collection_request  # billing builds on this
+
+        subscription_collection_request(case=case, paused=True)
     elif step.action == Step.Action.RETRY_PAYMENT:
         from dunning_site.collections.billing import retry_for_policy_step  # billing builds on this module
 
@@ -459,7 +462,10 @@ def _resolve(case: Case, *, user: User | None, now: dt.datetime) -> Case:
             .exists()
         )
         if not still_suspended:
+            from dunning_site.collections.billing import subscription_collection_request  # billing builds on this
+
             service_hooks.service_hook_request(case=case, action=ServiceHookDelivery.Action.REINSTATE, now=now)
+            subscription_collection_request(case=case, paused=False)
     case.save()
     CaseEvent.objects.bulk_create(events)
     return case

@@ -78,6 +78,7 @@ class FakeStripe:
     def __init__(self) -> None:
         self.invoices: dict[str, dict] = {}
         self.customers: dict[str, dict] = {}
+        self.subscriptions: dict[str, dict] = {}
         self.declines: dict[str, dict] = {}  # invoice id → Stripe error object for its next /pay
         self.last_errors: dict[str, dict] = {}  # invoice id → last_payment_error of its latest attempt
         # (method, path, params): the query string's parameters for a GET, the form for a POST.
@@ -139,6 +140,15 @@ class FakeStripe:
                     "default_payment_method": default,
                 }
             return 200, customer
+        if parts == ["subscriptions"]:
+            customer = query.get("customer", [""])[0]
+            items = [sub for sub in self.subscriptions.values() if sub["customer"] == customer]
+            return self._page(items, query, "/v1/subscriptions")
+        if len(parts) == 2 and parts[0] == "subscriptions" and method == "POST":
+            subscription = self.subscriptions[parts[1]]
+            behavior = form.get("pause_collection[behavior]")
+            subscription["pause_collection"] = {"behavior": behavior} if behavior else None
+            return 200, subscription
         if len(parts) == 2 and parts[0] == "payment_methods":
             return 200, resource("payment_method", id=parts[1], customer=None)
         if len(parts) == 2 and parts[0] == "setup_intents":

@@ -254,3 +254,24 @@ def test_a_new_card_pays_resolves_the_case_and_reinstates_service_through_the_si
     assert reinstate.is_signed_with("whsec_product_secret")
     assert not reinstate.is_signed_with("whsec_somebody_else")
     assert CaseEvent.objects.filter(case=case, type="collections.service_hook.delivered").count() == 2
+
+
+def test_suspension_can_pause_collection_of_the_stripe_subscription(
+    clock, stripe_api, customer, deliver, settings, run_jobs, django_capture_on_commit_callbacks
+):
+    settings.SUSPEND_STRIPE_SUBSCRIPTION = True
+    stripe_api.subscriptions["sub_1"] = stripe_fake.resource(
+        "subscription", id="sub_1", customer="cus_NY1", status="past_due", pause_collection=None
+    )
+    ladder(PolicyFactory(), (0, Step.Action.SUSPEND_SERVICE, "final", False))
+    deliver(failed_invoice(stripe_api))
+    with django_capture_on_commit_callbacks(execute=True):
+        tick()
+    run_jobs()
+    assert stripe_api.subscriptions["sub_1"]["pause_collection"] == {"behavior": "void"}
+    with django_capture_on_commit_callbacks(execute=True):
+        payment_record(invoice=Invoice.objects.get(), amount=4_900)  # paid by bank transfer
+    run_jobs()
+    assert stripe_api.subscriptions["sub_1"]["pause_collection"] is None
+    types = set(CaseEvent.objects.values_list("type", flat=True))
+    assert {"collections.subscription.collection_paused", "collections.subscription.collection_resumed"} <= types

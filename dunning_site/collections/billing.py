@@ -19,12 +19,13 @@ from redis.exceptions import RedisError
 from rq import Retry
 
 from dunning_site.accounts.billing import ChargeOutcome, gateway
-from dunning_site.accounts.models import BillingEvent, Customer, Invoice, Payment
+from dunning_site.accounts.models import BillingEvent, Channel, Customer, Invoice, Payment
 from dunning_site.accounts.services import (
     customer_upsert_from_billing,
     invoice_upsert_from_billing,
     payment_record,
 )
+from dunning_site.collections.messaging import AUTHENTICATION_NEEDED, CARD_UPDATE_NEEDED, TemplateBook, compose
 from dunning_site.collections.models import Case, PaymentRetry, Policy
 from dunning_site.collections.retries import (
     CARD_MUST_CHANGE,
@@ -39,6 +40,8 @@ from dunning_site.collections.services import (
     case_pause,
     case_resume,
 )
+from dunning_site.notifications.models import Message
+from dunning_site.notifications.services import messages_create
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +239,8 @@ def retry_plan(*, invoice: Invoice, case: Case | None, decline: ChargeOutcome, n
             attempt=len(earlier) + 1,
             created_at=now,
         )
+    if case is not None and case.is_active and (plan.needs_new_card or plan.needs_customer) and not plan.retry_at:
+        _ask_the_customer(case=case, invoice=invoice, needs_new_card=plan.needs_new_card, now=now)
     if case is not None:
         case_event_record(
             case,
@@ -249,6 +254,33 @@ def retry_plan(*, invoice: Invoice, case: Case | None, decline: ChargeOutcome, n
             retry_at=plan.retry_at.isoformat() if plan.retry_at else None,
         )
     return retry
+
+
+def _ask_the_customer(*, case: Case, invoice: Invoice, needs_new_card: bool, now: dt.datetime) -> None:
+    """A decline only the customer can fix: send them the card-update link, or the link to
+    authenticate the payment; once per failed payment, through the contact rules like any message."""
+    attempt = Payment.objects.filter(invoice=invoice, status=Payment.Status.FAILED).count()
+    key = f"case:{case.pk}:invoice:{invoice.pk}:ask-customer:{attempt}"
+    if Message.objects.filter(idempotency_key=key).exists():
+        return
+    template_key, words = (
+        ("card-update-needed", CARD_UPDATE_NEEDED)
+        if needs_new_card
+        else ("payment-authentication-needed", AUTHENTICATION_NEEDED)
+    )
+    case = Case.objects.select_related("customer", "policy__contact_rules", "assignee").get(pk=case.pk)
+    message = compose(
+        case=case,
+        channel=Channel.EMAIL,
+        template_key=template_key,
+        book=TemplateBook({template_key}),
+        idempotency_key=key,
+        now=now,
+        built_in=words,
+    )
+    (message,) = messages_create([message])
+    case.messages.add(message)
+    case_event_record(case, "collections.payment.customer_asked", at=now, message_id=message.pk, invoice=invoice.number)
 
 
 def retries_perform_due(*, now: dt.datetime | None = None, batch_size: int = 50) -> int:

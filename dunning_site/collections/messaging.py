@@ -41,6 +41,22 @@ BUILT_IN = {
 }
 BUILT_IN[Channel.LETTER] = BUILT_IN[Channel.EMAIL]
 
+# Words for the customer when a decline needs them, not another retry (templates with these keys
+# replace them: card-update-needed, payment-authentication-needed).
+CARD_UPDATE_NEEDED = (
+    "Please update your card: {{ total_overdue }} could not be charged",
+    "Hello {{ customer_name }},\n\nwe could not charge your card on file for {{ total_overdue }}, and trying "
+    "again will not help: the card needs to be replaced.\n\nYou can add a new card securely here:\n"
+    "{{ card_update_url }}\n\nAs soon as it is saved, we will settle the open invoices with it.\n\n"
+    "{{ collector_signature }}\n{{ sender_company }}",
+)
+AUTHENTICATION_NEEDED = (
+    "Please confirm your payment of {{ total_overdue }}",
+    "Hello {{ customer_name }},\n\nyour bank asks you to confirm the payment of {{ total_overdue }} "
+    "before it goes through. It takes a minute:\n{{ pay_url }}\n\n"
+    "{{ collector_signature }}\n{{ sender_company }}",
+)
+
 COLLECTOR_DAY = (dt.time(9), dt.time(17))  # a call task falls due within the collector's working day
 
 
@@ -109,8 +125,10 @@ def compose(
     now: dt.datetime,
     draft: bool = False,
     collector: User | None = None,
+    built_in: tuple[str, str] | None = None,
 ) -> Message:
-    """An unsaved Message for the case on the best usable channel, in the customer's language."""
+    """An unsaved Message for the case on the best usable channel, in the customer's language.
+    `built_in` (subject, body) are the words when no template exists, instead of the channel's."""
     customer = case.customer
     channel = channel_for(customer, channel)
     rules = case.policy.contact_rules
@@ -137,7 +155,7 @@ def compose(
             logger.error("Template %s cannot be rendered (%s); using the built-in text", template, error)
             template = None
     if template is None:
-        subject_source, body_source = BUILT_IN[channel]
+        subject_source, body_source = built_in if built_in and channel != Channel.SMS else BUILT_IN[channel]
         subject, body, html = (
             one_line(render_text(subject_source, context)),
             render_text(body_source, context),

@@ -139,3 +139,10 @@ def test_an_overpayment_in_the_admin_is_refused(admin_client, waiting_case):
     assert "more than the €99.00 left to pay" in errors["amount"][0]
     waiting_case.refresh_from_db()
     assert waiting_case.status == Case.Status.AWAITING_APPROVAL
+
+
+def test_every_admin_page_says_when_payments_are_simulated(admin_client, settings):
+    settings.STRIPE_API_KEY = ""
+    assert "Payments: sandbox" in admin_client.get("/admin/").content.decode()
+    settings.STRIPE_API_KEY = "sk_live_configured"
+    assert "Payments: sandbox" not in admin_client.get("/admin/").content.decode()

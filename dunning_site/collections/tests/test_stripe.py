@@ -145,6 +145,19 @@ def test_a_stolen_card_is_never_retried(clock, stripe_api, customer, deliver):
     assert not PaymentRetry.objects.filter(status="scheduled").exists()
     event = CaseEvent.objects.get(type="collections.payment.failed")
     assert event.data["retry_at"] is None
+    # The customer is asked for a new card instead, with the signed card-update link.
+    (asked,) = Case.objects.get().messages.filter(idempotency_key__contains="ask-customer")
+    assert asked.subject == "Please update your card: $49.00 could not be charged"
+    assert "/portal/card/" in asked.body
+
+
+def test_authentication_required_sends_the_customer_to_confirm_the_payment(clock, stripe_api, customer, deliver):
+    standard_policy()
+    deliver(failed_invoice(stripe_api, decline_code="authentication_required"))
+    assert not PaymentRetry.objects.filter(status="scheduled").exists()
+    (asked,) = Case.objects.get().messages.filter(idempotency_key__contains="ask-customer")
+    assert asked.subject == "Please confirm your payment of $49.00"
+    assert "https://invoice.stripe.com/i/in_1" in asked.body
 
 
 def test_a_new_card_retries_every_open_invoice_and_payment_resolves_the_case(clock, stripe_api, customer, deliver):

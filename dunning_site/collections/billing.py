@@ -61,6 +61,7 @@ CUSTOMER_EVENTS = {"customer.created", "customer.updated"}
 NEW_CARD_EVENTS = {"payment_method.attached", "setup_intent.succeeded", "checkout.session.completed"}
 DISPUTE_EVENTS = {"charge.dispute.created", "charge.dispute.closed"}
 SUBSCRIPTION_EVENTS = {"customer.subscription.updated", "customer.subscription.deleted"}
+# charge.failed adds nothing: the decline is read from the invoice's payment when it fails.
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,6 +144,8 @@ def _dispatch(event_type: str, obj: dict) -> str:
         return dispute(event_type, obj)
     if event_type in SUBSCRIPTION_EVENTS:
         return subscription_changed(event_type, obj)
+    if event_type == "charge.refunded":
+        return refunded(obj)
     return "ignored"
 
 
@@ -418,6 +421,20 @@ def dispute(event_type: str, obj: dict) -> str:
             case_resume(case=case)
             case_event_record(case, "collections.dispute.closed", outcome=obj.get("status", ""))
     return "dispute"
+
+
+def refunded(obj: dict) -> str:
+    """A refund does not reopen a paid Stripe invoice; open cases of the customer note it, so a
+    collector sees money went back while dunning goes on."""
+    for case in Case.objects.filter(customer__external_id=obj.get("customer"), status__in=Case.ACTIVE_STATUSES):
+        case_event_record(
+            case,
+            "collections.payment.refunded",
+            charge=obj.get("id"),
+            amount_refunded=obj.get("amount_refunded"),
+            currency=(obj.get("currency") or "").upper(),
+        )
+    return "refund"
 
 
 def subscription_changed(event_type: str, obj: dict) -> str:

@@ -288,3 +288,16 @@ def test_suspension_can_pause_collection_of_the_stripe_subscription(
     assert stripe_api.subscriptions["sub_1"]["pause_collection"] is None
     types = set(CaseEvent.objects.values_list("type", flat=True))
     assert {"collections.subscription.collection_paused", "collections.subscription.collection_resumed"} <= types
+
+
+def test_a_refund_and_a_subscription_change_are_on_the_open_cases_timeline(clock, stripe_api, customer, deliver):
+    standard_policy()
+    deliver(failed_invoice(stripe_api))
+    charge = stripe_fake.resource("charge", id="ch_9", customer="cus_NY1", amount_refunded=1_000, currency="usd")
+    deliver(stripe_fake.event("charge.refunded", charge, event_id="evt_refund"))
+    subscription = stripe_fake.resource("subscription", id="sub_9", customer="cus_NY1", status="past_due")
+    deliver(stripe_fake.event("customer.subscription.updated", subscription, event_id="evt_sub"))
+    refund = CaseEvent.objects.get(type="collections.payment.refunded")
+    assert (refund.data["amount_refunded"], refund.data["currency"]) == (1_000, "USD")
+    assert CaseEvent.objects.get(type="collections.subscription.changed").data["subscription_status"] == "past_due"
+    assert BillingEvent.objects.filter(status="processed").count() == 3

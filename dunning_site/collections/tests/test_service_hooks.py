@@ -337,46 +337,6 @@ def _overdue_case_with_a_suspension_step() -> Case:
     return case
 
 
-ENGINE_CALLS_THE_HOOK = hasattr(engine, "service_hooks")
-
-
-@pytest.mark.skipif(ENGINE_CALLS_THE_HOOK, reason="the engine calls the hook itself: see the next test")
-def test_the_engine_suspends_and_a_payment_reinstates_through_the_hook(
-    clock, django_capture_on_commit_callbacks, receiver, request_hook, run_jobs
-):
-    """The engine's own steps, with the service called where the engine will call it, until
-    services.py does it itself (then the next test runs instead)."""
-    case = _overdue_case_with_a_suspension_step()
-    request_hook(case, SUSPEND)
-    run_jobs()
-
-    with django_capture_on_commit_callbacks(execute=True):
-        payment_record(invoice=case.invoices.get(), amount=50_000)
-    case.refresh_from_db()
-    assert case.status == Case.Status.RESOLVED
-    assert not case.service_suspended
-    request_hook(case, REINSTATE)
-    run_jobs()
-
-    assert [received.json["type"] for received in receiver.requests] == ["service.suspend", "service.reinstate"]
-    assert all(received.is_signed_with(SECRET) for received in receiver.requests)
-    assert receiver.requests[0].json["data"]["case"]["amount_overdue_display"] == "€500.00"
-    assert receiver.requests[1].json["data"]["reason"] == "case_resolved"
-    suspension_and_reinstatement = [
-        event.type
-        for event in timeline(case, "collections.")
-        if event.type.startswith(("collections.service_hook.", "collections.case.suspended", "collections.case.re"))
-    ]
-    assert suspension_and_reinstatement == [
-        "collections.case.suspended",
-        "collections.service_hook.delivered",
-        "collections.case.resolved",
-        "collections.case.reinstated",
-        "collections.service_hook.delivered",
-    ]
-
-
-@pytest.mark.skipif(not ENGINE_CALLS_THE_HOOK, reason="services.py does not call the hook yet (_perform, _resolve)")
 def test_the_engine_itself_calls_the_hook_to_suspend_and_to_reinstate(
     clock, django_capture_on_commit_callbacks, receiver, run_jobs
 ):

@@ -137,6 +137,10 @@ class Case(models.Model):
 
     class Meta:
         ordering = ["-opened_at"]
+        permissions = [
+            ("work_case", "Work cases: personalize and send, log calls, pause, propose escalations"),
+            ("decide_approval", "Approve or reject escalations, suspensions, plans and write-offs"),
+        ]
         indexes = [
             # The tick's scan: only open cases, by when they are due.
             models.Index(fields=["next_action_at"], condition=Q(status="open"), name="case_due_idx"),

@@ -5,6 +5,9 @@ from dunning_site.collections import views
 app_name = "collections"
 
 urlpatterns = [
+    path("", views.worklist, name="worklist"),
+    path("cases/", views.case_list, name="case_list"),
+    path("cases/export.csv", views.case_list_export, name="case_list_export"),
     path("webhooks/stripe/", views.stripe_webhook, name="stripe_webhook"),
     # The customer portal, reached by signed links (collections.portal); no login.
     path("portal/card/<str:token>/", views.portal_card, name="portal_card"),

@@ -1,15 +1,23 @@
+import csv
 from email.utils import parseaddr
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from dunning_site.collections import portal
+from dunning_site.collections import portal, selectors
 from dunning_site.collections.billing import SignatureError, billing_event_receive
+from dunning_site.collections.filters import CaseFilter
+from dunning_site.lib.money import from_minor_units
+
+CASES_PER_PAGE = 50
 
 
 @csrf_exempt  # Stripe signs its requests; there is no session or CSRF token to check
@@ -102,3 +110,89 @@ def _sandbox_page(request: HttpRequest, token: str, *, error: str = "", status: 
 
 def _card_path(token: str) -> str:
     return reverse("collections:portal_card", args=[token])
+
+
+@login_required
+@permission_required("collections.view_case", raise_exception=True)
+def worklist(request: HttpRequest) -> HttpResponse:
+    """The home page: what needs me now."""
+    sections = {name: list(queryset[:25]) for name, queryset in selectors.worklist(user=request.user).items()}
+    return render(request, "collections/worklist.html", {"sections": sections})
+
+
+@login_required
+@permission_required("collections.view_case", raise_exception=True)
+def case_list(request: HttpRequest) -> HttpResponse:
+    filterset = CaseFilter(request.GET or None, queryset=selectors.cases_for_list())
+    cases = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
+    if filterset.is_bound and not filterset.is_valid():
+        cases = cases.none()
+    page = Paginator(cases.order_by(*cases.query.order_by or ["-opened_at"]), CASES_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "collections/case_list.html",
+        {"filter": filterset, "page": page, "query": query.urlencode(), "today": timezone.localdate()},
+    )
+
+
+CSV_COLUMNS = [
+    "case",
+    "customer",
+    "company",
+    "email",
+    "segment",
+    "status",
+    "currency",
+    "amount_overdue",
+    "days_overdue",
+    "policy",
+    "current_step",
+    "next_step",
+    "next_action_at",
+    "assignee",
+]
+
+
+@login_required
+@permission_required("collections.view_case", raise_exception=True)
+def case_list_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered cases as CSV, amounts in major units of their currency (for spreadsheets)."""
+    filterset = CaseFilter(request.GET or None, queryset=selectors.cases_for_list())
+    cases = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
+    today = timezone.localdate()
+
+    class Echo:
+        def write(self, value):
+            return value
+
+    writer = csv.writer(Echo())
+
+    def rows():
+        yield writer.writerow(CSV_COLUMNS)
+        for case in cases.order_by("pk").iterator(chunk_size=500):
+            yield writer.writerow(
+                [
+                    case.pk,
+                    case.customer.name,
+                    case.customer.company,
+                    case.customer.email,
+                    case.customer.segment,
+                    case.status,
+                    case.currency,
+                    from_minor_units(case.amount_overdue, case.currency),
+                    (today - case.anchor_due_on).days,
+                    case.policy.name,
+                    str(case.current_step or ""),
+                    str(case.next_step or ""),
+                    case.next_action_at.isoformat() if case.next_action_at else "",
+                    case.assignee.get_username() if case.assignee else "",
+                ]
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="cases-{today.isoformat()}.csv"'
+    return response

@@ -1,0 +1,46 @@
+"""Reads for the finance UI: querysets, never writes."""
+
+import datetime as dt
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from dunning_site.accounts.models import User
+from dunning_site.collections.models import Approval, CallTask, Case, Draft
+
+
+def cases_for_list() -> QuerySet[Case]:
+    return Case.objects.select_related("customer", "policy", "current_step", "next_step", "assignee")
+
+
+def worklist(*, user: User, now: dt.datetime | None = None) -> dict[str, QuerySet]:
+    """What needs this collector's (or manager's) attention now, section by section."""
+    now = now or timezone.now()
+    mine_or_nobody = Q(assigned_to=user) | Q(assigned_to__isnull=True)
+    sections = {
+        "drafts": Draft.objects.filter(mine_or_nobody).select_related("customer").order_by("created_at"),
+        "calls": CallTask.objects.filter(mine_or_nobody, call_outcome="", status="sent")
+        .select_related("customer")
+        .order_by("send_after"),
+        "promises": Case.objects.filter(
+            status=Case.Status.PAUSED, pause_reason__startswith="Promise", paused_until__lte=now + dt.timedelta(days=1)
+        )
+        .filter(Q(assignee=user) | Q(assignee__isnull=True))
+        .select_related("customer")
+        .order_by("paused_until"),
+        "bounced": Case.objects.filter(status__in=Case.ACTIVE_STATUSES)
+        .filter(Q(customer__email_unusable_since__isnull=False) | Q(customer__phone_unusable_since__isnull=False))
+        .filter(Q(assignee=user) | Q(assignee__isnull=True))
+        .select_related("customer"),
+        "unassigned": Case.objects.filter(status__in=Case.ACTIVE_STATUSES, assignee__isnull=True)
+        .select_related("customer")
+        .order_by("-opened_at"),
+    }
+    if user.has_perm("collections.decide_approval"):
+        sections["approvals"] = (
+            Approval.objects.filter(status=Approval.Status.PENDING)
+            .exclude(requested_by=user)
+            .select_related("case__customer", "step")
+            .order_by("requested_at")
+        )
+    return sections

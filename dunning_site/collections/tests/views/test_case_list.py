@@ -1,0 +1,112 @@
+import csv
+import datetime as dt
+import io
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Group
+
+from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
+from dunning_site.collections.models import Case
+from dunning_site.collections.roles import COLLECTOR
+from dunning_site.collections.services import case_open
+from dunning_site.collections.tests.factories import standard_policy
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2026, 3, 16, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def clock():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def collector(client):
+    user = UserFactory(username="grace")
+    user.groups.add(Group.objects.get(name=COLLECTOR))
+    client.force_login(user)
+    return user
+
+
+def open_case(*, segment: str, days: int, total: int = 10_000, currency: str = "EUR") -> Case:
+    invoice = InvoiceFactory(
+        customer=CustomerFactory(segment=segment),
+        due_on=NOW.date() - dt.timedelta(days=days),
+        total=total,
+        currency=currency,
+    )
+    return case_open(customer=invoice.customer, currency=currency, policy=POLICY[0], invoices=[invoice], now=NOW)
+
+
+POLICY: list = []
+
+
+@pytest.fixture(autouse=True)
+def policy():
+    POLICY[:] = [standard_policy()]
+
+
+def exported(client, query: str) -> list[dict]:
+    response = client.get(f"/cases/export.csv?{query}")
+    assert response["Content-Type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_filtering_by_segment_and_days_overdue_and_exporting_the_same_rows(client, collector):
+    wanted = [open_case(segment="enterprise", days=days) for days in (20, 35)]
+    open_case(segment="enterprise", days=5)  # too recent
+    open_case(segment="smb", days=40)  # other segment
+    query = "segment=enterprise&days_min=15"
+    page = client.get(f"/cases/?{query}").content.decode()
+    for case in wanted:
+        assert case.customer.name in page
+    assert "2 cases" in page
+    rows = exported(client, query)
+    assert sorted(int(row["case"]) for row in rows) == sorted(case.pk for case in wanted)
+    assert {row["segment"] for row in rows} == {"enterprise"}
+    assert sorted(int(row["days_overdue"]) for row in rows) == [20, 35]
+    assert rows[0]["amount_overdue"] == "100.00"
+
+
+def test_amounts_show_with_their_currency(client, collector):
+    open_case(segment="smb", days=10, total=123_456, currency="JPY")
+    open_case(segment="smb", days=10, total=12_345, currency="KWD")
+    page = client.get("/cases/").content.decode()
+    assert "¥123,456" in page and "KWD12.345" in page
+
+
+def test_search_finds_a_case_by_invoice_number(client, collector):
+    case = open_case(segment="smb", days=10)
+    other = open_case(segment="smb", days=10)
+    page = client.get(f"/cases/?q={case.invoices.get().number}").content.decode()
+    assert case.customer.name in page and other.customer.name not in page
+
+
+def test_bad_filter_input_is_explained_not_an_error(client, collector):
+    response = client.get("/cases/?days_min=-3&amount_min=lots")
+    assert response.status_code == 200
+    assert "Enter a number." in response.content.decode()
+
+
+@pytest.mark.parametrize("count", [10, 100])
+def test_the_list_costs_the_same_queries_for_10_or_100_cases(client, collector, count, django_assert_max_num_queries):
+    for _ in range(count):
+        open_case(segment="smb", days=12)
+    with django_assert_max_num_queries(14):
+        response = client.get("/cases/?status=open")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("count", [10, 100])
+def test_the_worklist_costs_the_same_queries_for_10_or_100_cases(
+    client, collector, count, django_assert_max_num_queries
+):
+    for _ in range(count):
+        open_case(segment="smb", days=12)
+    with django_assert_max_num_queries(16):
+        response = client.get("/")
+    assert response.status_code == 200
+    assert "New cases nobody has taken" in response.content.decode()

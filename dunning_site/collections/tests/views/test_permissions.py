@@ -1,0 +1,64 @@
+"""Every finance URL × anonymous / viewer / collector / manager, generated from the URL configuration:
+a new URL without an entry here fails the test."""
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from dunning_site.accounts.tests.factories import UserFactory
+from dunning_site.collections.roles import COLLECTOR, MANAGER, VIEWER
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = "/accounts/login/"
+# name → (path, {role: expected status}); "anonymous" is sent to the login page.
+FINANCE = {
+    "collections:worklist": ("/", {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200}),
+    "collections:case_list": ("/cases/", {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200}),
+    "collections:case_list_export": (
+        "/cases/export.csv",
+        {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200},
+    ),
+}
+# Reached by customers or other systems, each with its own proof (signatures, signed links).
+PUBLIC = {
+    "collections:stripe_webhook",
+    "collections:portal_card",
+    "collections:portal_card_done",
+    "collections:portal_card_sandbox",
+}
+
+
+def named_urls(resolver=None, namespace="") -> set[str]:
+    names = set()
+    for entry in (resolver or get_resolver()).url_patterns:
+        if isinstance(entry, URLResolver):
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            names |= named_urls(entry, inner)
+        elif isinstance(entry, URLPattern) and entry.name:
+            names.add(f"{namespace}{entry.name}")
+    return names
+
+
+def test_every_collections_url_is_in_the_matrix():
+    collections_urls = {name for name in named_urls() if name.startswith("collections:")}
+    assert collections_urls == set(FINANCE) | PUBLIC
+
+
+@pytest.mark.parametrize("role", ["anonymous", VIEWER, COLLECTOR, MANAGER])
+@pytest.mark.parametrize("name", sorted(FINANCE))
+def test_each_role_gets_what_the_matrix_says(client, name, role):
+    path, expected = FINANCE[name]
+    if role != "anonymous":
+        user = UserFactory(username=f"someone-{role.lower()}")
+        user.groups.add(Group.objects.get(name=role))
+        client.force_login(user)
+    response = client.get(path)
+    assert response.status_code == expected[role]
+    if role == "anonymous":
+        assert response["Location"].startswith(LOGIN)
+
+
+def test_a_signed_in_user_without_a_role_is_refused(client):
+    client.force_login(UserFactory(username="no-role"))
+    assert client.get("/cases/").status_code == 403

@@ -217,15 +217,14 @@ def invoice_upsert_from_billing(*, data: dict, customer: Customer) -> Invoice | 
     finalized = _date_of((data.get("status_transitions") or {}).get("finalized_at")) or created
     if invoice is None:
         invoice = Invoice(external_id=data["id"], customer=customer, currency=data["currency"].upper())
-    elif (
-        invoice.status in SETTLED
-        and status == Invoice.Status.OPEN
-        and data.get("amount_paid", 0) >= invoice.amount_paid
-    ):
-        return invoice  # an older event; the settled state stands
+    elif invoice.status in SETTLED and status == Invoice.Status.OPEN:
+        # Stripe never reopens an invoice: "open" here is older news, or the invoice was settled
+        # here (a bank transfer recorded by staff) and the billing system has not heard yet.
+        return invoice
     invoice.number = data.get("number") or data["id"]
     invoice.total = data.get("amount_due", data.get("total", 0))
-    invoice.amount_paid = min(data.get("amount_paid", 0), invoice.total)
+    # Payments recorded here (bank transfers) count even when the billing system does not know them.
+    invoice.amount_paid = min(max(data.get("amount_paid", 0), invoice.amount_paid or 0), invoice.total)
     invoice.issued_on = finalized
     invoice.due_on = max(_date_of(data.get("due_date")) or finalized, finalized)
     invoice.status = status

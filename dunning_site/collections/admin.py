@@ -376,7 +376,7 @@ class DraftAdmin(admin.ModelAdmin):
                 message=obj,
                 subject=form.cleaned_data["subject"],
                 body=form.cleaned_data["body"],
-                html_body=form.cleaned_data["html_body"],
+                html_body=form.cleaned_data["html_body"] if "html_body" in form.changed_data else None,
                 user=request.user,
             )
         choice = form.cleaned_data["send"]
@@ -389,9 +389,14 @@ class DraftAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send the selected drafts now, as they are")
     def send_now(self, request, queryset) -> None:
+        sent = 0
         for draft in queryset:
-            notification_services.message_release(message=draft, user=request.user)
-        self.message_user(request, f"Sent {queryset.count()} draft(s) to the outbox.", messages.SUCCESS)
+            try:
+                notification_services.message_release(message=draft, user=request.user)
+                sent += 1
+            except ValidationError as error:
+                self.message_user(request, f"{draft}: {' '.join(error.messages)}", messages.WARNING)
+        self.message_user(request, f"Sent {sent} draft(s) to the outbox.", messages.SUCCESS)
 
 
 class CallOutcomeForm(forms.ModelForm):

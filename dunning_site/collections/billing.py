@@ -14,6 +14,7 @@ import django_rq
 import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq import Retry
@@ -178,6 +179,8 @@ def payment_failed(*, invoice: Invoice, decline: ChargeOutcome | None, now: dt.d
     decline = decline or ChargeOutcome(succeeded=False, decline_code="unknown", message="No decline details given")
     if invoice.status != Invoice.Status.OPEN:
         return
+    if decline.reference and Payment.objects.filter(external_id=decline.reference).exists():
+        return  # this charge's failure is already recorded (our retry, then Stripe's webhook for it)
     payment_record(
         invoice=invoice,
         amount=max(invoice.total - invoice.amount_paid, 1),
@@ -188,6 +191,7 @@ def payment_failed(*, invoice: Invoice, decline: ChargeOutcome | None, now: dt.d
         network_decline_code=decline.network_decline_code,
         network_advice_code=decline.network_advice_code,
         decline_message=decline.message[:500],
+        external_id=decline.reference or None,
         at=now,
     )
     case = _case_for(invoice, now)
@@ -239,10 +243,11 @@ def retry_plan(*, invoice: Invoice, case: Case | None, decline: ChargeOutcome, n
             scheduled_for=plan.retry_at,
             decision=plan.decision,
             reason=plan.reason[:255],
-            attempt=len(earlier) + 1,
+            attempt=_next_attempt_number(invoice),
             created_at=now,
         )
-    if case is not None and case.is_active and (plan.needs_new_card or plan.needs_customer) and not plan.retry_at:
+    asking = plan.needs_new_card or plan.needs_customer
+    if case is not None and case.status == Case.Status.OPEN and asking and not plan.retry_at:
         _ask_the_customer(case=case, invoice=invoice, needs_new_card=plan.needs_new_card, now=now)
     if case is not None:
         case_event_record(
@@ -286,50 +291,82 @@ def _ask_the_customer(*, case: Case, invoice: Invoice, needs_new_card: bool, now
     case_event_record(case, "collections.payment.customer_asked", at=now, message_id=message.pk, invoice=invoice.number)
 
 
-def retries_perform_due(*, now: dt.datetime | None = None, batch_size: int = 50) -> int:
-    """Attempt every retry whose time has come (claimed with SKIP LOCKED: safe on many workers)."""
+# Seconds before a retry that met a Stripe outage (not a decline) is attempted again.
+GATEWAY_DOWN_DELAY = dt.timedelta(minutes=10)
+
+
+def retries_perform_due(*, now: dt.datetime | None = None, limit: int = 200) -> int:
+    """Attempt every retry whose time has come. Each is claimed in a short transaction (SKIP
+    LOCKED, so workers share the work), the billing system is called with no transaction open,
+    and the outcome is recorded in a transaction of its own: no lock is held across the network."""
     now = now or timezone.now()
     done = 0
-    while True:
+    while done < limit:
         with transaction.atomic():
-            due = list(
+            retry = (
                 PaymentRetry.objects.filter(status=PaymentRetry.Status.SCHEDULED, scheduled_for__lte=now)
-                .select_related("invoice__customer", "case")
-                .select_for_update(skip_locked=True, of=("self",))
-                .order_by("scheduled_for")[:batch_size]
+                .select_for_update(skip_locked=True)
+                .order_by("scheduled_for")
+                .first()
             )
-            for retry in due:
-                _retry_attempt(retry, now)
-        done += len(due)
-        if len(due) < batch_size:
-            return done
+            if retry is None:
+                return done
+            PaymentRetry.objects.filter(pk=retry.pk).update(status=PaymentRetry.Status.ATTEMPTING)
+        _retry_attempt(PaymentRetry.objects.select_related("invoice__customer", "case").get(pk=retry.pk), now)
+        done += 1
+    return done
 
 
 def _retry_attempt(retry: PaymentRetry, now: dt.datetime) -> None:
     invoice = retry.invoice
-    if invoice.external_id and settings.STRIPE_API_KEY:
-        invoice = invoice_sync(invoice_id=invoice.external_id) or invoice  # never race Stripe's own retries
-    if invoice.status != Invoice.Status.OPEN or invoice.total - invoice.amount_paid <= 0:
-        retry.status = PaymentRetry.Status.SKIPPED
-        retry.save(update_fields=["status"])
-        return
-    outcome = gateway().invoice_pay(invoice.external_id or invoice.number, idempotency_key=f"dunning-retry-{retry.pk}")
-    if outcome.succeeded:
-        payment = payment_record(
-            invoice=invoice,
-            amount=invoice.total - invoice.amount_paid,
-            method=Payment.Method.CARD,
-            external_id=outcome.reference or None,
-            at=now,
+    try:
+        if invoice.external_id and settings.STRIPE_API_KEY:
+            invoice = invoice_sync(invoice_id=invoice.external_id) or invoice  # never race Stripe's own retries
+        payable = invoice.status == Invoice.Status.OPEN and invoice.total - invoice.amount_paid > 0
+        outcome = None
+        if payable:
+            outcome = gateway().invoice_pay(
+                invoice.external_id or invoice.number, idempotency_key=f"dunning-retry-{retry.pk}"
+            )
+    except stripe.StripeError as error:  # an outage, not a decline: try again later, nothing charged twice
+        logger.warning("Retry %s met a billing-system error (%s); trying again later", retry.pk, error)
+        PaymentRetry.objects.filter(pk=retry.pk).update(
+            status=PaymentRetry.Status.SCHEDULED, scheduled_for=now + GATEWAY_DOWN_DELAY
         )
-        retry.status, retry.payment = PaymentRetry.Status.SUCCEEDED, payment
-        retry.save(update_fields=["status", "payment"])
-        if retry.case:
-            case_event_record(retry.case, "collections.payment.retry_succeeded", at=now, invoice=invoice.number)
         return
-    retry.status = PaymentRetry.Status.FAILED
-    retry.save(update_fields=["status"])
-    payment_failed(invoice=invoice, decline=outcome, now=now)
+    with transaction.atomic():
+        if outcome is None:
+            PaymentRetry.objects.filter(pk=retry.pk).update(status=PaymentRetry.Status.SKIPPED)
+        elif outcome.succeeded:
+            payment = payment_record(
+                invoice=invoice,
+                amount=invoice.total - invoice.amount_paid,
+                method=Payment.Method.CARD,
+                external_id=outcome.reference or None,
+                at=now,
+            )
+            PaymentRetry.objects.filter(pk=retry.pk).update(status=PaymentRetry.Status.SUCCEEDED, payment=payment)
+            if retry.case:
+                case_event_record(retry.case, "collections.payment.retry_succeeded", at=now, invoice=invoice.number)
+        else:
+            PaymentRetry.objects.filter(pk=retry.pk).update(status=PaymentRetry.Status.FAILED)
+            payment_failed(invoice=invoice, decline=outcome, now=now)
+
+
+def retry_budget_left(*, invoice: Invoice, policy: Policy | None, now: dt.datetime) -> int:
+    """Retries still allowed for the invoice in the policy's window (defaults: 8 in 30 days)."""
+    window = policy.retry_window_days if policy else 30
+    cap = policy.retry_max_attempts if policy else 8
+    used = (
+        PaymentRetry.objects.filter(invoice=invoice, scheduled_for__gte=now - dt.timedelta(days=window))
+        .exclude(status__in=[PaymentRetry.Status.CANCELLED, PaymentRetry.Status.SKIPPED])
+        .count()
+    )
+    return max(cap - used, 0)
+
+
+def _next_attempt_number(invoice: Invoice) -> int:
+    return (PaymentRetry.objects.filter(invoice=invoice).aggregate(last=Max("attempt"))["last"] or 0) + 1
 
 
 @transaction.atomic
@@ -342,13 +379,16 @@ def retry_all_open_invoices(*, customer: Customer, reason: str, now: dt.datetime
             PaymentRetry.objects.filter(invoice=invoice, status=PaymentRetry.Status.SCHEDULED).update(
                 status=PaymentRetry.Status.CANCELLED
             )
+            if not retry_budget_left(invoice=invoice, policy=case.policy, now=now):
+                case_event_record(case, "collections.payment.budget_spent", at=now, invoice=invoice.number)
+                continue
             PaymentRetry.objects.create(
                 invoice=invoice,
                 case=case,
                 scheduled_for=now,
                 decision="new_card",
                 reason=reason,
-                attempt=PaymentRetry.objects.filter(invoice=invoice).count() + 1,
+                attempt=_next_attempt_number(invoice),
                 created_at=now,
             )
             scheduled += 1
@@ -469,14 +509,8 @@ def retry_for_policy_step(*, case: Case, now: dt.datetime) -> list[str]:
             if reading.decision in NO_RETRY_AFTER:
                 decided.append(f"{invoice.number}: not retried ({reading.why})")
                 continue
-        window_start = now - dt.timedelta(days=policy.retry_window_days)
-        used = (
-            PaymentRetry.objects.filter(invoice=invoice, scheduled_for__gte=window_start)
-            .exclude(status__in=[PaymentRetry.Status.CANCELLED, PaymentRetry.Status.SKIPPED])
-            .count()
-        )
-        if used >= policy.retry_max_attempts:
-            decided.append(f"{invoice.number}: retry budget spent ({used} of {policy.retry_max_attempts})")
+        if not retry_budget_left(invoice=invoice, policy=policy, now=now):
+            decided.append(f"{invoice.number}: retry budget spent ({policy.retry_max_attempts} retries)")
             continue
         PaymentRetry.objects.create(
             invoice=invoice,
@@ -484,7 +518,7 @@ def retry_for_policy_step(*, case: Case, now: dt.datetime) -> list[str]:
             scheduled_for=now,
             decision="policy_step",
             reason="The policy's retry step",
-            attempt=PaymentRetry.objects.filter(invoice=invoice).count() + 1,
+            attempt=_next_attempt_number(invoice),
             created_at=now,
         )
         decided.append(f"{invoice.number}: retried now")

@@ -502,8 +502,16 @@ def case_pause(*, case: Case, until: dt.datetime | None, reason: str, user: User
     case.paused_until = until
     case.pause_reason = reason
     case.save(update_fields=["status", "paused_until", "pause_reason", "updated_at"])
+    # Reminders already written (held by quiet hours or a cap) must not go out during a dispute or
+    # the day after a promise; drafts stay for the collector. Resuming goes on with the ladder.
+    cancelled = messages_cancel(messages=case.messages.filter(status=Message.Status.QUEUED))
     case_event_record(
-        case, "collections.case.paused", user=user, reason=reason, until=until.isoformat() if until else None
+        case,
+        "collections.case.paused",
+        user=user,
+        reason=reason,
+        until=until.isoformat() if until else None,
+        cancelled_messages=cancelled,
     )
     return case
 
@@ -660,6 +668,6 @@ def call_outcome_record(
             case_pause(case=case, until=until, reason=reason, user=user)
         elif case.is_active and outcome == Message.CallOutcome.DISPUTE:
             case_pause(case=case, until=None, reason="dispute", user=user)
-    if outcome == Message.CallOutcome.WRONG_NUMBER:
+    if outcome == Message.CallOutcome.WRONG_NUMBER and message.customer.phone == message.to_address:
         contact_mark_unusable(customer=message.customer, channel=Channel.CALL, reason="Wrong number (call)", at=now)
     return message

@@ -238,10 +238,15 @@ def message_edit(*, message: Message, subject: str, body: str, html_body: str | 
     message = Message.objects.select_for_update().get(pk=message.pk)
     if message.status not in Message.PENDING_STATUSES:
         raise ValidationError(NOT_EDITABLE % {"status": message.get_status_display().lower()})
-    message.subject = one_line(subject)
-    message.body = body.strip() + "\n"
+    body = body.strip() + "\n"
     if html_body is not None:
         message.html_body = html_body
+    elif body != message.body:
+        # The HTML part still says what the template said; mail clients would show it instead of
+        # the edited text, so the edited message goes as text only.
+        message.html_body = ""
+    message.subject = one_line(subject)
+    message.body = body
     message.edited_by, message.edited_at = user, timezone.now()
     message.save(update_fields=["subject", "body", "html_body", "edited_by", "edited_at"])
     message_status_changed.send(

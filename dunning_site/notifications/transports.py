@@ -15,8 +15,24 @@ from dunning_site.accounts.models import Channel
 from dunning_site.notifications.models import Message
 from dunning_site.notifications.unsubscribe import unsubscribe_url
 
+MAY_HAVE_GONE_OUT = (
+    "The provider did not answer in time after receiving the message, so it may or may not have gone out "
+    "(%(error)s). It is not sent again automatically: check the provider's log."
+)
 NO_TRANSPORT = "No transport is configured for the %(channel)s channel."
 NO_ADDRESS = "The customer has no address for the %(channel)s channel."
+
+
+def _timed_out_after_sending(error: BaseException) -> bool:
+    """A read timeout means the request arrived; resending risks a duplicate (connect errors do not)."""
+    import requests
+
+    cause = error
+    while cause is not None:
+        if isinstance(cause, requests.ReadTimeout):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 class TransportError(Exception):
@@ -58,6 +74,8 @@ class EmailTransport(Transport):
         except AnymailRecipientsRefused as error:
             raise TransportError(str(error), permanent=True) from error
         except (AnymailAPIError, OSError) as error:
+            if _timed_out_after_sending(error):
+                raise TransportError(MAY_HAVE_GONE_OUT % {"error": error}, permanent=True) from error
             raise TransportError(str(error), permanent=False) from error
         status = getattr(email, "anymail_status", None)
         if status is not None and status.message_id is not None:

@@ -9,7 +9,7 @@ from django.core import mail
 from dunning_site.accounts.models import Customer
 from dunning_site.accounts.tests.factories import InvoiceFactory
 from dunning_site.collections.models import Case, CaseEvent, Step
-from dunning_site.collections.services import call_outcome_record, case_message_compose, tick
+from dunning_site.collections.services import call_outcome_record, case_message_compose, case_pause, tick
 from dunning_site.collections.tests.factories import PolicyFactory, ladder
 from dunning_site.notifications.models import Message, MessageTemplate
 
@@ -221,3 +221,25 @@ def test_the_template_editor_previews_with_a_real_customer(clock, admin_client):
     page = response.content.decode()
     assert "Preview for Zoë Martin" in page
     assert "1\u202f234,56\xa0€" in page
+
+
+def test_editing_the_text_of_an_html_draft_sends_the_edited_text_only(reviewed_case, collector, admin_client):
+    draft = Message.objects.get()
+    Message.objects.filter(pk=draft.pk).update(html_body="<p>The template's words</p>")
+    admin_client.post(
+        f"/admin/collections/draft/{draft.pk}/change/",
+        {"subject": draft.subject, "body": "My own words.", "html_body": "<p>The template's words</p>", "send": "keep"},
+    )
+    draft.refresh_from_db()
+    assert (draft.body, draft.html_body) == ("My own words.\n", "")
+
+
+def test_pausing_cancels_reminders_waiting_to_go_out(clock, collector, django_capture_on_commit_callbacks):
+    policy = PolicyFactory()
+    ladder(policy, (3, Step.Action.REMINDER, "friendly", False))
+    InvoiceFactory(due_on=NOW.date() - dt.timedelta(days=4))
+    tick()  # the reminder is queued; no worker has sent it yet
+    case = Case.objects.get()
+    case_pause(case=case, until=None, reason="dispute", user=collector)
+    assert Message.objects.get().status == Message.Status.CANCELLED
+    assert CaseEvent.objects.get(type="collections.case.paused").data["cancelled_messages"] == 1

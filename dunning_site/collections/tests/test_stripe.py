@@ -301,3 +301,26 @@ def test_a_refund_and_a_subscription_change_are_on_the_open_cases_timeline(clock
     assert (refund.data["amount_refunded"], refund.data["currency"]) == (1_000, "USD")
     assert CaseEvent.objects.get(type="collections.subscription.changed").data["subscription_status"] == "past_due"
     assert BillingEvent.objects.filter(status="processed").count() == 3
+
+
+def test_a_second_failure_while_a_retry_waits_replans_without_error(clock, stripe_api, customer, deliver):
+    standard_policy()
+    deliver(failed_invoice(stripe_api))
+    stripe_api.last_errors["in_1"] = {"type": "card_error", "code": "card_declined", "decline_code": "processing_error"}
+    again = stripe_fake.event("invoice.payment_failed", stripe_api.invoices["in_1"], event_id="evt_fail_again")
+    deliver(again)
+    assert BillingEvent.objects.get(event_id="evt_fail_again").status == "processed"
+    assert list(PaymentRetry.objects.order_by("attempt").values_list("attempt", "status")) == [
+        (1, "cancelled"),
+        (2, "scheduled"),
+    ]
+
+
+def test_a_bank_transfer_recorded_here_is_not_undone_by_stripe_news(clock, stripe_api, customer, deliver):
+    standard_policy()
+    deliver(failed_invoice(stripe_api))
+    payment_record(invoice=Invoice.objects.get(), amount=4_900, method="bank_transfer")
+    deliver(stripe_fake.event("invoice.updated", stripe_api.invoices["in_1"], event_id="evt_upd"))  # Stripe: still open
+    invoice = Invoice.objects.get()
+    assert (invoice.status, invoice.amount_paid) == ("paid", 4_900)
+    assert Case.objects.get().status == Case.Status.RESOLVED

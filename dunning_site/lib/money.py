@@ -10,6 +10,10 @@ from functools import cache
 
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 
+# Where CLDR (Babel) disagrees with ISO 4217 and with Stripe about a currency's minor unit, Stripe
+# is what amounts arrive in: these are two-decimal there (and three for IQD in ISO 4217).
+MINOR_UNIT_OVERRIDES = {"ALL": 2, "LAK": 2, "MMK": 2, "RSD": 2, "IQD": 3}
+
 UNKNOWN_CURRENCY = "“%(code)s” is not an ISO 4217 currency code."
 TOO_MANY_DECIMALS = "%(currency)s amounts have at most %(decimals)d decimal places."
 NOT_A_NUMBER = "Enter an amount as a number, like 120.50."
@@ -27,7 +31,7 @@ def is_known_currency(code: str) -> bool:
 def currency_exponent(code: str) -> int:
     if not is_known_currency(code):
         raise ValueError(UNKNOWN_CURRENCY % {"code": code})
-    return get_currency_precision(code)
+    return MINOR_UNIT_OVERRIDES.get(code, get_currency_precision(code))
 
 
 def to_minor_units(amount: Decimal | str | int, currency: str) -> int:
@@ -52,7 +56,12 @@ def from_minor_units(minor: int, currency: str) -> Decimal:
 
 def format_money(minor: int, currency: str, locale: str = "en") -> str:
     """The amount as a reader of `locale` expects it: 1.234,50 € for de, €1,234.50 for en."""
-    return format_currency(from_minor_units(minor, currency), currency, locale=_babel_locale(locale))
+    amount = from_minor_units(minor, currency)
+    if currency in MINOR_UNIT_OVERRIDES:  # show the decimals CLDR would round away
+        return format_currency(
+            amount, currency, locale=_babel_locale(locale), currency_digits=False, decimal_quantization=False
+        )
+    return format_currency(amount, currency, locale=_babel_locale(locale))
 
 
 def _babel_locale(language: str) -> str:

@@ -68,3 +68,9 @@ def test_an_unknown_currency_is_refused_by_the_service():
         )
     assert "ISO 4217" in error.value.message_dict["currency"][0]
     assert not Invoice.objects.exists()
+
+
+def test_currencies_where_cldr_and_stripe_disagree_keep_their_minor_unit():
+    # Stripe sends 1,200,000 for 12,000.00 RSD; CLDR alone would read it as 1,200,000 RSD.
+    assert to_minor_units("12000.50", "RSD") == 1_200_050
+    assert format_money(1_200_050, "RSD", "en") == "RSD12,000.50"

@@ -40,6 +40,8 @@ class BillingGateway(Protocol):
 
     def charge_customer(self, charge_id: str) -> str: ...
 
+    def invoice_mark_paid_out_of_band(self, invoice_id: str) -> str: ...
+
     def payment_method_of_setup(self, setup_intent_id: str) -> str: ...
 
     def subscriptions_pause_collection(self, *, customer_id: str, paused: bool) -> list[str]: ...
@@ -81,6 +83,13 @@ class StripeGateway:
 
     def charge_customer(self, charge_id: str) -> str:
         return self.client.v1.charges.retrieve(charge_id).to_dict().get("customer") or ""
+
+    def invoice_mark_paid_out_of_band(self, invoice_id: str) -> str:
+        try:
+            invoice = self.client.v1.invoices.pay(invoice_id, {"paid_out_of_band": True})
+        except stripe.InvalidRequestError as error:  # already paid or voided at Stripe: nothing to do
+            return f"unchanged: {error.user_message or error}"
+        return invoice.status
 
     def payment_method_of_setup(self, setup_intent_id: str) -> str:
         return self.client.v1.setup_intents.retrieve(setup_intent_id).to_dict().get("payment_method") or ""
@@ -214,6 +223,9 @@ class SandboxGateway:
 
     def charge_customer(self, charge_id: str) -> str:
         raise LookupError("The sandbox has no charges.")
+
+    def invoice_mark_paid_out_of_band(self, invoice_id: str) -> str:
+        return "sandbox"
 
     def payment_method_of_setup(self, setup_intent_id: str) -> str:
         return ""

@@ -128,7 +128,7 @@ def payment_record(
             invoice.status = Invoice.Status.PAID
         invoice.save(update_fields=["amount_paid", "status", "updated_at"])
         invoice.refresh_from_db(fields=["amount_remaining"])
-        invoice_balance_changed.send(sender=Invoice, invoice=invoice, actor=recorded_by, at=payment.at)
+        invoice_balance_changed.send(sender=Invoice, invoice=invoice, actor=recorded_by, at=payment.at, payment=payment)
     return payment
 
 

@@ -6,4 +6,6 @@ an invoice's amount paid or status, so collections can reconcile the case atomic
 
 from django.dispatch import Signal
 
-invoice_balance_changed = Signal()  # kwargs: invoice, actor (a User or None), at (when it happened, or None: now)
+invoice_balance_changed = (
+    Signal()
+)  # kwargs: invoice, actor (a User or None), at (when it happened, or None: now), payment (when one caused it)

@@ -550,3 +550,24 @@ def subscription_collection_set(*, case_id: int, paused: bool) -> list[str]:
         subscriptions=changed,
     )
     return changed
+
+
+def invoice_paid_elsewhere_request(*, invoice: Invoice) -> None:
+    """A bank transfer or cheque settled a Stripe invoice: tell Stripe (paid out of band), or its
+    own retries would charge the card a second time. In a job after the commit."""
+    if not (invoice.external_id and settings.STRIPE_API_KEY):
+        return
+    from dunning_site.collections.jobs import invoice_paid_elsewhere as job
+
+    def enqueue() -> None:
+        try:
+            django_rq.get_queue("default").enqueue(job, invoice.pk, retry=Retry(max=5, interval=[30, 120, 600]))
+        except RedisError as error:
+            logger.warning("Could not tell Stripe invoice %s was paid elsewhere (%s)", invoice.external_id, error)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+def invoice_paid_elsewhere(*, invoice_id: int) -> str:
+    invoice = Invoice.objects.get(pk=invoice_id)
+    return gateway().invoice_mark_paid_out_of_band(invoice.external_id)

@@ -31,3 +31,7 @@ def predunning_run() -> int:
 
 def subscription_collection_set(case_id: int, paused: bool) -> list[str]:
     return billing.subscription_collection_set(case_id=case_id, paused=paused)
+
+
+def invoice_paid_elsewhere(invoice_id: int) -> str:
+    return billing.invoice_paid_elsewhere(invoice_id=invoice_id)

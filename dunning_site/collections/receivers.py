@@ -2,6 +2,7 @@
 
 from django.dispatch import receiver
 
+from dunning_site.accounts.models import Invoice, Payment
 from dunning_site.accounts.signals import invoice_balance_changed
 from dunning_site.collections.models import Case, CaseEvent
 from dunning_site.collections.services import cases_reconcile_for_invoice
@@ -9,8 +10,12 @@ from dunning_site.notifications.signals import message_status_changed
 
 
 @receiver(invoice_balance_changed)
-def reconcile_cases(sender, invoice, actor=None, at=None, **kwargs) -> None:
+def reconcile_cases(sender, invoice, actor=None, at=None, payment=None, **kwargs) -> None:
     cases_reconcile_for_invoice(invoice=invoice, user=actor, now=at)
+    if payment is not None and payment.method != Payment.Method.CARD and invoice.status == Invoice.Status.PAID:
+        from dunning_site.collections.billing import invoice_paid_elsewhere_request  # billing builds on services
+
+        invoice_paid_elsewhere_request(invoice=invoice)
 
 
 @receiver(message_status_changed)

@@ -109,7 +109,7 @@ class FakeStripe:
         if len(parts) == 2 and parts[0] == "invoices" and parts[1] in self.invoices:
             return 200, self.invoices[parts[1]]
         if len(parts) == 3 and parts[0] == "invoices" and parts[2] == "pay" and method == "POST":
-            return self._pay(parts[1])
+            return self._pay(parts[1], form)
         if parts == ["invoice_payments"]:
             invoice_id = query.get("invoice", [""])[0]
             items = []
@@ -174,7 +174,8 @@ class FakeStripe:
             )
         return 404, {"error": {"type": "invalid_request_error", "message": f"No such route: {method} {path}"}}
 
-    def _pay(self, invoice_id: str) -> tuple[int, dict]:
+    def _pay(self, invoice_id: str, form: dict | None = None) -> tuple[int, dict]:
+        form = form or {}
         obj = self.invoices.get(invoice_id)
         if obj is None:
             return 404, {"error": {"type": "invalid_request_error", "message": "No such invoice"}}
@@ -186,13 +187,15 @@ class FakeStripe:
                     "message": "Invoice is already paid",
                 }
             }
-        decline = self.declines.get(invoice_id)
+        decline = None if form.get("paid_out_of_band") == "true" else self.declines.get(invoice_id)
         if decline:
             error = {"type": "card_error", "code": "card_declined", "message": "Your card was declined."} | decline
             error["payment_intent"] = {"id": f"pi_{invoice_id}", "object": "payment_intent"}
             self.last_errors[invoice_id] = error
             return 402, {"error": error}
         obj.update(status="paid", amount_paid=obj["amount_due"], amount_remaining=0)
+        if form.get("paid_out_of_band") == "true":
+            obj["paid_out_of_band"] = True
         return 200, obj
 
     def _page(self, items: list[dict], query: dict, url: str, every: list[dict] | None = None) -> tuple[int, dict]:

@@ -316,10 +316,16 @@ def test_a_second_failure_while_a_retry_waits_replans_without_error(clock, strip
     ]
 
 
-def test_a_bank_transfer_recorded_here_is_not_undone_by_stripe_news(clock, stripe_api, customer, deliver):
+def test_a_bank_transfer_recorded_here_is_not_undone_by_stripe_news(
+    clock, stripe_api, customer, deliver, run_jobs, django_capture_on_commit_callbacks
+):
     standard_policy()
     deliver(failed_invoice(stripe_api))
-    payment_record(invoice=Invoice.objects.get(), amount=4_900, method="bank_transfer")
+    stripe_api.declines["in_1"] = {"decline_code": "insufficient_funds"}  # Stripe must not charge the card
+    with django_capture_on_commit_callbacks(execute=True):
+        payment_record(invoice=Invoice.objects.get(), amount=4_900, method="bank_transfer")
+    run_jobs()
+    assert stripe_api.invoices["in_1"].get("paid_out_of_band") is True  # Stripe was told
     deliver(stripe_fake.event("invoice.updated", stripe_api.invoices["in_1"], event_id="evt_upd"))  # Stripe: still open
     invoice = Invoice.objects.get()
     assert (invoice.status, invoice.amount_paid) == ("paid", 4_900)

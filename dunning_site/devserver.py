@@ -61,7 +61,8 @@ def main() -> int:
     ]
     # The cron's first tick is at the next minute; one now sends what is due straight away.
     subprocess.run([*MANAGE, "rqenqueue", "-q", "default", "dunning_site.collections.jobs.tick"], env=env, cwd=BASE_DIR)
-    print(f"\nThe back-office is at http://{ADDRESS}/admin/ (user admin, password admin). Ctrl-C stops everything.\n")
+    print(f"\nThe back-office is at http://{ADDRESS}/ and http://{ADDRESS}/admin/ (user admin, password admin).")
+    print("Ctrl-C stops everything.\n")
 
     def stop(*_args) -> None:
         for process in processes:

@@ -23,7 +23,11 @@ class CaseFilter(django_filters.FilterSet):
     """The cases list's filters, as a form; the same filtered set feeds the CSV export."""
 
     q = django_filters.CharFilter(method="search", label="Search")
-    status = django_filters.ChoiceFilter(choices=Case.Status.choices, empty_label="Any status")
+    status = django_filters.ChoiceFilter(
+        choices=[("active", "Active (open, waiting, paused)"), *Case.Status.choices],
+        empty_label="Any status",
+        method="with_status",
+    )
     policy = django_filters.ModelChoiceFilter(queryset=Policy.objects.all(), empty_label="Any policy")
     segment = django_filters.ChoiceFilter(field_name="customer__segment", choices=_segments, empty_label="Any segment")
     currency = django_filters.ChoiceFilter(choices=_currencies, empty_label="Any currency")
@@ -34,7 +38,12 @@ class CaseFilter(django_filters.FilterSet):
     assignee = django_filters.ModelChoiceFilter(
         queryset=User.objects.filter(is_active=True).order_by("username"), empty_label="Anyone"
     )
-    paused = django_filters.BooleanFilter(method="is_paused", label="Paused")
+    paused = django_filters.ChoiceFilter(
+        choices=[("yes", "Paused"), ("no", "Not paused")],
+        empty_label="Paused or not",
+        method="is_paused",
+        label="Paused",
+    )
     o = django_filters.OrderingFilter(
         fields=(
             ("customer__name", "customer"),
@@ -81,4 +90,10 @@ class CaseFilter(django_filters.FilterSet):
         )
 
     def is_paused(self, queryset, name, value):
-        return queryset.filter(status=Case.Status.PAUSED) if value else queryset.exclude(status=Case.Status.PAUSED)
+        paused = Q(status=Case.Status.PAUSED)
+        return queryset.filter(paused) if value == "yes" else queryset.exclude(paused)
+
+    def with_status(self, queryset, name, value):
+        if value == "active":
+            return queryset.filter(status__in=Case.ACTIVE_STATUSES)
+        return queryset.filter(status=value)

@@ -123,7 +123,8 @@ def worklist(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("collections.view_case", raise_exception=True)
 def case_list(request: HttpRequest) -> HttpResponse:
-    filterset = CaseFilter(request.GET or None, queryset=selectors.cases_for_list())
+    # Without filters, the cases being worked: resolved and closed ones are one click away.
+    filterset = CaseFilter(request.GET or {"status": "active"}, queryset=selectors.cases_for_list())
     cases = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
     if filterset.is_bound and not filterset.is_valid():
         cases = cases.none()

@@ -6,6 +6,7 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Group
 
+from dunning_site.accounts.services import payment_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 from dunning_site.collections.models import Case
 from dunning_site.collections.roles import COLLECTOR
@@ -110,3 +111,13 @@ def test_the_worklist_costs_the_same_queries_for_10_or_100_cases(
         response = client.get("/")
     assert response.status_code == 200
     assert "New cases nobody has taken" in response.content.decode()
+
+
+def test_without_filters_the_list_shows_the_active_cases(client, collector):
+    active = open_case(segment="smb", days=10)
+    resolved = open_case(segment="smb", days=10)
+    payment_record(invoice=resolved.invoices.get(), amount=10_000)
+    page = client.get("/cases/").content.decode()
+    assert active.customer.name in page and resolved.customer.name not in page
+    assert resolved.customer.name in client.get("/cases/?status=resolved").content.decode()
+    assert active.customer.name in client.get("/cases/?paused=no").content.decode()

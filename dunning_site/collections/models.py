@@ -99,7 +99,9 @@ class Step(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Day {self.offset_days}: {self.get_action_display()} ({self.get_channel_display()})"
+        if self.action in self.MESSAGE_ACTIONS and self.action != self.Action.CALL_TASK:
+            return f"Day {self.offset_days}: {self.get_action_display()} ({self.get_channel_display()})"
+        return f"Day {self.offset_days}: {self.get_action_display()}"
 
 
 class Case(models.Model):

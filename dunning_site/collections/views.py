@@ -18,6 +18,7 @@ from dunning_site.collections.filters import CaseFilter
 from dunning_site.lib.money import from_minor_units
 
 CASES_PER_PAGE = 50
+WORKLIST_SHOWN = 25  # per section; the count says how many there are in all
 
 
 @csrf_exempt  # Stripe signs its requests; there is no session or CSRF token to check
@@ -116,7 +117,10 @@ def _card_path(token: str) -> str:
 @permission_required("collections.view_case", raise_exception=True)
 def worklist(request: HttpRequest) -> HttpResponse:
     """The home page: what needs me now."""
-    sections = {name: list(queryset[:25]) for name, queryset in selectors.worklist(user=request.user).items()}
+    sections = {
+        name: {"items": list(queryset[:WORKLIST_SHOWN]), "count": queryset.count()}
+        for name, queryset in selectors.worklist(user=request.user).items()
+    }
     return render(request, "collections/worklist.html", {"sections": sections})
 
 

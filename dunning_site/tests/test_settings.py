@@ -35,10 +35,23 @@ def test_a_production_configuration_passes_the_deploy_checks_without_warnings():
     assert "no issues" in result.stdout
 
 
-def test_production_refuses_to_start_without_a_secret_key():
-    result = manage("check", **(PRODUCTION | {"SECRET_KEY": ""}))
+def test_production_refuses_to_run_without_a_secret_key():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **(PRODUCTION | {"SECRET_KEY": ""}))
     assert result.returncode != 0
-    assert "SECRET_KEY must be set" in result.stderr
+    assert "security.W009" in result.stderr
+    signing = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.core import signing; signing.dumps(1)",
+        **PRODUCTION | {"SECRET_KEY": ""},
+    )
+    assert "The SECRET_KEY setting must not be empty" in signing.stderr
+
+
+def test_commands_that_sign_nothing_run_without_a_secret_key():
+    result = manage("makemigrations", "--check", "--dry-run", **(PRODUCTION | {"SECRET_KEY": ""}))
+    assert result.returncode == 0, result.stderr
 
 
 def show(setting_names: str, **env: str) -> str:

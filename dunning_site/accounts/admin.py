@@ -60,7 +60,13 @@ class CustomerAdmin(BookImportMixin, admin.ModelAdmin):
     list_filter = ["segment", "language", "do_not_contact"]
     readonly_fields = ["email_unusable_since", "email_unusable_reason", "phone_unusable_since", "phone_unusable_reason"]
     inlines = [ConsentInline]
-    actions = ["addresses_usable_again"]
+    actions = ["addresses_usable_again", "revoke_portal_links"]
+
+    @admin.action(description="Revoke the portal and card-update links sent so far")
+    def revoke_portal_links(self, request, queryset) -> None:
+        for customer in queryset:
+            services.customer_portal_links_revoke(customer=customer)
+        self.message_user(request, f"Links revoked for {queryset.count()} customer(s); new messages carry new ones.")
 
     @admin.action(description="The email address and phone number work again (after a correction)")
     def addresses_usable_again(self, request, queryset) -> None:

@@ -4,6 +4,7 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from dunning_site.accounts.models import Channel, Consent, Customer, Invoice, Payment, User
@@ -60,13 +61,10 @@ def invoice_saved(*, invoice: Invoice, actor: User | None = None) -> None:
     invoice_balance_changed.send(sender=Invoice, invoice=invoice, actor=actor, at=None)
 
 
-@transaction.atomic
-def invoice_set_status(*, invoice: Invoice, status: str, actor: User | None = None) -> Invoice:
-    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    invoice.status = status
-    invoice.save(update_fields=["status", "updated_at"])
-    invoice_balance_changed.send(sender=Invoice, invoice=invoice, actor=actor, at=None)
-    return invoice
+def customer_portal_links_revoke(*, customer: Customer) -> None:
+    """Kill every portal and card-update link sent to this customer so far (e.g. a forwarded email)."""
+    Customer.objects.filter(pk=customer.pk).update(portal_link_version=F("portal_link_version") + 1)
+    customer.refresh_from_db(fields=["portal_link_version"])
 
 
 @transaction.atomic

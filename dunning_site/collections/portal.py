@@ -15,7 +15,6 @@ import stripe
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -83,12 +82,6 @@ def read_card_update_token(token: str, *, max_age: dt.timedelta = CARD_UPDATE_LI
     if customer.portal_link_version != version:
         raise PortalLinkInvalid("Revoked: the customer's links were reissued")
     return customer
-
-
-def portal_links_revoke(*, customer: Customer) -> None:
-    """Kill every portal and card-update link sent to this customer so far (e.g. a forwarded email)."""
-    Customer.objects.filter(pk=customer.pk).update(portal_link_version=F("portal_link_version") + 1)
-    customer.refresh_from_db(fields=["portal_link_version"])
 
 
 def gateway_is_sandbox() -> bool:

@@ -101,3 +101,10 @@ def test_bad_customers_are_refused_with_a_clear_message(admin_client, overrides,
     errors = form_errors(admin_client.post(CUSTOMER_ADD, customer_form(**overrides)))
     assert errors[field] == [message]
     assert not Customer.objects.exists()
+
+
+def test_revoking_portal_links_from_the_customer_list(admin_client):
+    customer = CustomerFactory()
+    admin_client.post("/admin/accounts/customer/", {"action": "revoke_portal_links", "_selected_action": [customer.pk]})
+    customer.refresh_from_db()
+    assert customer.portal_link_version == 2

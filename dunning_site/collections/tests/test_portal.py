@@ -9,6 +9,7 @@ import time_machine
 from django.urls import reverse
 
 from dunning_site.accounts.models import Customer, Invoice
+from dunning_site.accounts.services import customer_portal_links_revoke
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.collections import portal
 from dunning_site.collections.context import message_context
@@ -120,7 +121,7 @@ def test_an_expired_link_shows_a_friendly_page(clock, client, stripe_api, custom
 
 def test_a_revoked_link_shows_a_friendly_page_and_a_new_one_works(clock, client, stripe_api, customer):
     old = path_of(portal.card_update_url(customer))
-    portal.portal_links_revoke(customer=customer)
+    customer_portal_links_revoke(customer=customer)
     response = client.get(old)
     assert_refused(response, status=404, customer=customer)
     assert sessions_created(stripe_api) == []
@@ -229,7 +230,7 @@ def test_the_sandbox_does_not_exist_when_stripe_is_configured(clock, client, str
 def test_the_sandbox_needs_a_valid_link(client, overdue_case):
     customer = overdue_case.customer
     token = portal.card_update_token(customer)
-    portal.portal_links_revoke(customer=customer)
+    customer_portal_links_revoke(customer=customer)
     response = client.post(reverse("collections:portal_card_sandbox", args=[token]), {"payment_method": "pm_card_visa"})
     assert_refused(response, status=404, customer=customer)
     assert not PaymentRetry.objects.exists()

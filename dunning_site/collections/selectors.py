@@ -2,11 +2,12 @@
 
 import datetime as dt
 
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from dunning_site.accounts.models import User
-from dunning_site.collections.models import Approval, CallTask, Case, Draft
+from dunning_site.collections.models import Approval, CallTask, Case, CaseEvent, Draft
+from dunning_site.notifications.models import Message
 
 
 def cases_for_list() -> QuerySet[Case]:
@@ -44,3 +45,17 @@ def worklist(*, user: User, now: dt.datetime | None = None) -> dict[str, QuerySe
             .order_by("requested_at")
         )
     return sections
+
+
+def case_detail(*, case_id: int) -> Case:
+    return (
+        Case.objects.select_related("customer", "policy", "current_step", "next_step", "assignee")
+        .prefetch_related(
+            "customer__consents",
+            "invoices",
+            Prefetch("events", queryset=CaseEvent.objects.select_related("user").order_by("-at", "-pk")),
+            Prefetch("messages", queryset=Message.objects.order_by("-created_at")),
+            Prefetch("approvals", queryset=Approval.objects.select_related("step", "decided_by")),
+        )
+        .get(pk=case_id)
+    )

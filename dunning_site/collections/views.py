@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from dunning_site.collections import portal, selectors
 from dunning_site.collections.billing import SignatureError, billing_event_receive
 from dunning_site.collections.filters import CaseFilter
+from dunning_site.collections.models import Case
 from dunning_site.lib.money import from_minor_units
 
 CASES_PER_PAGE = 50
@@ -141,6 +142,25 @@ def case_list(request: HttpRequest) -> HttpResponse:
         request,
         "collections/case_list.html",
         {"filter": filterset, "page": page, "query": query.urlencode(), "today": timezone.localdate()},
+    )
+
+
+@login_required
+@permission_required("collections.view_case", raise_exception=True)
+def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
+    try:
+        case = selectors.case_detail(case_id=case_id)
+    except Case.DoesNotExist:
+        raise Http404("No such case.") from None
+    return render(
+        request,
+        "collections/case_detail.html",
+        {
+            "case": case,
+            "customer_now": timezone.now(),  # shown in the customer's zone by the template
+            "today": timezone.localdate(),
+            "open_invoices": [invoice for invoice in case.invoices.all() if invoice.status == "open"],
+        },
     )
 
 

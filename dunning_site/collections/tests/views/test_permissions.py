@@ -1,12 +1,16 @@
 """Every finance URL × anonymous / viewer / collector / manager, generated from the URL configuration:
 a new URL without an entry here fails the test."""
 
+import datetime as dt
+
 import pytest
 from django.contrib.auth.models import Group
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from dunning_site.accounts.tests.factories import UserFactory
+from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
 from dunning_site.collections.roles import COLLECTOR, MANAGER, VIEWER
+from dunning_site.collections.services import case_open
+from dunning_site.collections.tests.factories import standard_policy
 
 pytestmark = pytest.mark.django_db
 
@@ -19,6 +23,7 @@ FINANCE = {
         "/cases/export.csv",
         {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200},
     ),
+    "collections:case_detail": ("/cases/{case}/", {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200}),
 }
 # Reached by customers or other systems, each with its own proof (signatures, signed links).
 PUBLIC = {
@@ -49,6 +54,9 @@ def test_every_collections_url_is_in_the_matrix():
 @pytest.mark.parametrize("name", sorted(FINANCE))
 def test_each_role_gets_what_the_matrix_says(client, name, role):
     path, expected = FINANCE[name]
+    invoice = InvoiceFactory(due_on=dt.date(2026, 1, 5))
+    case = case_open(customer=invoice.customer, currency="EUR", policy=standard_policy(), invoices=[invoice])
+    path = path.format(case=case.pk)
     if role != "anonymous":
         user = UserFactory(username=f"someone-{role.lower()}")
         user.groups.add(Group.objects.get(name=role))

@@ -1,0 +1,65 @@
+import datetime as dt
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Group
+
+from dunning_site.accounts.models import Consent
+from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
+from dunning_site.collections.models import CaseEvent
+from dunning_site.collections.roles import VIEWER
+from dunning_site.collections.services import tick
+from dunning_site.collections.tests.factories import standard_policy
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2026, 3, 16, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def clock():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def viewer(client):
+    user = UserFactory(username="vera")
+    user.groups.add(Group.objects.get(name=VIEWER))
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def case():
+    standard_policy()
+    customer = CustomerFactory(name="Hana Sato", time_zone="Asia/Tokyo", language="ja", phone="+81312345678")
+    Consent.objects.create(customer=customer, channel="sms", granted=True, source="signup")
+    InvoiceFactory(customer=customer, due_on=NOW.date() - dt.timedelta(days=12), total=45_000, currency="JPY")
+    tick()
+    return customer.cases.get()
+
+
+def test_the_case_page_shows_the_customer_the_invoices_the_next_step_and_the_timeline(client, viewer, case):
+    page = client.get(f"/cases/{case.pk}/").content.decode()
+    assert "Hana Sato" in page
+    assert "Mon 16 Mar, 19:00" in page  # the customer's local time now, in Tokyo
+    assert "¥45,000" in page
+    assert "SMS yes (sign-up form" in page
+    assert "Day 20: Final notice (Email)" in page
+    assert "collections.case.opened" in page and "collections.step.performed" in page
+
+
+def test_an_unknown_case_is_404(client, viewer):
+    assert client.get("/cases/999999/").status_code == 404
+
+
+@pytest.mark.parametrize("events", [10, 100])
+def test_the_case_page_costs_the_same_queries_for_10_or_100_events(
+    client, viewer, case, events, django_assert_max_num_queries
+):
+    CaseEvent.objects.bulk_create(
+        CaseEvent(case=case, type="collections.case.note", data={"note": "x"}) for _ in range(events)
+    )
+    with django_assert_max_num_queries(14):
+        assert client.get(f"/cases/{case.pk}/").status_code == 200

@@ -63,3 +63,11 @@ def test_the_case_page_costs_the_same_queries_for_10_or_100_events(
     )
     with django_assert_max_num_queries(14):
         assert client.get(f"/cases/{case.pk}/").status_code == 200
+
+
+def test_dates_are_in_the_viewers_time_zone(client, viewer, case):
+    viewer.time_zone = "America/New_York"
+    viewer.save()
+    page = client.get(f"/cases/{case.pk}/").content.decode()
+    # The day-20 notice falls due at 09:00 in Tokyo on 24 March: 20:00 the evening before in New York.
+    assert "Mon 23 Mar, 20:00" in page

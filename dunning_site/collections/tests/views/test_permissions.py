@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
+from dunning_site.collections.models import Approval
 from dunning_site.collections.roles import COLLECTOR, MANAGER, VIEWER
 from dunning_site.collections.services import case_open
 from dunning_site.collections.tests.factories import standard_policy
@@ -24,6 +25,12 @@ FINANCE = {
         {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200},
     ),
     "collections:case_detail": ("/cases/{case}/", {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200}),
+    "collections:approval_list": ("/approvals/", {"anonymous": 302, VIEWER: 403, COLLECTOR: 403, MANAGER: 200}),
+    # POST only: a manager's GET is refused as a method, everyone else's as a permission.
+    "collections:approval_decide": (
+        "/approvals/{approval}/decide/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 403, MANAGER: 405},
+    ),
 }
 # Reached by customers or other systems, each with its own proof (signatures, signed links).
 PUBLIC = {
@@ -56,7 +63,8 @@ def test_each_role_gets_what_the_matrix_says(client, name, role):
     path, expected = FINANCE[name]
     invoice = InvoiceFactory(due_on=dt.date(2026, 1, 5))
     case = case_open(customer=invoice.customer, currency="EUR", policy=standard_policy(), invoices=[invoice])
-    path = path.format(case=case.pk)
+    approval = Approval.objects.create(case=case, step=case.policy.steps.last())
+    path = path.format(case=case.pk, approval=approval.pk)
     if role != "anonymous":
         user = UserFactory(username=f"someone-{role.lower()}")
         user.groups.add(Group.objects.get(name=role))

@@ -1,0 +1,81 @@
+import datetime as dt
+
+import django_rq
+import pytest
+import time_machine
+from django.contrib.auth.models import Group
+from django.test import Client
+
+from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
+from dunning_site.collections.models import Approval, Case, CaseEvent
+from dunning_site.collections.roles import MANAGER
+from dunning_site.collections.services import SELF_APPROVAL, tick
+from dunning_site.collections.tests.factories import standard_policy
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2026, 3, 16, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def clock():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def manager(client):
+    user = UserFactory(username="maria", first_name="Maria")
+    user.groups.add(Group.objects.get(name=MANAGER))
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def waiting():
+    standard_policy()
+    InvoiceFactory(due_on=NOW.date() - dt.timedelta(days=21), total=9_900, customer__name="Ada Lovelace")
+    tick()
+    return Approval.objects.get()
+
+
+def test_a_manager_approves_a_final_notice_from_the_queue_and_the_case_moves_on(
+    client, manager, waiting, django_capture_on_commit_callbacks
+):
+    page = client.get("/approvals/").content.decode()
+    assert "Day 20: Final notice (Email)" in page and "Ada Lovelace" in page and "€99.00" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/approvals/{waiting.pk}/decide/", {"decision": "approve", "note": "Go ahead"}, follow=True
+        )
+    assert "Approved: Day 20: Final notice (Email) for Ada Lovelace" in response.content.decode()
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.decided_by) == (Approval.Status.APPROVED, manager)
+    assert Case.objects.get().status == Case.Status.OPEN
+    assert django_rq.get_queue("default").count == 1  # the tick that sends it, at once
+    event = CaseEvent.objects.get(type="collections.approval.approved")
+    assert (event.user, event.data["note"]) == (manager, "Go ahead")
+
+
+def test_a_manager_cannot_approve_their_own_request(client, manager, waiting):
+    Approval.objects.filter(pk=waiting.pk).update(requested_by=manager)
+    assert "another manager decides it" in client.get("/approvals/").content.decode()
+    response = client.post(f"/approvals/{waiting.pk}/decide/", {"decision": "approve"}, follow=True)
+    assert SELF_APPROVAL in response.content.decode()
+    waiting.refresh_from_db()
+    assert waiting.status == Approval.Status.PENDING
+
+
+def test_rejecting_skips_the_step(client, manager, waiting):
+    client.post(f"/approvals/{waiting.pk}/decide/", {"decision": "reject", "note": "Key account"})
+    waiting.refresh_from_db()
+    assert waiting.status == Approval.Status.REJECTED
+    assert CaseEvent.objects.get(type="collections.approval.rejected").data["note"] == "Key account"
+
+
+def test_the_csrf_token_is_required(manager, waiting):
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(manager)
+    assert strict.post(f"/approvals/{waiting.pk}/decide/", {"decision": "approve"}).status_code == 403
+    waiting.refresh_from_db()
+    assert waiting.status == Approval.Status.PENDING

@@ -79,3 +79,16 @@ def test_the_csrf_token_is_required(manager, waiting):
     assert strict.post(f"/approvals/{waiting.pk}/decide/", {"decision": "approve"}).status_code == 403
     waiting.refresh_from_db()
     assert waiting.status == Approval.Status.PENDING
+
+
+@pytest.mark.parametrize("count", [10, 100])
+def test_the_queue_costs_the_same_queries_for_10_or_100_approvals(
+    client, manager, count, django_assert_max_num_queries
+):
+    standard_policy()
+    for _ in range(count):
+        InvoiceFactory(due_on=NOW.date() - dt.timedelta(days=21))
+    tick()
+    assert Approval.objects.count() == count
+    with django_assert_max_num_queries(10):
+        assert client.get("/approvals/").status_code == 200

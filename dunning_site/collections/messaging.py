@@ -146,21 +146,8 @@ def compose(
         if template_key
         else None
     )
-    if template is not None:
-        try:
-            subject, body, html = render_message(template, context)
-        except TemplateSyntaxError as error:
-            # A template that no longer compiles (saved before validation, or by hand in the
-            # database) must not stop the ladder: the built-in words for the channel go instead.
-            logger.error("Template %s cannot be rendered (%s); using the built-in text", template, error)
-            template = None
-    if template is None:
-        subject_source, body_source = built_in if built_in and channel != Channel.SMS else BUILT_IN[channel]
-        subject, body, html = (
-            one_line(render_text(subject_source, context)),
-            render_text(body_source, context),
-            "",
-        )
+    words = built_in if built_in and channel != Channel.SMS else BUILT_IN[channel]
+    template, subject, body, html = render_or_built_in(template, context, built_in=words)
     if channel == Channel.SMS:
         from dunning_site.notifications.sms import fit_sms
 
@@ -180,6 +167,21 @@ def compose(
         created_at=now,
         send_after=_collector_moment(case.assignee, now) if channel == Channel.CALL else now,
     )
+
+
+def render_or_built_in(
+    template: MessageTemplate | None, context: dict, *, built_in: tuple[str, str]
+) -> tuple[MessageTemplate | None, str, str, str]:
+    """The template's subject, body and HTML, or the built-in words when there is no template or
+    it no longer compiles (saved before validation, or by hand in the database): a broken template
+    must not stop the ladder. Returns the template actually used."""
+    if template is not None:
+        try:
+            return (template, *render_message(template, context))
+        except TemplateSyntaxError as error:
+            logger.error("Template %s cannot be rendered (%s); using the built-in text", template, error)
+    subject_source, body_source = built_in
+    return None, one_line(render_text(subject_source, context)), render_text(body_source, context).strip() + "\n", ""
 
 
 def _address(customer: Customer, channel: str) -> str:

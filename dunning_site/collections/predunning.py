@@ -12,16 +12,14 @@ import logging
 
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Subquery
-from django.template import TemplateSyntaxError
 from django.utils import timezone
 
 from dunning_site.accounts.models import Channel, Customer, Invoice
 from dunning_site.collections.context import message_context
-from dunning_site.collections.messaging import best_version
+from dunning_site.collections.messaging import best_version, render_or_built_in
 from dunning_site.collections.models import Case, Policy
 from dunning_site.collections.services import policy_for
 from dunning_site.notifications.models import Message, MessageTemplate
-from dunning_site.notifications.rendering import one_line, render_message, render_text
 from dunning_site.notifications.services import messages_create
 
 logger = logging.getLogger(__name__)
@@ -141,15 +139,7 @@ def _message_for(customer: Customer, *, policy: Policy, templates: list[MessageT
     template = (
         best_version(templates, language=customer.language or "en", segment=customer.segment) if templates else None
     )
-    subject = body = html = ""
-    if template is not None:
-        try:
-            subject, body, html = render_message(template, context)
-        except TemplateSyntaxError as error:
-            logger.error("Template %s cannot be rendered (%s); using the built-in text", template, error)
-            template = None
-    if template is None:
-        subject, body = one_line(render_text(BUILT_IN_SUBJECT, context)), render_text(BUILT_IN_BODY, context) + "\n"
+    template, subject, body, html = render_or_built_in(template, context, built_in=(BUILT_IN_SUBJECT, BUILT_IN_BODY))
     return Message(
         customer=customer,
         channel=Channel.EMAIL,

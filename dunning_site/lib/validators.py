@@ -29,13 +29,8 @@ def validate_currency(value: str) -> None:
 
 
 def validate_e164_phone(value: str) -> None:
-    try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        raise ValidationError(INVALID_PHONE, code="phone", params={"value": value}) from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValidationError(INVALID_PHONE, code="phone", params={"value": value})
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    """The stored form: a valid number written exactly in E.164 (forms normalize before this)."""
+    e164 = phone_to_e164(value)
     if e164 != value:
         raise ValidationError(PHONE_NOT_E164, code="phone_format", params={"suggestion": e164})
 

@@ -2,33 +2,15 @@ import datetime as dt
 
 import django_rq
 import pytest
-import time_machine
-from django.contrib.auth.models import Group
 from django.test import Client
 
-from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
+from dunning_site.accounts.tests.factories import InvoiceFactory
 from dunning_site.collections.models import Approval, Case, CaseEvent
-from dunning_site.collections.roles import MANAGER
 from dunning_site.collections.services import SELF_APPROVAL, tick
 from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.collections.tests.views.moment import NOW
 
 pytestmark = pytest.mark.django_db
-
-NOW = dt.datetime(2026, 3, 16, 10, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(autouse=True)
-def clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
-
-
-@pytest.fixture
-def manager(client):
-    user = UserFactory(username="maria", first_name="Maria")
-    user.groups.add(Group.objects.get(name=MANAGER))
-    client.force_login(user)
-    return user
 
 
 @pytest.fixture

@@ -1,33 +1,15 @@
 import datetime as dt
 
 import pytest
-import time_machine
-from django.contrib.auth.models import Group
 
 from dunning_site.accounts.models import Consent
-from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
+from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.collections.models import CaseEvent
-from dunning_site.collections.roles import VIEWER
 from dunning_site.collections.services import tick
 from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.collections.tests.views.moment import NOW
 
 pytestmark = pytest.mark.django_db
-
-NOW = dt.datetime(2026, 3, 16, 10, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(autouse=True)
-def clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
-
-
-@pytest.fixture
-def viewer(client):
-    user = UserFactory(username="vera")
-    user.groups.add(Group.objects.get(name=VIEWER))
-    client.force_login(user)
-    return user
 
 
 @pytest.fixture

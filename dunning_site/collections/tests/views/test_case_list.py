@@ -3,33 +3,15 @@ import datetime as dt
 import io
 
 import pytest
-import time_machine
-from django.contrib.auth.models import Group
 
 from dunning_site.accounts.services import payment_record
-from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
+from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.collections.models import Case
-from dunning_site.collections.roles import COLLECTOR
 from dunning_site.collections.services import case_open
 from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.collections.tests.views.moment import NOW
 
 pytestmark = pytest.mark.django_db
-
-NOW = dt.datetime(2026, 3, 16, 10, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(autouse=True)
-def clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
-
-
-@pytest.fixture
-def collector(client):
-    user = UserFactory(username="grace")
-    user.groups.add(Group.objects.get(name=COLLECTOR))
-    client.force_login(user)
-    return user
 
 
 def open_case(*, segment: str, days: int, total: int = 10_000, currency: str = "EUR") -> Case:

@@ -110,6 +110,7 @@ class Case(models.Model):
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
         PAUSED = "paused", "Paused"
         RESOLVED = "resolved", "Resolved"
+        WRITTEN_OFF = "written_off", "Written off"
         CLOSED = "closed", "Closed"
 
     ACTIVE_STATUSES = (Status.OPEN, Status.AWAITING_APPROVAL, Status.PAUSED)
@@ -121,6 +122,11 @@ class Case(models.Model):
     messages = models.ManyToManyField(Message, related_name="cases", blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     amount_overdue = models.BigIntegerField(default=0, help_text="In minor units of the currency.")
+    entered_amount = models.BigIntegerField(
+        default=0,
+        help_text="What entered dunning: the amounts due of the invoices when they joined the case (minor units). "
+        "Recovery rates divide by it.",
+    )
     anchor_due_on = models.DateField(help_text="Due date of the oldest overdue invoice; step offsets count from it.")
     current_step = models.ForeignKey(
         Step, on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="Last step performed."
@@ -226,7 +232,14 @@ class StepExecution(models.Model):
 
 
 class Approval(models.Model):
-    """A step that waits for a manager (four eyes) before it is performed."""
+    """A decision waiting for a manager (four eyes): a ladder step that needs approval, or a
+    collector's request to escalate now, to skip a step, or to write the amount off."""
+
+    class Kind(models.TextChoices):
+        STEP = "step", "Step"
+        ESCALATION = "escalation", "Escalate now"
+        SKIP = "skip", "Skip a step"
+        WRITE_OFF = "write_off", "Write-off"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -235,8 +248,13 @@ class Approval(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="approvals")
-    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.STEP)
+    step = models.ForeignKey(
+        Step, on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="None for a write-off."
+    )
     attempt = models.PositiveSmallIntegerField(default=1)
+    amount = models.BigIntegerField(null=True, blank=True, help_text="A write-off's amount, in minor units.")
+    reason = models.TextField(blank=True, help_text="Why the requester asks.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     requested_at = models.DateTimeField(default=timezone.now)
     requested_by = models.ForeignKey(
@@ -251,7 +269,21 @@ class Approval(models.Model):
     class Meta:
         ordering = ["-requested_at"]
         constraints = [
-            models.UniqueConstraint(fields=["case", "step", "attempt"], name="one_approval_per_step_attempt"),
+            models.UniqueConstraint(
+                fields=["case", "step", "attempt"], condition=Q(kind="step"), name="one_approval_per_step_attempt"
+            ),
+            models.UniqueConstraint(
+                fields=["case", "kind"],
+                condition=Q(status="pending") & ~Q(kind="step"),
+                name="one_pending_request_per_case_kind",
+                violation_error_message="A request of this kind already waits for a manager on this case.",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="write_off", step__isnull=True, amount__gt=0)
+                | (~Q(kind="write_off") & Q(step__isnull=False, amount__isnull=True)),
+                name="approval_kind_fields",
+                violation_error_message="A write-off has a positive amount and no step; other requests name a step.",
+            ),
             models.CheckConstraint(
                 condition=Q(decided_by__isnull=True) | ~Q(decided_by=F("requested_by")),
                 name="approval_four_eyes",
@@ -260,7 +292,12 @@ class Approval(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.step} for case {self.case_id}: {self.get_status_display()}"
+        if self.kind == self.Kind.STEP:
+            return f"{self.step} for case {self.case_id}: {self.get_status_display()}"
+        subject = (
+            self.get_kind_display() if self.kind == self.Kind.WRITE_OFF else f"{self.get_kind_display()}: {self.step}"
+        )
+        return f"{subject} for case {self.case_id}: {self.get_status_display()}"
 
 
 class DraftManager(models.Manager):

@@ -16,7 +16,7 @@ import django_rq
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db.models import F, Prefetch, prefetch_related_objects
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.exceptions import DuplicateJobError
@@ -192,6 +192,9 @@ def _open_or_join(
         joining = [invoice for invoice in invoices if _overdue(invoice, case.policy, now, grace)]
         if joining:
             case.invoices.add(*joining)
+            Case.objects.filter(pk=case.pk).update(
+                entered_amount=F("entered_amount") + sum(invoice.total - invoice.amount_paid for invoice in joining)
+            )
             for invoice in joining:
                 case_event_record(case, "collections.case.invoice_added", at=now, invoice=invoice.number)
             case_reconcile(case=case, now=now)
@@ -223,6 +226,7 @@ def case_open(
         currency=currency,
         policy=policy,
         amount_overdue=sum(invoice.total - invoice.amount_paid for invoice in invoices),
+        entered_amount=sum(invoice.total - invoice.amount_paid for invoice in invoices),
         anchor_due_on=min(invoice.due_on for invoice in invoices),
         opened_at=now,
     )
@@ -550,7 +554,7 @@ def approval_decide(
     """A manager's decision on a waiting step. Approved steps are performed by the next tick,
     which is enqueued at once, so the case moves on within seconds."""
     now = now or timezone.now()
-    approval = Approval.objects.select_for_update().select_related("step", "case").get(pk=approval.pk)
+    approval = Approval.objects.select_for_update(of=("self",)).select_related("step", "case").get(pk=approval.pk)
     if approval.status != Approval.Status.PENDING:
         raise ValidationError(APPROVAL_NOT_PENDING % {"status": approval.get_status_display().lower()})
     if approval.requested_by_id is not None and approval.requested_by_id == user.pk:

@@ -1,0 +1,1 @@
+"""The collections app's pages and endpoints, one module per area (tests/views mirrors them)."""

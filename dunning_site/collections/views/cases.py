@@ -1,0 +1,126 @@
+"""The collectors' pages: the worklist, the cases list (and its CSV export) and the case page."""
+
+import csv
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from dunning_site.collections import selectors
+from dunning_site.collections.filters import CaseFilter
+from dunning_site.collections.models import Case
+from dunning_site.lib.money import from_minor_units
+
+CASES_PER_PAGE = 50
+WORKLIST_SHOWN = 25  # per section; the count says how many there are in all
+
+
+@login_required
+@permission_required("collections.view_case", raise_exception=True)
+def worklist(request: HttpRequest) -> HttpResponse:
+    """The home page: what needs me now."""
+    sections = {
+        name: {"items": list(queryset[:WORKLIST_SHOWN]), "count": queryset.count()}
+        for name, queryset in selectors.worklist(user=request.user).items()
+    }
+    return render(request, "collections/worklist.html", {"sections": sections})
+
+
+@login_required
+@permission_required("collections.view_case", raise_exception=True)
+def case_list(request: HttpRequest) -> HttpResponse:
+    # Without filters, the cases being worked: resolved and closed ones are one click away.
+    filterset = CaseFilter(request.GET or {"status": "active"}, queryset=selectors.cases_for_list())
+    cases = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
+    if filterset.is_bound and not filterset.is_valid():
+        cases = cases.none()
+    page = Paginator(cases.order_by(*cases.query.order_by or ["-opened_at"]), CASES_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "collections/case_list.html",
+        {"filter": filterset, "page": page, "query": query.urlencode(), "today": timezone.localdate()},
+    )
+
+
+@login_required
+@permission_required("collections.view_case", raise_exception=True)
+def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
+    try:
+        case = selectors.case_detail(case_id=case_id)
+    except Case.DoesNotExist:
+        raise Http404("No such case.") from None
+    return render(
+        request,
+        "collections/case_detail.html",
+        {
+            "case": case,
+            "customer_now": timezone.now(),  # shown in the customer's zone by the template
+            "today": timezone.localdate(),
+            "open_invoices": [invoice for invoice in case.invoices.all() if invoice.status == "open"],
+        },
+    )
+
+
+CSV_COLUMNS = [
+    "case",
+    "customer",
+    "company",
+    "email",
+    "segment",
+    "status",
+    "currency",
+    "amount_overdue",
+    "days_overdue",
+    "policy",
+    "current_step",
+    "next_step",
+    "next_action_at",
+    "assignee",
+]
+
+
+@login_required
+@permission_required("collections.view_case", raise_exception=True)
+def case_list_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered cases as CSV, amounts in major units of their currency (for spreadsheets)."""
+    filterset = CaseFilter(request.GET or None, queryset=selectors.cases_for_list())
+    cases = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
+    today = timezone.localdate()
+
+    class Echo:
+        def write(self, value):
+            return value
+
+    writer = csv.writer(Echo())
+
+    def rows():
+        yield writer.writerow(CSV_COLUMNS)
+        for case in cases.order_by("pk").iterator(chunk_size=500):
+            yield writer.writerow(
+                [
+                    case.pk,
+                    case.customer.name,
+                    case.customer.company,
+                    case.customer.email,
+                    case.customer.segment,
+                    case.status,
+                    case.currency,
+                    from_minor_units(case.amount_overdue, case.currency),
+                    (today - case.anchor_due_on).days,
+                    case.policy.name,
+                    str(case.current_step or ""),
+                    str(case.next_step or ""),
+                    case.next_action_at.isoformat() if case.next_action_at else "",
+                    case.assignee.get_username() if case.assignee else "",
+                ]
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="cases-{today.isoformat()}.csv"'
+    return response

@@ -1,0 +1,89 @@
+"""The customer portal: no login, the signed link is the key. Pages that refuse a link show who to
+ask for a new one and nothing about the customer: whoever holds a bad link may not be them."""
+
+from email.utils import parseaddr
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from dunning_site.collections import portal
+
+
+def _sender() -> dict:
+    return {
+        "sender_company": settings.DUNNING_SENDER_COMPANY,
+        "sender_email": parseaddr(settings.DEFAULT_FROM_EMAIL)[1],
+        "sender_phone": settings.DUNNING_SENDER_PHONE,
+        "link_days": portal.CARD_UPDATE_LINK_MAX_AGE.days,
+    }
+
+
+def _link_refused(request: HttpRequest, error: portal.PortalLinkInvalid) -> HttpResponse:
+    expired = isinstance(error, portal.PortalLinkExpired)
+    context = _sender() | {"expired": expired}
+    return render(request, "portal/link_invalid.html", context, status=410 if expired else 404)
+
+
+@never_cache  # the token is in the URL: no shared cache may keep the page or the redirect
+@require_GET
+def portal_card(request: HttpRequest, token: str) -> HttpResponse:
+    """The card-update link from a message: a fresh checkout session each time it is opened."""
+    try:
+        customer = portal.read_card_update_token(token)
+    except portal.PortalLinkInvalid as error:
+        return _link_refused(request, error)
+    try:
+        url = portal.card_update_session_url(customer=customer, token=token)
+    except portal.CardUpdateUnavailable as error:
+        context = _sender() | {"temporary": error.temporary}
+        return render(request, "portal/card_unavailable.html", context, status=503 if error.temporary else 200)
+    return redirect(url)
+
+
+@never_cache
+@require_GET
+def portal_card_done(request: HttpRequest, token: str) -> HttpResponse:
+    """Where the billing system sends the customer back; in the sandbox, the test-card picker."""
+    max_age = portal.CARD_UPDATE_LINK_MAX_AGE + portal.CHECKOUT_SESSION_LIFETIME
+    try:
+        portal.read_card_update_token(token, max_age=max_age)
+    except portal.PortalLinkInvalid as error:
+        return _link_refused(request, error)
+    if request.GET.get("sandbox") and portal.gateway_is_sandbox():
+        return _sandbox_page(request, token)
+    context = _sender() | {"updated": bool(request.GET.get("updated")), "retry_url": _card_path(token)}
+    return render(request, "portal/card_done.html", context)
+
+
+@never_cache
+@require_POST
+def portal_card_sandbox(request: HttpRequest, token: str) -> HttpResponse:
+    """`make run` without Stripe: the customer picks a test card; retries follow as with Stripe."""
+    if not portal.gateway_is_sandbox():
+        raise Http404("The sandbox is off: a Stripe key is configured.")
+    try:
+        customer = portal.read_card_update_token(token)
+    except portal.PortalLinkInvalid as error:
+        return _link_refused(request, error)
+    payment_method = request.POST.get("payment_method", "")
+    if payment_method not in portal.SANDBOX_CARDS:
+        return _sandbox_page(request, token, error=portal.CHOOSE_A_CARD, status=400)
+    portal.sandbox_card_change(customer=customer, payment_method=payment_method)
+    return redirect(reverse("collections:portal_card_done", args=[token]) + "?updated=1")
+
+
+def _sandbox_page(request: HttpRequest, token: str, *, error: str = "", status: int = 200) -> HttpResponse:
+    context = _sender() | {
+        "cards": portal.SANDBOX_CARDS.items(),
+        "action": reverse("collections:portal_card_sandbox", args=[token]),
+        "error": error,
+    }
+    return render(request, "portal/card_sandbox.html", context, status=status)
+
+
+def _card_path(token: str) -> str:
+    return reverse("collections:portal_card", args=[token])

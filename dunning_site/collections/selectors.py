@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Func, IntegerField, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from dunning_site.accounts.models import User
@@ -19,9 +19,13 @@ def worklist(*, user: User, now: dt.datetime | None = None) -> dict[str, QuerySe
     now = now or timezone.now()
     mine_or_nobody = Q(assigned_to=user) | Q(assigned_to__isnull=True)
     sections = {
-        "drafts": Draft.objects.filter(mine_or_nobody).select_related("customer").order_by("created_at"),
+        "drafts": Draft.objects.filter(mine_or_nobody)
+        .select_related("customer")
+        .prefetch_related(Prefetch("cases", queryset=Case.objects.only("pk")))
+        .order_by("created_at"),
         "calls": CallTask.objects.filter(mine_or_nobody, call_outcome="", status="sent")
         .select_related("customer")
+        .prefetch_related(Prefetch("cases", queryset=Case.objects.only("pk")))
         .order_by("send_after"),
         "promises": Case.objects.filter(
             status=Case.Status.PAUSED, pause_reason__startswith="Promise", paused_until__lte=now + dt.timedelta(days=1)
@@ -45,6 +49,19 @@ def worklist(*, user: User, now: dt.datetime | None = None) -> dict[str, QuerySe
             .order_by("requested_at")
         )
     return sections
+
+
+def worklist_counts(*, user: User) -> dict[str, int]:
+    """How many items each worklist section holds, in one query (the navigation shows them on every page)."""
+    counts = {
+        name: Subquery(
+            queryset.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n"), output_field=IntegerField()
+        )
+        for name, queryset in worklist(user=user).items()
+    }
+    found = User.objects.filter(pk=user.pk).values(**counts).get()
+    found["to_work"] = sum(count for name, count in found.items() if name != "approvals")
+    return found
 
 
 def case_detail(*, case_id: int) -> Case:

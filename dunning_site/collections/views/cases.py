@@ -21,8 +21,9 @@ WORKLIST_SHOWN = 25  # per section; the count says how many there are in all
 @permission_required("collections.view_case", raise_exception=True)
 def worklist(request: HttpRequest) -> HttpResponse:
     """The home page: what needs me now."""
+    counts = selectors.worklist_counts(user=request.user)
     sections = {
-        name: {"items": list(queryset[:WORKLIST_SHOWN]), "count": queryset.count()}
+        name: {"items": list(queryset[:WORKLIST_SHOWN]), "count": counts[name]}
         for name, queryset in selectors.worklist(user=request.user).items()
     }
     return render(request, "collections/worklist.html", {"sections": sections})

@@ -19,9 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_a_manager_approves_a_final_notice_from_the_queue(live_server, page, screenshot, run_jobs):
     standard_policy()
-    InvoiceFactory(
-        due_on=timezone.localdate() - dt.timedelta(days=21), total=9_900, customer__name="Ada Lovelace"
-    )
+    InvoiceFactory(due_on=timezone.localdate() - dt.timedelta(days=21), total=9_900, customer__name="Ada Lovelace")
     tick()
     approval = Approval.objects.get()
     manager = staff(MANAGER, "maria", first_name="Maria", last_name="Manager")

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", cases.worklist, name="worklist"),
     path("cases/", cases.case_list, name="case_list"),
     path("cases/export.csv", cases.case_list_export, name="case_list_export"),
+    path("cases/bulk/", cases.case_list_bulk, name="case_list_bulk"),
     path("cases/<int:case_id>/", cases.case_detail, name="case_detail"),
     path("approvals/", approvals.approval_list, name="approval_list"),
     path("approvals/<int:approval_id>/decide/", approvals.approval_decide, name="approval_decide"),

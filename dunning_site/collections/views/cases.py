@@ -2,14 +2,19 @@
 
 import csv
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
-from dunning_site.collections import selectors
+from dunning_site.collections import selectors, services
 from dunning_site.collections.filters import CaseFilter
+from dunning_site.collections.forms import BulkCaseForm
 from dunning_site.collections.models import Case
 from dunning_site.lib.money import from_minor_units
 
@@ -42,11 +47,43 @@ def case_list(request: HttpRequest) -> HttpResponse:
     )
     query = request.GET.copy()
     query.pop("page", None)
-    return render(
-        request,
-        "collections/case_list.html",
-        {"filter": filterset, "page": page, "query": query.urlencode(), "today": timezone.localdate()},
-    )
+    context = {"filter": filterset, "page": page, "query": query.urlencode(), "today": timezone.localdate()}
+    if request.user.has_perm("collections.work_case"):
+        context["bulk"] = BulkCaseForm()
+    return render(request, "collections/case_list.html", context)
+
+
+@login_required
+@permission_required("collections.work_case", raise_exception=True)
+@require_POST
+def case_list_bulk(request: HttpRequest) -> HttpResponse:
+    """Assign, hold or resume the ticked cases; each case is changed (and logged) on its own, so one
+    that cannot be changed (resolved meanwhile, not paused) is reported and the others still are."""
+    form = BulkCaseForm(request.POST)
+    back = f"{reverse('collections:case_list')}?{request.POST.get('query', '')}"
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return redirect(back)
+    action, changed, refused = form.cleaned_data["action"], [], []
+    for case in form.cleaned_data["cases"].select_related("customer"):
+        try:
+            if action == BulkCaseForm.ASSIGN:
+                services.case_assign(case=case, assignee=form.cleaned_data["assignee"], user=request.user)
+            elif action == BulkCaseForm.PAUSE:
+                services.case_pause(case=case, until=None, reason=form.cleaned_data["reason"], user=request.user)
+            else:
+                services.case_resume(case=case, user=request.user)
+        except ValidationError as error:
+            refused.append(f"{case.customer}: {' '.join(error.messages)}")
+        else:
+            changed.append(case)
+    done = {BulkCaseForm.ASSIGN: "Assigned", BulkCaseForm.PAUSE: "Put on hold", BulkCaseForm.RESUME: "Resumed"}[action]
+    if changed:
+        messages.success(request, f"{done}: {len(changed)} case{'s' if len(changed) != 1 else ''}.")
+    for reason in refused:
+        messages.warning(request, f"Not changed — {reason}")
+    return redirect(back)
 
 
 @login_required

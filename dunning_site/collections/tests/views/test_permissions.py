@@ -24,6 +24,7 @@ FINANCE = {
         "/cases/export.csv",
         {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200},
     ),
+    "collections:case_list_bulk": ("/cases/bulk/", {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405}),
     "collections:case_detail": ("/cases/{case}/", {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200}),
     "collections:approval_list": ("/approvals/", {"anonymous": 302, VIEWER: 403, COLLECTOR: 403, MANAGER: 200}),
     # POST only: a manager's GET is refused as a method, everyone else's as a permission.

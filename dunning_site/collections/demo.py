@@ -909,7 +909,8 @@ def policy_default_ensure() -> Policy:
 
 
 def staff_users_ensure() -> User:
-    """The demo's logins, created only when missing; returns the manager who approves escalations."""
+    """The demo's logins (password = username), created only when missing; returns the manager who
+    approves escalations."""
     if not User.objects.filter(username="admin").exists():
         User.objects.create_superuser("admin", "admin@example.com", "admin")
     manager = User.objects.filter(username="manager").first()
@@ -920,6 +921,15 @@ def staff_users_ensure() -> User:
         group = Group.objects.filter(name="Manager").first()
         if group is not None:
             manager.groups.add(group)
+    for username, first_name, last_name, role in [
+        ("collector", "Casey", "Okafor", "Collector"),
+        ("viewer", "Vic", "Lindqvist", "Viewer"),
+    ]:
+        if not User.objects.filter(username=username).exists():
+            user = User.objects.create_user(
+                username, f"{username}@example.com", username, first_name=first_name, last_name=last_name
+            )
+            user.groups.add(*Group.objects.filter(name=role))
     return manager
 
 

@@ -82,6 +82,8 @@ def test_it_seeds_a_book_with_a_case_at_every_rung_of_the_ladder_exactly_as_plan
 
     assert User.objects.get(username="admin").is_superuser
     assert User.objects.get(username="manager").is_staff
+    assert User.objects.get(username="collector").has_perm("collections.work_case")
+    assert not User.objects.get(username="viewer").has_perm("collections.work_case")
     assert "Cases: " in output
     assert "Admin login: http://127.0.0.1:8000/admin/  user: admin  password: admin" in output
 

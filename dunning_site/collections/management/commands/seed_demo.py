@@ -9,6 +9,7 @@ from dunning_site.collections import demo
 BOOK_EXISTS = "The database already has customers; flush it first (manage.py flush) to seed the demo book."
 ALREADY_SEEDED = "The demo book already exists (the database has customers); nothing to do."
 ADMIN_LOGIN = "Admin login: http://127.0.0.1:8000/admin/  user: admin  password: admin"
+TEAM_LOGINS = "Finance UI: http://127.0.0.1:8000/  users collector, manager, viewer (password = user name)"
 
 
 class Command(BaseCommand):
@@ -38,3 +39,4 @@ class Command(BaseCommand):
         for line in demo.book_summary():
             self.stdout.write(f"  {line}")
         self.stdout.write(ADMIN_LOGIN)
+        self.stdout.write(TEAM_LOGINS)

@@ -42,6 +42,8 @@ class BillingGateway(Protocol):
 
     def invoice_mark_paid_out_of_band(self, invoice_id: str) -> str: ...
 
+    def invoice_mark_uncollectible(self, invoice_id: str) -> str: ...
+
     def payment_method_of_setup(self, setup_intent_id: str) -> str: ...
 
     def subscriptions_pause_collection(self, *, customer_id: str, paused: bool) -> list[str]: ...
@@ -88,6 +90,14 @@ class StripeGateway:
         try:
             invoice = self.client.v1.invoices.pay(invoice_id, {"paid_out_of_band": True})
         except stripe.InvalidRequestError as error:  # already paid or voided at Stripe: nothing to do
+            return f"unchanged: {error.user_message or error}"
+        return invoice.status
+
+    def invoice_mark_uncollectible(self, invoice_id: str) -> str:
+        """A write-off: Stripe stops its retries and reminders for the invoice (it can still be paid)."""
+        try:
+            invoice = self.client.v1.invoices.mark_uncollectible(invoice_id)
+        except stripe.InvalidRequestError as error:  # paid, voided or already uncollectible: nothing to do
             return f"unchanged: {error.user_message or error}"
         return invoice.status
 
@@ -225,6 +235,9 @@ class SandboxGateway:
         raise LookupError("The sandbox has no charges.")
 
     def invoice_mark_paid_out_of_band(self, invoice_id: str) -> str:
+        return "sandbox"
+
+    def invoice_mark_uncollectible(self, invoice_id: str) -> str:
         return "sandbox"
 
     def payment_method_of_setup(self, setup_intent_id: str) -> str:

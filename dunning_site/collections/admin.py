@@ -7,9 +7,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from dunning_site.accounts.models import Channel, Customer
-from dunning_site.collections import services
-from dunning_site.collections.context import message_context
+from dunning_site.accounts.models import Channel
+from dunning_site.collections import policy_forms, services
 from dunning_site.collections.models import (
     Approval,
     CallTask,
@@ -22,14 +21,13 @@ from dunning_site.collections.models import (
     Step,
     StepExecution,
 )
+from dunning_site.collections.selectors import template_preview
 from dunning_site.lib.admin import money_column
 from dunning_site.lib.money import to_minor_units
 from dunning_site.notifications import services as notification_services
 from dunning_site.notifications.models import Message, MessageTemplate
 from dunning_site.notifications.rendering import (
     CONTEXT_VARIABLES,
-    render_message,
-    template_errors,
     template_warnings,
 )
 
@@ -143,7 +141,7 @@ class CaseAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve the step each selected case is waiting for")
     def approve_waiting_step(self, request, queryset) -> None:
-        pending = Approval.objects.filter(case__in=queryset, status=Approval.Status.PENDING)
+        pending = Approval.objects.filter(case__in=queryset, status=Approval.Status.PENDING, kind=Approval.Kind.STEP)
         _decide(self, request, pending, approve=True)
 
     @admin.action(description="Write a message to the customer (from a template, as a draft to personalize)")
@@ -254,22 +252,9 @@ class ComposeForm(forms.Form):
     channel = forms.ChoiceField(choices=Channel.choices, initial=Channel.EMAIL)
 
 
-class MessageTemplateForm(forms.ModelForm):
-    class Meta:
-        model = MessageTemplate
-        fields = ["key", "channel", "language", "segment", "tone", "subject", "body", "html_body"]
-        labels = {"html_body": "HTML body"}
+class MessageTemplateForm(policy_forms.MessageTemplateForm):
+    class Meta(policy_forms.MessageTemplateForm.Meta):
         widgets = {"subject": forms.TextInput(attrs={"class": "vTextField", "style": "width: 40em"})}
-
-    def clean(self):
-        cleaned = super().clean()
-        errors = template_errors(
-            subject=cleaned.get("subject", ""), body=cleaned.get("body", ""), html_body=cleaned.get("html_body", "")
-        )
-        for field, problems in errors.items():
-            for problem in problems:
-                self.add_error(field, problem)
-        return cleaned
 
 
 @admin.register(MessageTemplate)
@@ -296,31 +281,6 @@ class MessageTemplateAdmin(admin.ModelAdmin):
 
     def add_view(self, request, form_url="", extra_context=None):
         return super().add_view(request, form_url, (extra_context or {}) | {"variables": CONTEXT_VARIABLES})
-
-
-def template_preview(template: MessageTemplate, customer_id: str | None) -> dict:
-    """The template rendered with a real customer's open invoices (the first one owing, by default)."""
-    customers = Customer.objects.filter(invoices__status="open").distinct().order_by("name")
-    customer = customers.filter(pk=customer_id).first() if customer_id and customer_id.isdigit() else None
-    customer = customer or customers.first()
-    if customer is None:
-        return {"preview_missing": "No customer has an open invoice to preview with."}
-    invoices = list(customer.invoices.filter(status="open").order_by("due_on"))
-    currency = invoices[0].currency
-    invoices = [invoice for invoice in invoices if invoice.currency == currency]
-    context = message_context(customer=customer, currency=currency, invoices=invoices, today=timezone.localdate())
-    try:
-        subject, body, html = render_message(template, context)
-    except Exception as error:  # a template saved before validation existed must not break the page
-        return {"preview_missing": f"This template cannot be rendered: {error}"}
-    return {
-        "preview_customer": customer,
-        "preview_customers": customers[:200],
-        "preview_subject": subject,
-        "preview_body": body,
-        "preview_html": html,
-        "warnings": template_warnings(subject=template.subject, body=template.body, html_body=template.html_body),
-    }
 
 
 class DraftForm(forms.ModelForm):

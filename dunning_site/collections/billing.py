@@ -571,3 +571,28 @@ def invoice_paid_elsewhere_request(*, invoice: Invoice) -> None:
 def invoice_paid_elsewhere(*, invoice_id: int) -> str:
     invoice = Invoice.objects.get(pk=invoice_id)
     return gateway().invoice_mark_paid_out_of_band(invoice.external_id)
+
+
+def invoices_uncollectible_request(*, invoices: list[Invoice]) -> None:
+    """A manager wrote these invoices off: tell Stripe (marked uncollectible), or its own retries
+    would charge the card and its reminders go on. In a job per invoice, after the commit."""
+    if not settings.STRIPE_API_KEY:
+        return
+    from dunning_site.collections.jobs import invoice_mark_uncollectible as job
+
+    for invoice in invoices:
+        if not invoice.external_id:
+            continue
+
+        def enqueue(invoice: Invoice = invoice) -> None:
+            try:
+                django_rq.get_queue("default").enqueue(job, invoice.pk, retry=Retry(max=5, interval=[30, 120, 600]))
+            except RedisError as error:
+                logger.warning("Could not tell Stripe invoice %s was written off (%s)", invoice.external_id, error)
+
+        transaction.on_commit(enqueue, robust=True)
+
+
+def invoice_mark_uncollectible(*, invoice_id: int) -> str:
+    invoice = Invoice.objects.get(pk=invoice_id)
+    return gateway().invoice_mark_uncollectible(invoice.external_id)

@@ -1,11 +1,20 @@
 """The finance UI's forms. Amounts are typed in major units of the case's currency."""
 
+import datetime as dt
+
 from django import forms
 from django.db.models import Q
+from django.utils import timezone
 
-from dunning_site.accounts.models import User
+from dunning_site.accounts import services as account_services
+from dunning_site.accounts.models import Invoice, Payment, User
+from dunning_site.collections import services
 from dunning_site.collections.models import Case
 from dunning_site.collections.roles import COLLECTOR, MANAGER
+from dunning_site.lib.money import format_money, to_minor_units
+from dunning_site.notifications import services as notification_services
+from dunning_site.notifications.models import Message
+from dunning_site.notifications.rendering import template_errors
 
 CHOOSE_CASES = "Tick at least one case."
 PAUSE_NEEDS_A_REASON = "Say why the cases are put on hold; it goes on each timeline."
@@ -45,3 +54,274 @@ class BulkCaseForm(forms.Form):
         if data.get("action") == self.PAUSE and not data.get("reason", "").strip():
             self.add_error("reason", PAUSE_NEEDS_A_REASON)
         return data
+
+
+# ---------------------------------------------------------------------------------------------
+# The case page: one form per action (views/case_actions.py)
+
+PROMISE_NEEDS_DATE = "Say by when they promised to pay."
+PROMISE_NEEDS_AMOUNT = "Say how much they promised to pay."
+DISPUTE_NEEDS_A_REASON = "Say what the customer disputes; it goes on the timeline."
+HOLD_NEEDS_A_REASON = "Say why the case is put on hold; it goes on the timeline."
+HOLD_UNTIL_IN_PAST = "Choose a day after today, or leave it empty to hold the case until it is resumed."
+AMOUNT_NOT_POSITIVE = "Enter an amount above zero."
+PAID_IN_FUTURE = "A payment cannot be recorded before the day it was received."
+SAY_WHEN = "Say when to send it."
+NOTE_MAX_LENGTH = 2000
+
+
+def _minor_units(form: forms.Form, field: str, currency: str) -> int | None:
+    """The amount typed in major units as minor units of `currency`, or a form error on the field."""
+    amount = form.cleaned_data.get(field)
+    if amount is None:
+        return None
+    try:
+        minor = to_minor_units(amount, currency)
+    except ValueError as error:
+        form.add_error(field, str(error))
+        return None
+    if minor <= 0:
+        form.add_error(field, AMOUNT_NOT_POSITIVE)
+        return None
+    return minor
+
+
+class StepNowForm(forms.Form):
+    """The step the collector saw as "next": if the case moved on meanwhile, nothing is done."""
+
+    step = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class PauseForm(forms.Form):
+    PROMISE, DISPUTE, HOLD = "promise", "dispute", "hold"
+
+    kind = forms.ChoiceField(
+        choices=[(PROMISE, "Promise to pay"), (DISPUTE, "Dispute"), (HOLD, "Manual hold")],
+        widget=forms.RadioSelect,
+        label="Why",
+        initial=PROMISE,
+    )
+    promised_on = forms.DateField(
+        required=False, label="Promised by", widget=forms.DateInput(attrs={"type": "date"}), help_text="Promise only."
+    )
+    promised_amount = forms.DecimalField(required=False, label="Promised amount", help_text="Promise only.")
+    until = forms.DateField(
+        required=False,
+        label="On hold until",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Manual hold only; empty: until someone resumes the case.",
+    )
+    reason = forms.CharField(max_length=200, required=False, label="Reason")
+
+    def __init__(self, *args, currency: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        self.fields["promised_amount"].label = f"Promised amount ({currency})"
+
+    def clean(self):
+        data = super().clean()
+        kind, reason = data.get("kind"), data.get("reason", "").strip()
+        if kind == self.PROMISE:
+            if not data.get("promised_on"):
+                self.add_error("promised_on", PROMISE_NEEDS_DATE)
+            elif data["promised_on"] < timezone.localdate():
+                self.add_error("promised_on", services.PROMISE_DATE_IN_PAST)
+            if data.get("promised_amount") is None and "promised_amount" not in self.errors:
+                self.add_error("promised_amount", PROMISE_NEEDS_AMOUNT)
+            else:
+                data["promised_minor"] = _minor_units(self, "promised_amount", self.currency)
+        elif kind == self.DISPUTE and not reason:
+            self.add_error("reason", DISPUTE_NEEDS_A_REASON)
+        elif kind == self.HOLD:
+            if not reason:
+                self.add_error("reason", HOLD_NEEDS_A_REASON)
+            if data.get("until") and data["until"] <= timezone.localdate():
+                self.add_error("until", HOLD_UNTIL_IN_PAST)
+        return data
+
+    def pause(self) -> tuple[dt.datetime | None, str]:
+        """When the pause ends and the reason shown on the case, like a promise logged on a call."""
+        data, kind = self.cleaned_data, self.cleaned_data["kind"]
+        if kind == self.PROMISE:
+            promised_on = data["promised_on"]
+            until = dt.datetime.combine(promised_on + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+            amount = format_money(data["promised_minor"], self.currency)
+            return until, f"Promise to pay {amount} by {promised_on.isoformat()}"
+        reason = data["reason"].strip()
+        if kind == self.DISPUTE:
+            return None, f"Dispute: {reason}"
+        until = data.get("until")
+        return (
+            dt.datetime.combine(until, dt.time(), tzinfo=timezone.get_current_timezone()) if until else None
+        ), reason
+
+
+class AssignForm(forms.Form):
+    assignee = WorkerChoiceField(queryset=case_workers(), required=False, empty_label="Nobody", label="Collector")
+
+
+class NoteForm(forms.Form):
+    text = forms.CharField(
+        max_length=NOTE_MAX_LENGTH, label="Note", widget=forms.Textarea(attrs={"rows": 3}), strip=True
+    )
+
+
+class CallOutcomeForm(forms.Form):
+    outcome = forms.ChoiceField(choices=Message.CallOutcome.choices, label="Outcome")
+    note = forms.CharField(max_length=NOTE_MAX_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    promised_on = forms.DateField(
+        required=False, label="Promised by", widget=forms.DateInput(attrs={"type": "date"}), help_text="Promise only."
+    )
+    promised_amount = forms.DecimalField(required=False, label="Promised amount", help_text="Promise only.")
+
+    def __init__(self, *args, currency: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        self.fields["promised_amount"].label = f"Promised amount ({currency})"
+
+    def clean(self):
+        data = super().clean()
+        data["promised_minor"] = None
+        if data.get("outcome") == Message.CallOutcome.PROMISE:
+            if not data.get("promised_on"):
+                self.add_error("promised_on", PROMISE_NEEDS_DATE)
+            elif data["promised_on"] < timezone.localdate():
+                self.add_error("promised_on", services.PROMISE_DATE_IN_PAST)
+            if data.get("promised_amount") is None and "promised_amount" not in self.errors:
+                self.add_error("promised_amount", PROMISE_NEEDS_AMOUNT)
+            else:
+                data["promised_minor"] = _minor_units(self, "promised_amount", self.currency)
+        return data
+
+
+class ManualPaymentForm(forms.Form):
+    """A bank transfer or cheque received for one of the case's open invoices."""
+
+    invoice = forms.TypedChoiceField(coerce=int, label="Invoice")
+    method = forms.ChoiceField(
+        choices=[(Payment.Method.BANK_TRANSFER, "Bank transfer"), (Payment.Method.CHEQUE, "Cheque")], label="Paid by"
+    )
+    amount = forms.DecimalField(label="Amount")
+    paid_on = forms.DateField(label="Received on", widget=forms.DateInput(attrs={"type": "date"}))
+    reference = forms.CharField(
+        max_length=255, required=False, label="Reference", help_text="Bank reference, cheque number…"
+    )
+
+    def __init__(self, *args, invoices: list[Invoice], currency: str, **kwargs) -> None:
+        kwargs.setdefault("initial", {}).setdefault("paid_on", timezone.localdate())
+        super().__init__(*args, **kwargs)
+        self.currency, self.invoices = currency, {invoice.pk: invoice for invoice in invoices}
+        self.fields["invoice"].choices = [
+            (invoice.pk, f"{invoice.number} · {format_money(invoice.amount_remaining, invoice.currency)} left")
+            for invoice in invoices
+        ]
+        self.fields["amount"].label = f"Amount ({currency})"
+
+    def clean(self):
+        data = super().clean()
+        invoice = self.invoices.get(data.get("invoice"))
+        data["invoice_object"] = invoice
+        data["minor"] = _minor_units(self, "amount", self.currency)
+        if data.get("paid_on") and data["paid_on"] > timezone.localdate():
+            self.add_error("paid_on", PAID_IN_FUTURE)
+        if invoice and data["minor"] and data["minor"] > invoice.amount_remaining:
+            self.add_error(
+                "amount",
+                account_services.OVERPAYMENT
+                % {
+                    "amount": format_money(data["minor"], invoice.currency),
+                    "remaining": format_money(invoice.amount_remaining, invoice.currency),
+                    "number": invoice.number,
+                },
+            )
+        return data
+
+    def received_at(self) -> dt.datetime:
+        """Now for a payment received today, else noon of that day in the viewer's zone."""
+        paid_on = self.cleaned_data["paid_on"]
+        if paid_on == timezone.localdate():
+            return timezone.now()
+        return dt.datetime.combine(paid_on, dt.time(12), tzinfo=timezone.get_current_timezone())
+
+
+class DraftEditForm(forms.Form):
+    """A draft's words, which may use the template variables; rendered for the customer on save."""
+
+    SAVE, NOW, LATER = "save", "now", "later"
+
+    subject = forms.CharField(max_length=255, required=False, label="Subject")
+    body = forms.CharField(label="Message", widget=forms.Textarea(attrs={"rows": 14}), strip=False)
+    html_body = forms.CharField(
+        label="HTML version", required=False, widget=forms.Textarea(attrs={"rows": 10}), strip=False
+    )
+    send_at = forms.DateTimeField(
+        required=False,
+        label="Send at",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="In your time zone. The contact rules still apply when it goes.",
+    )
+    send = forms.ChoiceField(choices=[(SAVE, "Save"), (NOW, "Send now"), (LATER, "Schedule")], required=False)
+
+    def __init__(self, *args, with_html: bool, with_subject: bool, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not with_html:
+            del self.fields["html_body"]
+        if not with_subject:
+            del self.fields["subject"]
+
+    def clean(self):
+        data = super().clean()
+        errors = template_errors(
+            subject=data.get("subject", "") or "",
+            body=data.get("body", "") or "",
+            html_body=data.get("html_body") or "",
+        )
+        for field, problems in errors.items():
+            for problem in problems:
+                if field in self.fields:
+                    self.add_error(field, problem)
+        if (data.get("send") or self.SAVE) == self.LATER:
+            if not data.get("send_at"):
+                self.add_error("send_at", SAY_WHEN)
+            elif data["send_at"] <= timezone.now():
+                self.add_error("send_at", notification_services.SCHEDULE_IN_PAST)
+        return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Collectors' requests for a manager (escalate now, skip the next step, write off)
+
+
+class CaseRequestForm(forms.Form):
+    """Escalate now or skip the next step; the reason is what the deciding manager reads."""
+
+    reason = forms.CharField(
+        label="Why",
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": services.REASON_REQUIRED},
+    )
+
+
+class WriteOffRequestForm(CaseRequestForm):
+    """The amount is typed in major units of the case's currency ("120.50" EUR, "5000" JPY)."""
+
+    amount = forms.CharField(
+        label="Amount to write off", max_length=30, widget=forms.TextInput(attrs={"inputmode": "decimal"})
+    )
+
+    field_order = ["amount", "reason"]
+
+    def __init__(self, *args, currency: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        self.fields["amount"].label = f"Amount to write off ({currency})"
+
+    def clean_amount(self) -> int:
+        try:
+            amount = to_minor_units(self.cleaned_data["amount"], self.currency)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+        if amount <= 0:
+            raise forms.ValidationError(services.WRITE_OFF_NOT_POSITIVE)
+        return amount

@@ -35,3 +35,7 @@ def subscription_collection_set(case_id: int, paused: bool) -> list[str]:
 
 def invoice_paid_elsewhere(invoice_id: int) -> str:
     return billing.invoice_paid_elsewhere(invoice_id=invoice_id)
+
+
+def invoice_mark_uncollectible(invoice_id: int) -> str:
+    return billing.invoice_mark_uncollectible(invoice_id=invoice_id)

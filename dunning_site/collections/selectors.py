@@ -2,12 +2,14 @@
 
 import datetime as dt
 
-from django.db.models import F, Func, IntegerField, Prefetch, Q, QuerySet, Subquery
+from django.db.models import F, Func, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from dunning_site.accounts.models import User
-from dunning_site.collections.models import Approval, CallTask, Case, CaseEvent, Draft
-from dunning_site.notifications.models import Message
+from dunning_site.accounts.models import Customer, Invoice, User
+from dunning_site.collections.context import message_context
+from dunning_site.collections.models import Approval, CallTask, Case, CaseEvent, Draft, Policy, Step, StepExecution
+from dunning_site.notifications.models import Message, MessageTemplate
+from dunning_site.notifications.rendering import render_message, template_warnings
 
 
 def cases_for_list() -> QuerySet[Case]:
@@ -72,7 +74,103 @@ def case_detail(*, case_id: int) -> Case:
             "invoices",
             Prefetch("events", queryset=CaseEvent.objects.select_related("user").order_by("-at", "-pk")),
             Prefetch("messages", queryset=Message.objects.order_by("-created_at")),
-            Prefetch("approvals", queryset=Approval.objects.select_related("step", "decided_by")),
+            Prefetch("approvals", queryset=Approval.objects.select_related("step", "requested_by", "decided_by")),
         )
         .get(pk=case_id)
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Policies and message templates (the managers' screens and the admin)
+
+PREVIEW_CUSTOMERS_SHOWN = 200
+NO_PREVIEW_CUSTOMER = "No customer has an open invoice to preview with."
+PREVIEW_FAILED = "This template cannot be rendered: %(error)s"
+
+
+def _count(queryset: QuerySet) -> Subquery:
+    """A correlated COUNT(*) (two counts joined in one query would multiply each other)."""
+    return Subquery(
+        queryset.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n"), output_field=IntegerField()
+    )
+
+
+def policies_for_list() -> QuerySet[Policy]:
+    return Policy.objects.annotate(
+        step_count=_count(Step.objects.filter(policy=OuterRef("pk"))),
+        active_case_count=_count(Case.objects.filter(policy=OuterRef("pk"), status__in=Case.ACTIVE_STATUSES)),
+    ).order_by("priority", "name")
+
+
+def policy_steps(*, policy: Policy) -> QuerySet[Step]:
+    return policy.steps.select_related("template").order_by("position")
+
+
+def steps_in_use(*, policy: Policy) -> dict[int, int]:
+    """Step id → how many active cases stand on it (their last step or their next one) or wait
+    for its approval: changing such a step would change what those cases are doing."""
+    cases: dict[int, set[int]] = {}
+    rows = Case.objects.filter(policy=policy, status__in=Case.ACTIVE_STATUSES).values_list(
+        "pk", "current_step_id", "next_step_id"
+    )
+    for case_id, current_step_id, next_step_id in rows:
+        for step_id in (current_step_id, next_step_id):
+            if step_id is not None:
+                cases.setdefault(step_id, set()).add(case_id)
+    pending = Approval.objects.filter(
+        step__policy=policy, status=Approval.Status.PENDING, case__status__in=Case.ACTIVE_STATUSES
+    ).values_list("step_id", "case_id")
+    for step_id, case_id in pending:
+        cases.setdefault(step_id, set()).add(case_id)
+    return {step_id: len(case_ids) for step_id, case_ids in cases.items()}
+
+
+def steps_with_history(*, policy: Policy) -> set[int]:
+    """Steps that cases (closed ones too) performed or point at: the database keeps them for the record."""
+    performed = StepExecution.objects.filter(step__policy=policy).values("step_id")
+    requested = Approval.objects.filter(step__policy=policy).values("step_id")
+    pointed = Case.objects.filter(policy=policy).values_list("current_step_id", "next_step_id")
+    found = set(performed.union(requested).values_list("step_id", flat=True))
+    for current_step_id, next_step_id in pointed:
+        found |= {current_step_id, next_step_id}
+    found.discard(None)
+    return found
+
+
+def message_templates_for_list(*, key: str = "", language: str = "") -> QuerySet[MessageTemplate]:
+    templates = MessageTemplate.objects.order_by("key", "language", "segment")
+    if key:
+        templates = templates.filter(key__icontains=key)
+    if language:
+        templates = templates.filter(language=language)
+    return templates
+
+
+def preview_customers() -> QuerySet[Customer]:
+    """Customers a template can be previewed with: those owing something, so every variable has a value."""
+    return Customer.objects.filter(invoices__status=Invoice.Status.OPEN).distinct().order_by("name")
+
+
+def template_preview(template: MessageTemplate, customer_id: str | int | None) -> dict:
+    """The template (saved or not) rendered with a real customer's open invoices (the first one
+    owing, by default); nothing is written."""
+    customers = preview_customers()
+    customer_id = str(customer_id or "")
+    customer = customers.filter(pk=customer_id).first() if customer_id.isdigit() else None
+    customer = customer or customers.first()
+    if customer is None:
+        return {"preview_missing": NO_PREVIEW_CUSTOMER}
+    invoices = list(customer.invoices.filter(status=Invoice.Status.OPEN).order_by("due_on"))
+    currency = invoices[0].currency
+    invoices = [invoice for invoice in invoices if invoice.currency == currency]
+    context = message_context(customer=customer, currency=currency, invoices=invoices, today=timezone.localdate())
+    found = {
+        "preview_customer": customer,
+        "preview_customers": customers[:PREVIEW_CUSTOMERS_SHOWN],
+        "warnings": template_warnings(subject=template.subject, body=template.body, html_body=template.html_body),
+    }
+    try:
+        subject, body, html = render_message(template, context)
+    except Exception as error:  # a template saved before validation existed must not break the page
+        return found | {"preview_missing": PREVIEW_FAILED % {"error": error}}
+    return found | {"preview_subject": subject, "preview_body": body, "preview_html": html}

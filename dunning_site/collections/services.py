@@ -15,8 +15,8 @@ from collections.abc import Iterable
 import django_rq
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F, Prefetch, prefetch_related_objects
+from django.db import IntegrityError, transaction
+from django.db.models import F, Prefetch, ProtectedError, Q, Sum, prefetch_related_objects
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.exceptions import DuplicateJobError
@@ -29,11 +29,13 @@ from dunning_site.collections.models import (
     Approval,
     Case,
     CaseEvent,
+    PaymentRetry,
     Policy,
     ServiceHookDelivery,
     Step,
     StepExecution,
 )
+from dunning_site.lib.admin import admin_history_record
 from dunning_site.lib.money import format_money
 from dunning_site.notifications.models import Message, MessageTemplate
 from dunning_site.notifications.services import messages_cancel, messages_create
@@ -291,20 +293,34 @@ def cases_advance_batch(*, now: dt.datetime, batch_size: int) -> int:
     The number of queries is the same for 1 case or 200: everything is loaded and written in bulk.
     """
     cases = list(
-        Case.objects.filter(status=Case.Status.OPEN, next_action_at__lte=now)
+        _cases_to_advance()
+        .filter(status=Case.Status.OPEN, next_action_at__lte=now)
         .order_by("next_action_at")
-        .select_related("customer", "next_step__template", "policy__contact_rules", "assignee")
         .select_for_update(skip_locked=True, of=("self",))[:batch_size]
     )
     if not cases:
         return 0
+    _advance(cases, now=now)
+    return len(cases)
+
+
+def _cases_to_advance():
+    return Case.objects.select_related("customer", "next_step__template", "policy__contact_rules", "assignee")
+
+
+def _advance(cases: list[Case], *, now: dt.datetime, requested_by: User | None = None, draft: bool = False) -> None:
+    """Perform each (locked) case's next step: the tick's work, and a collector's "now" on one case,
+    so both go through the same idempotency record and the same approval gate. `draft` holds the
+    message for the collector to personalize, as review_before_send does."""
     _load_batch(cases)
     performed = set(
         StepExecution.objects.filter(case__in=cases).values_list("case_id", "step_id", "attempt").order_by()
     )
+    # Only the ladder's own approvals hold a step; a collector's request naming the same step (escalate
+    # it, skip it) is decided apart, and an approved escalation writes the step's approval itself.
     approvals = {
         (approval.case_id, approval.step_id, approval.attempt): approval
-        for approval in Approval.objects.filter(case__in=cases).order_by()
+        for approval in Approval.objects.filter(case__in=cases, kind=Approval.Kind.STEP).order_by()
     }
     book = _template_book(cases)
 
@@ -322,7 +338,9 @@ def cases_advance_batch(*, now: dt.datetime, batch_size: int) -> int:
         if step.requires_approval:
             approval = approvals.get(key)
             if approval is None or approval.status == Approval.Status.CANCELLED:
-                new_approvals.append(Approval(case=case, step=step, attempt=1, requested_at=now))
+                new_approvals.append(
+                    Approval(case=case, step=step, attempt=1, requested_at=now, requested_by=requested_by)
+                )
                 events.append(_event(case, "collections.approval.requested", at=now, **_step_data(step)))
                 case.status = Case.Status.AWAITING_APPROVAL
                 case.next_action_at = None
@@ -335,7 +353,7 @@ def cases_advance_batch(*, now: dt.datetime, batch_size: int) -> int:
                 events.append(_event(case, "collections.step.skipped", at=now, reason="rejected", **_step_data(step)))
                 _schedule(case, _step_after(case.policy.steps.all(), step), after=step, now=now)
                 continue
-        pendings.append(_perform(case, step, book=book, now=now))
+        pendings.append(_perform(case, step, book=book, now=now, draft=draft))
 
     messages = messages_create([pending.message for pending in pendings if pending.message is not None])
     del messages  # bulk_create sets the ids on the Message objects held by the pendings
@@ -355,7 +373,6 @@ def cases_advance_batch(*, now: dt.datetime, batch_size: int) -> int:
     Case.objects.bulk_update(
         cases, ["status", "current_step", "next_step", "next_action_at", "service_suspended", "updated_at"]
     )
-    return len(cases)
 
 
 def _load_batch(cases: list[Case]) -> None:
@@ -374,10 +391,10 @@ def _template_book(cases: list[Case]) -> TemplateBook:
     return TemplateBook({case.next_step.template.key for case in cases if case.next_step and case.next_step.template})
 
 
-def _perform(case: Case, step: Step, *, book: TemplateBook, now: dt.datetime) -> _Pending:
+def _perform(case: Case, step: Step, *, book: TemplateBook, now: dt.datetime, draft: bool = False) -> _Pending:
     pending = _Pending(case=case, step=step)
     if step.action in Step.MESSAGE_ACTIONS:
-        pending.message = message = _message_for(case, step, book=book, now=now)
+        pending.message = message = _message_for(case, step, book=book, now=now, draft=draft)
         performed = (
             "collections.step.drafted" if message.status == Message.Status.DRAFT else "collections.step.performed"
         )
@@ -400,7 +417,7 @@ def _perform(case: Case, step: Step, *, book: TemplateBook, now: dt.datetime) ->
     return pending
 
 
-def _message_for(case: Case, step: Step, *, book: TemplateBook, now: dt.datetime) -> Message:
+def _message_for(case: Case, step: Step, *, book: TemplateBook, now: dt.datetime, draft: bool = False) -> Message:
     return compose(
         case=case,
         channel=Channel.CALL if step.action == Step.Action.CALL_TASK else step.channel,
@@ -408,7 +425,7 @@ def _message_for(case: Case, step: Step, *, book: TemplateBook, now: dt.datetime
         book=book,
         idempotency_key=f"case:{case.pk}:step:{step.pk}:attempt:1",
         now=now,
-        draft=step.review_before_send,
+        draft=draft or step.review_before_send,
     )
 
 
@@ -427,8 +444,13 @@ def case_reconcile(*, case: Case, user: User | None = None, now: dt.datetime | N
         invoice.total - invoice.amount_paid
         for invoice in case.invoices.filter(status=Invoice.Status.OPEN).only("total", "amount_paid")
     )
-    if owed == 0:
+    # Amounts managers agreed to write off stay on the invoices but are no longer pursued.
+    forgiven = case_written_off_amount(case=case) if owed else 0
+    if owed <= forgiven:
+        if owed:  # all paid but what was written off: the rest will not be collected
+            _invoices_write_off(list(case.invoices.filter(status=Invoice.Status.OPEN)), now=now)
         return _resolve(case, user=user, now=now)
+    owed -= forgiven
     if owed != case.amount_overdue:
         _event(
             case,
@@ -526,7 +548,8 @@ def case_resume(*, case: Case, user: User | None = None, now: dt.datetime | None
     case = Case.objects.select_for_update().select_related("customer").get(pk=case.pk)
     if case.status != Case.Status.PAUSED:
         raise ValidationError(CASE_NOT_PAUSED % {"case": case.pk})
-    waiting = Approval.objects.filter(case=case, status=Approval.Status.PENDING).exists()
+    # A collector's pending request (escalate, skip, write off) does not hold the ladder; a step's approval does.
+    waiting = Approval.objects.filter(case=case, kind=Approval.Kind.STEP, status=Approval.Status.PENDING).exists()
     case.status = Case.Status.AWAITING_APPROVAL if waiting else Case.Status.OPEN
     case.paused_until = None
     case.pause_reason = ""
@@ -551,29 +574,47 @@ def cases_resume_expired(*, now: dt.datetime) -> int:
 def approval_decide(
     *, approval: Approval, approve: bool, user: User, note: str = "", now: dt.datetime | None = None
 ) -> Approval:
-    """A manager's decision on a waiting step. Approved steps are performed by the next tick,
-    which is enqueued at once, so the case moves on within seconds."""
+    """A manager's decision. On a ladder step: approved steps are performed by the next tick, which
+    is enqueued at once, so the case moves on within seconds. On a collector's request: an
+    escalation performs the case's next step now, a skip passes over it, a write-off closes the
+    case (or lowers what it pursues); a rejection only records the decision."""
     now = now or timezone.now()
-    approval = Approval.objects.select_for_update(of=("self",)).select_related("step", "case").get(pk=approval.pk)
+    # The case first, then the approval: the order the engine and reconciliation lock them in.
+    case_id = Approval.objects.filter(pk=approval.pk).values_list("case_id", flat=True).get()
+    case = (
+        Case.objects.select_for_update(of=("self",))
+        .select_related("customer", "policy", "current_step")
+        .get(pk=case_id)
+    )
+    approval = (
+        Approval.objects.select_for_update(of=("self",)).select_related("step", "requested_by").get(pk=approval.pk)
+    )
+    approval.case = case
     if approval.status != Approval.Status.PENDING:
         raise ValidationError(APPROVAL_NOT_PENDING % {"status": approval.get_status_display().lower()})
     if approval.requested_by_id is not None and approval.requested_by_id == user.pk:
         raise ValidationError(SELF_APPROVAL)
+    if approve and approval.kind != Approval.Kind.STEP:
+        _request_still_applies(approval, case, user=user)
     approval.status = Approval.Status.APPROVED if approve else Approval.Status.REJECTED
     approval.decided_by = user
     approval.decided_at = now
     approval.note = note
     approval.save()
-    case = Case.objects.select_for_update().get(pk=approval.case_id)
     verdict = "approved" if approve else "rejected"
-    case_event_record(
-        case, f"collections.approval.{verdict}", user=user, at=now, note=note, **_step_data(approval.step)
-    )
-    if case.status == Case.Status.AWAITING_APPROVAL:
-        case.status = Case.Status.OPEN
-        case.next_action_at = now
-        case.save(update_fields=["status", "next_action_at", "updated_at"])
-        transaction.on_commit(enqueue_tick, robust=True)
+    case_event_record(case, f"collections.approval.{verdict}", user=user, at=now, note=note, **_approval_data(approval))
+    if approval.kind == Approval.Kind.STEP:
+        if case.status == Case.Status.AWAITING_APPROVAL:
+            case.status = Case.Status.OPEN
+            case.next_action_at = now
+            case.save(update_fields=["status", "next_action_at", "updated_at"])
+            transaction.on_commit(enqueue_tick, robust=True)
+    elif approve and approval.kind == Approval.Kind.ESCALATION:
+        _escalate(case, approval, user=user, now=now)
+    elif approve and approval.kind == Approval.Kind.SKIP:
+        _skip(case, approval, user=user, now=now)
+    elif approve and approval.kind == Approval.Kind.WRITE_OFF:
+        _write_off(case, approval, user=user, now=now)
     return approval
 
 
@@ -675,3 +716,348 @@ def call_outcome_record(
     if outcome == Message.CallOutcome.WRONG_NUMBER and message.customer.phone == message.to_address:
         contact_mark_unusable(customer=message.customer, channel=Channel.CALL, reason="Wrong number (call)", at=now)
     return message
+
+
+# ---------------------------------------------------------------------------------------------
+# Collectors at work on the case page: a step brought forward, notes
+
+STEP_NOT_DUE_NOW = "Case %(case)s is %(status)s, so its next step cannot be performed now."
+STEP_ALREADY_PERFORMED = "That step was already performed (the page showed an older state of the case)."
+NOTHING_TO_PERSONALIZE = "The next step (%(step)s) writes no message to personalize."
+NOTE_EMPTY = "Write the note first."
+
+
+@transaction.atomic
+def case_step_perform_now(
+    *, case: Case, step: Step, user: User, draft: bool = False, now: dt.datetime | None = None
+) -> Message | None:
+    """A collector's "send it now": the case's next step, performed at once by the tick's own code,
+    so it happens once (the same idempotency record) and a step needing approval goes to a manager.
+    `step` is the step the collector saw; if the case has moved on since (the tick, a second click),
+    nothing is done. With `draft`, the message waits for the collector to personalize it.
+    Returns the message written, or None (approval requested, or a step that sends nothing)."""
+    now = now or timezone.now()
+    case = _cases_to_advance().select_for_update(of=("self",)).get(pk=case.pk)
+    if case.status != Case.Status.OPEN:
+        raise ValidationError(STEP_NOT_DUE_NOW % {"case": case.pk, "status": case.get_status_display().lower()})
+    if case.next_step_id is None or case.next_step_id != step.pk:
+        raise ValidationError(STEP_ALREADY_PERFORMED)
+    if draft and case.next_step.action not in (Step.Action.REMINDER, Step.Action.FINAL_NOTICE):
+        raise ValidationError(NOTHING_TO_PERSONALIZE % {"step": case.next_step})
+    case_event_record(
+        case, "collections.step.brought_forward", user=user, at=now, for_review=draft, **_step_data(case.next_step)
+    )
+    _advance([case], now=now, requested_by=user, draft=draft)
+    execution = StepExecution.objects.filter(case=case, step=step, attempt=1).select_related("message").first()
+    return execution.message if execution else None
+
+
+@transaction.atomic
+def case_note_add(*, case: Case, text: str, user: User) -> CaseEvent:
+    """A collector's note on the timeline (what was said on the phone, what to check next)."""
+    text = text.strip()
+    if not text:
+        raise ValidationError({"text": NOTE_EMPTY})
+    return case_event_record(case, "collections.case.note_added", user=user, note=text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Policies (the managers' screen; the admin saves through its own inline)
+
+STEP_REACHED_MEANWHILE = "A case reached a step you deleted while you were editing the ladder: nothing was saved."
+LADDER_CHANGED_MEANWHILE = "Someone else changed this policy at the same time: nothing was saved. Reload and try again."
+# Steps whose position changes are parked out of the way first, so that two steps can swap places
+# without tripping the one-step-per-position constraint halfway through.
+PARKED_POSITION = 10_000
+
+
+@transaction.atomic
+def policy_save(*, form, steps, user: User) -> Policy:
+    """Save a validated PolicyForm and its StepFormSet together, or nothing; the admin's history
+    records who changed what. (The forms are passed because they know what changed.)"""
+    added = form.instance.pk is None
+    try:
+        with transaction.atomic():
+            policy = form.save()
+            steps.instance = policy
+            steps.save(commit=False)
+            for step in steps.deleted_objects:
+                step.delete()
+            moved = [step.pk for step, fields in steps.changed_objects if "position" in fields]
+            Step.objects.filter(pk__in=moved).update(position=F("position") + PARKED_POSITION)
+            for step, _ in steps.changed_objects:
+                step.save()
+            for step in steps.new_objects:
+                step.save()
+    except ProtectedError:
+        raise ValidationError(STEP_REACHED_MEANWHILE) from None
+    except IntegrityError:
+        raise ValidationError(LADDER_CHANGED_MEANWHILE) from None
+    admin_history_record(user=user, obj=policy, form=form, formsets=[steps], added=added)
+    return policy
+
+
+# ---------------------------------------------------------------------------------------------
+# Collectors' requests that need a manager (four eyes): escalate now, skip a step, write off
+
+REASON_REQUIRED = "Say why; the manager reads it before deciding."
+NO_NEXT_STEP = "Case %(case)s has no next step left on its ladder."
+CASE_ON_HOLD = "Case %(case)s is on hold (%(reason)s); resume it before escalating."
+STEP_ALREADY_WAITING = "%(step)s already waits for a manager's approval; there is nothing to escalate."
+STEP_NO_LONGER_NEXT = "%(step)s is no longer the case's next step (performed or skipped since); reject this request."
+REQUEST_ALREADY_PENDING = "A request to %(what)s already waits for a manager on this case."
+WRITE_OFF_NOT_POSITIVE = "A write-off must be more than zero."
+WRITE_OFF_TOO_LARGE = "You can write off at most the %(overdue)s overdue."
+
+REQUEST_WHAT = {
+    Approval.Kind.ESCALATION: "escalate now",
+    Approval.Kind.SKIP: "skip a step",
+    Approval.Kind.WRITE_OFF: "write off an amount",
+}
+
+
+def _case_for_request(case: Case) -> Case:
+    case = (
+        Case.objects.select_for_update(of=("self",)).select_related("customer", "policy", "next_step").get(pk=case.pk)
+    )
+    if not case.is_active:
+        raise ValidationError(CASE_NOT_ACTIVE % {"case": case.pk, "status": case.get_status_display().lower()})
+    return case
+
+
+def _request(
+    case: Case,
+    kind: str,
+    *,
+    user: User,
+    reason: str,
+    now: dt.datetime,
+    step: Step | None = None,
+    amount: int | None = None,
+) -> Approval:
+    """Write the request and its event; the case row is locked, so two clicks cannot both pass."""
+    duplicate = REQUEST_ALREADY_PENDING % {"what": REQUEST_WHAT[kind]}
+    if Approval.objects.filter(case=case, kind=kind, status=Approval.Status.PENDING).exists():
+        raise ValidationError(duplicate)
+    approval = Approval(
+        case=case, kind=kind, step=step, amount=amount, reason=reason, requested_by=user, requested_at=now
+    )
+    try:
+        with transaction.atomic():
+            approval.save()
+    except IntegrityError:  # the database's own rule, should another path have slipped past the lock
+        raise ValidationError(duplicate) from None
+    case_event_record(case, "collections.approval.requested", user=user, at=now, **_approval_data(approval))
+    return approval
+
+
+def _reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": REASON_REQUIRED})
+    return reason
+
+
+@transaction.atomic
+def case_escalation_request(*, case: Case, user: User, reason: str, now: dt.datetime | None = None) -> Approval:
+    """Ask a manager to perform the case's next step now instead of on its day."""
+    now = now or timezone.now()
+    reason = _reason(reason)
+    case = _case_for_request(case)
+    if case.status == Case.Status.PAUSED:
+        raise ValidationError(CASE_ON_HOLD % {"case": case.pk, "reason": case.pause_reason or "no reason given"})
+    if case.next_step is None:
+        raise ValidationError(NO_NEXT_STEP % {"case": case.pk})
+    if case.status == Case.Status.AWAITING_APPROVAL:
+        raise ValidationError(STEP_ALREADY_WAITING % {"step": case.next_step})
+    return _request(case, Approval.Kind.ESCALATION, user=user, reason=reason, now=now, step=case.next_step)
+
+
+@transaction.atomic
+def case_step_skip_request(*, case: Case, user: User, reason: str, now: dt.datetime | None = None) -> Approval:
+    """Ask a manager to pass over the case's next step (the customer is known to respond to calls,
+    a suspension makes no sense for this account, …)."""
+    now = now or timezone.now()
+    reason = _reason(reason)
+    case = _case_for_request(case)
+    if case.next_step is None:
+        raise ValidationError(NO_NEXT_STEP % {"case": case.pk})
+    return _request(case, Approval.Kind.SKIP, user=user, reason=reason, now=now, step=case.next_step)
+
+
+@transaction.atomic
+def case_write_off_request(
+    *, case: Case, user: User, amount: int, reason: str, now: dt.datetime | None = None
+) -> Approval:
+    """Ask a manager to write off `amount` (minor units): all that is overdue closes the case, less
+    lowers what dunning pursues (see _write_off)."""
+    now = now or timezone.now()
+    if amount <= 0:
+        raise ValidationError({"amount": WRITE_OFF_NOT_POSITIVE})
+    reason = _reason(reason)
+    case = _case_for_request(case)
+    if amount > case.amount_overdue:
+        raise ValidationError(
+            {"amount": WRITE_OFF_TOO_LARGE % {"overdue": format_money(case.amount_overdue, case.currency)}}
+        )
+    return _request(case, Approval.Kind.WRITE_OFF, user=user, reason=reason, now=now, amount=amount)
+
+
+def _approval_data(approval: Approval) -> dict:
+    """What the timeline says of a request or decision: its kind, its step or amount, the reason and who asked."""
+    data: dict = {"approval_id": approval.pk, "kind": approval.kind}
+    if approval.step is not None:
+        data |= _step_data(approval.step)
+    if approval.amount is not None:
+        data |= {"amount": approval.amount, "currency": approval.case.currency}
+    if approval.kind != Approval.Kind.STEP:
+        data["reason"] = approval.reason
+        data["requested_by"] = approval.requested_by.get_username() if approval.requested_by else None
+    return data
+
+
+def _request_still_applies(approval: Approval, case: Case, *, user: User) -> None:
+    """A request is decided on the case as it is now, not as it was when the collector asked."""
+    if not case.is_active:
+        raise ValidationError(CASE_NOT_ACTIVE % {"case": case.pk, "status": case.get_status_display().lower()})
+    if approval.kind in (Approval.Kind.ESCALATION, Approval.Kind.SKIP) and case.next_step_id != approval.step_id:
+        raise ValidationError(STEP_NO_LONGER_NEXT % {"step": approval.step})
+    if approval.kind == Approval.Kind.ESCALATION:
+        if case.status == Case.Status.PAUSED:
+            raise ValidationError(CASE_ON_HOLD % {"case": case.pk, "reason": case.pause_reason or "no reason given"})
+        waiting = Approval.objects.filter(
+            case=case, kind=Approval.Kind.STEP, step=approval.step, attempt=1, requested_by=user
+        )
+        if waiting.exists():  # the step's own approval would then be this manager's own request
+            raise ValidationError(SELF_APPROVAL)
+
+
+def _escalate(case: Case, approval: Approval, *, user: User, now: dt.datetime) -> None:
+    """The next step is due now. A step that needs approval counts as approved by this decision: its
+    ladder approval is written (or the waiting one decided) so the engine performs it without asking."""
+    step = approval.step
+    if step.requires_approval:
+        note = f"Approved with the request to escalate now ({approval.reason})"
+        step_approval, created = Approval.objects.get_or_create(
+            case=case,
+            kind=Approval.Kind.STEP,
+            step=step,
+            attempt=1,
+            defaults={
+                "status": Approval.Status.APPROVED,
+                "requested_at": now,
+                "requested_by": approval.requested_by,
+                "decided_by": user,
+                "decided_at": now,
+                "note": note,
+            },
+        )
+        if not created and step_approval.status != Approval.Status.APPROVED:
+            step_approval.status, step_approval.decided_by, step_approval.decided_at = (
+                Approval.Status.APPROVED,
+                user,
+                now,
+            )
+            step_approval.note = note
+            step_approval.save(update_fields=["status", "decided_by", "decided_at", "note"])
+    case.status = Case.Status.OPEN
+    case.next_action_at = now
+    case.save(update_fields=["status", "next_action_at", "updated_at"])
+    case_event_record(case, "collections.case.escalated", user=user, at=now, **_approval_data(approval))
+    transaction.on_commit(enqueue_tick, robust=True)
+
+
+def _skip(case: Case, approval: Approval, *, user: User, now: dt.datetime) -> None:
+    """Pass over the next step: the case is scheduled for the step after it on that step's day (a
+    day after the last step performed, if that day has passed), or its ladder ends."""
+    step = approval.step
+    if case.status == Case.Status.AWAITING_APPROVAL:  # the skipped step was waiting for its own approval
+        Approval.objects.filter(case=case, kind=Approval.Kind.STEP, step=step, status=Approval.Status.PENDING).update(
+            status=Approval.Status.CANCELLED, decided_at=now, note="Skipped at a collector's request"
+        )
+        case.status = Case.Status.OPEN
+    steps = list(case.policy.steps.order_by("position"))
+    _schedule(case, _step_after(steps, step), after=case.current_step, now=now)
+    if case.status == Case.Status.PAUSED:
+        case.next_action_at = None  # resuming schedules it
+    case.save(update_fields=["status", "next_step", "next_action_at", "updated_at"])
+    case_event_record(
+        case,
+        "collections.step.skipped",
+        user=user,
+        at=now,
+        reason=approval.reason,
+        requested_by=approval.requested_by.get_username() if approval.requested_by else None,
+        approval_id=approval.pk,
+        **_step_data(step),
+    )
+
+
+def _write_off(case: Case, approval: Approval, *, user: User, now: dt.datetime) -> None:
+    """All that is overdue (or more: payments may have come in since the request) closes the case as
+    written off. Less is a partial write-off: the case goes on for the rest, so its amount overdue
+    drops by the amount, and reconciliation keeps deducting approved write-offs from what the
+    invoices say is owed; when the rest is paid, the case resolves (see case_reconcile)."""
+    if approval.amount < case.amount_overdue:
+        previous = case.amount_overdue
+        case.amount_overdue -= approval.amount
+        case.save(update_fields=["amount_overdue", "updated_at"])
+        case_event_record(
+            case,
+            "collections.case.partly_written_off",
+            user=user,
+            at=now,
+            previous=previous,
+            amount_overdue=case.amount_overdue,
+            **_approval_data(approval),
+        )
+        return
+    written_off = case.amount_overdue
+    case.status = Case.Status.WRITTEN_OFF
+    case.resolved_at = now
+    case.amount_overdue = 0
+    case.next_step = None
+    case.next_action_at = None
+    case.paused_until = None
+    case.save()
+    # Nothing more goes to the customer: queued reminders and drafts alike.
+    cancelled_messages = messages_cancel(messages=case.messages.all())
+    invoices = list(case.invoices.filter(status=Invoice.Status.OPEN))
+    cancelled_retries = PaymentRetry.objects.filter(
+        Q(case=case) | Q(invoice__in=invoices), status=PaymentRetry.Status.SCHEDULED
+    ).update(status=PaymentRetry.Status.CANCELLED)
+    Approval.objects.filter(case=case, status=Approval.Status.PENDING).update(
+        status=Approval.Status.CANCELLED, decided_at=now, note="Case written off"
+    )
+    _invoices_write_off(invoices, now=now)
+    case_event_record(
+        case,
+        "collections.case.written_off",
+        user=user,
+        at=now,
+        written_off=written_off,
+        invoices=[invoice.number for invoice in invoices],
+        cancelled_messages=cancelled_messages,
+        cancelled_retries=cancelled_retries,
+        service_suspended=case.service_suspended,
+        **_approval_data(approval),
+    )
+
+
+def _invoices_write_off(invoices: list[Invoice], *, now: dt.datetime) -> None:
+    """What is left on these invoices will not be collected: uncollectible here, so the engine does
+    not open a new case on them, and at Stripe, so its own retries and reminders stop too."""
+    if not invoices:
+        return
+    Invoice.objects.filter(pk__in=[invoice.pk for invoice in invoices], status=Invoice.Status.OPEN).update(
+        status=Invoice.Status.UNCOLLECTIBLE, updated_at=now
+    )
+    from dunning_site.collections.billing import invoices_uncollectible_request  # billing builds on this module
+
+    invoices_uncollectible_request(invoices=invoices)
+
+
+def case_written_off_amount(*, case: Case) -> int:
+    """What managers agreed to write off on this case so far (minor units)."""
+    approved = Approval.objects.filter(case=case, kind=Approval.Kind.WRITE_OFF, status=Approval.Status.APPROVED)
+    return approved.aggregate(total=Sum("amount"))["total"] or 0

@@ -2,6 +2,9 @@
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.admin.utils import construct_change_message
+from django.db.models import Model
 
 from dunning_site.lib.money import format_money, from_minor_units, is_known_currency, to_minor_units
 
@@ -68,3 +71,15 @@ def money_column(field: str, description: str):
         return format_money(getattr(obj, field), currency)
 
     return column
+
+
+def admin_history_record(*, user, obj: Model, form: forms.ModelForm, formsets: list, added: bool) -> LogEntry:
+    """Write what the admin writes for its own edits (who, what changed), so that a change made in
+    the finance UI shows in the object's admin history too."""
+    return LogEntry.objects.log_actions(
+        user.pk,
+        [obj],
+        ADDITION if added else CHANGE,
+        construct_change_message(form, formsets, added),
+        single_object=True,
+    )

@@ -14,8 +14,9 @@ from rq import Queue, Retry
 
 from dunning_site.accounts.models import Channel, Customer, User
 from dunning_site.accounts.services import consent_record, contact_mark_unusable
+from dunning_site.lib.admin import admin_history_record
 from dunning_site.notifications import rules
-from dunning_site.notifications.models import DeliveryEvent, Message
+from dunning_site.notifications.models import DeliveryEvent, Message, MessageTemplate
 from dunning_site.notifications.rendering import one_line
 from dunning_site.notifications.signals import message_status_changed
 from dunning_site.notifications.transports import TransportError, transport_for
@@ -345,3 +346,20 @@ def message_tracking_record(
         consent_record(customer=message.customer, channel=message.channel, granted=False, source=source, at=at)
     message_status_changed.send(sender=Message, message=message, previous_status=previous, event=kind)
     return True
+
+
+TEMPLATE_SAVED_MEANWHILE = "This message already has a version in this language for this segment (saved meanwhile)."
+
+
+@transaction.atomic
+def message_template_save(*, form, user: User) -> MessageTemplate:
+    """Save a validated template form (validation refused anything unsafe to render); the admin's
+    history records who changed what."""
+    added = form.instance.pk is None
+    try:
+        with transaction.atomic():
+            template = form.save()
+    except IntegrityError:
+        raise ValidationError(TEMPLATE_SAVED_MEANWHILE) from None
+    admin_history_record(user=user, obj=template, form=form, formsets=[], added=added)
+    return template

@@ -16,3 +16,63 @@ def money(minor: int | None, currency: str) -> str:
 @register.filter
 def days_since(day, today) -> int:
     return max((today - day).days, 0)
+
+
+# The timeline speaks the finance team's language; the dotted type stays in the audit data.
+EVENT_TITLES = {
+    "collections.case.opened": "Case opened",
+    "collections.case.invoice_added": "Invoice added to the case",
+    "collections.case.amount_changed": "Amount overdue changed",
+    "collections.case.assigned": "Assigned",
+    "collections.case.paused": "Put on hold",
+    "collections.case.resumed": "Resumed",
+    "collections.case.resolved": "Paid: case resolved",
+    "collections.case.written_off": "Written off",
+    "collections.case.suspended": "Service suspended",
+    "collections.case.reinstated": "Service reinstated",
+    "collections.case.note": "Note",
+    "collections.case.note_added": "Note",
+    "collections.case.tampered": "Changed outside the application",
+    "collections.step.performed": "Step performed",
+    "collections.step.skipped": "Step skipped",
+    "collections.step.drafted": "Draft written for review",
+    "collections.approval.requested": "Approval requested",
+    "collections.approval.approved": "Approved",
+    "collections.approval.rejected": "Rejected",
+    "collections.message.composed": "Message drafted",
+    "collections.message.edited": "Message personalized",
+    "collections.message.released": "Message released",
+    "collections.message.scheduled": "Message scheduled",
+    "collections.message.sent": "Message sent",
+    "collections.message.delivered": "Message delivered",
+    "collections.message.opened": "Message opened",
+    "collections.message.clicked": "Link clicked",
+    "collections.message.bounced": "Message bounced",
+    "collections.message.deferred": "Message held back",
+    "collections.message.cancelled": "Message cancelled",
+    "collections.call.logged": "Call logged",
+    "collections.payment.failed": "Payment failed",
+    "collections.payment.refunded": "Payment refunded",
+    "collections.payment.retry_succeeded": "Payment retry succeeded",
+    "collections.payment.new_card": "New card on file",
+    "collections.payment.customer_asked": "Customer asked to act on their payment",
+    "collections.payment.budget_spent": "Retries used up",
+    "collections.payment.recorded": "Payment recorded",
+    "collections.dispute.opened": "Dispute opened",
+    "collections.dispute.closed": "Dispute closed",
+    "collections.subscription.changed": "Subscription changed",
+    "collections.subscription.collection_paused": "Subscription collection paused",
+    "collections.subscription.collection_resumed": "Subscription collection resumed",
+    "collections.service_hook.delivered": "Service system told",
+    "collections.service_hook.failed": "Service system unreachable",
+    "collections.service_hook.superseded": "Service change superseded",
+}
+
+
+@register.filter
+def event_title(event_type: str) -> str:
+    """A timeline entry's title: "Step performed", never "collections.step.performed"."""
+    if event_type in EVENT_TITLES:
+        return EVENT_TITLES[event_type]
+    words = event_type.split(".", 1)[-1].replace(".", " ").replace("_", " ")
+    return words[:1].upper() + words[1:]

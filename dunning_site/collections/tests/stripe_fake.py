@@ -110,6 +110,8 @@ class FakeStripe:
             return 200, self.invoices[parts[1]]
         if len(parts) == 3 and parts[0] == "invoices" and parts[2] == "pay" and method == "POST":
             return self._pay(parts[1], form)
+        if len(parts) == 3 and parts[0] == "invoices" and parts[2] == "mark_uncollectible" and method == "POST":
+            return self._mark_uncollectible(parts[1])
         if parts == ["invoice_payments"]:
             invoice_id = query.get("invoice", [""])[0]
             items = []
@@ -196,6 +198,17 @@ class FakeStripe:
         obj.update(status="paid", amount_paid=obj["amount_due"], amount_remaining=0)
         if form.get("paid_out_of_band") == "true":
             obj["paid_out_of_band"] = True
+        return 200, obj
+
+    def _mark_uncollectible(self, invoice_id: str) -> tuple[int, dict]:
+        obj = self.invoices.get(invoice_id)
+        if obj is None:
+            return 404, {"error": {"type": "invalid_request_error", "message": "No such invoice"}}
+        if obj["status"] != "open":
+            message = f"You can only mark an open invoice as uncollectible; this one is {obj['status']}."
+            return 400, {"error": {"type": "invalid_request_error", "code": "invoice_not_open", "message": message}}
+        obj["status"] = "uncollectible"
+        obj["status_transitions"] = {**obj.get("status_transitions", {}), "marked_uncollectible_at": int(time.time())}
         return 200, obj
 
     def _page(self, items: list[dict], query: dict, url: str, every: list[dict] | None = None) -> tuple[int, dict]:

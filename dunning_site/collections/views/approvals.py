@@ -1,4 +1,5 @@
-"""The managers' approvals queue."""
+"""The managers' approvals queue: ladder steps waiting for approval, and collectors' requests
+(escalate now, skip a step, write off)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -10,25 +11,39 @@ from django.views.decorators.http import require_POST
 
 from dunning_site.collections import services
 from dunning_site.collections.models import Approval
+from dunning_site.lib.money import format_money
 
 
 @login_required
 @permission_required("collections.decide_approval", raise_exception=True)
 def approval_list(request: HttpRequest) -> HttpResponse:
-    """Managers' queue: every step waiting for a decision, with the case's context."""
+    """Managers' queue: every step and request waiting for a decision, with the case's context."""
     approvals = (
         Approval.objects.filter(status=Approval.Status.PENDING)
-        .select_related("case__customer", "case__policy", "case__current_step", "step", "requested_by")
+        .select_related(
+            "case__customer", "case__policy", "case__current_step", "case__next_step", "step", "requested_by"
+        )
         .order_by("requested_at")
     )
     return render(request, "collections/approval_list.html", {"approvals": approvals, "today": timezone.localdate()})
+
+
+def _subject(approval: Approval) -> str:
+    """What was decided, in words (the flash message after a decision)."""
+    if approval.kind == Approval.Kind.ESCALATION:
+        return f"escalate now to {approval.step}"
+    if approval.kind == Approval.Kind.SKIP:
+        return f"skip {approval.step}"
+    if approval.kind == Approval.Kind.WRITE_OFF:
+        return f"write off {format_money(approval.amount, approval.case.currency)}"
+    return str(approval.step)
 
 
 @login_required
 @permission_required("collections.decide_approval", raise_exception=True)
 @require_POST
 def approval_decide(request: HttpRequest, approval_id: int) -> HttpResponse:
-    approval = get_object_or_404(Approval, pk=approval_id)
+    approval = get_object_or_404(Approval.objects.select_related("case__customer", "step"), pk=approval_id)
     approve = request.POST.get("decision") == "approve"
     try:
         services.approval_decide(
@@ -38,5 +53,5 @@ def approval_decide(request: HttpRequest, approval_id: int) -> HttpResponse:
         messages.error(request, " ".join(error.messages))
     else:
         verb = "Approved" if approve else "Rejected"
-        messages.success(request, f"{verb}: {approval.step} for {approval.case.customer}.")
+        messages.success(request, f"{verb}: {_subject(approval)} for {approval.case.customer}.")
     return redirect("collections:approval_list")

@@ -16,6 +16,7 @@ from dunning_site.collections import selectors, services
 from dunning_site.collections.filters import CaseFilter
 from dunning_site.collections.forms import BulkCaseForm
 from dunning_site.collections.models import Case
+from dunning_site.collections.views.case_actions import case_page_context
 from dunning_site.lib.money import from_minor_units
 
 CASES_PER_PAGE = 50
@@ -93,16 +94,7 @@ def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
         case = selectors.case_detail(case_id=case_id)
     except Case.DoesNotExist:
         raise Http404("No such case.") from None
-    return render(
-        request,
-        "collections/case_detail.html",
-        {
-            "case": case,
-            "customer_now": timezone.now(),  # shown in the customer's zone by the template
-            "today": timezone.localdate(),
-            "open_invoices": [invoice for invoice in case.invoices.all() if invoice.status == "open"],
-        },
-    )
+    return render(request, "collections/case_detail.html", case_page_context(request, case))
 
 
 CSV_COLUMNS = [

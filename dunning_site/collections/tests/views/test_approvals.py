@@ -4,9 +4,16 @@ import django_rq
 import pytest
 from django.test import Client
 
-from dunning_site.accounts.tests.factories import InvoiceFactory
+from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
 from dunning_site.collections.models import Approval, Case, CaseEvent
-from dunning_site.collections.services import SELF_APPROVAL, tick
+from dunning_site.collections.services import (
+    SELF_APPROVAL,
+    STEP_NO_LONGER_NEXT,
+    case_escalation_request,
+    case_step_skip_request,
+    case_write_off_request,
+    tick,
+)
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
 
@@ -72,5 +79,64 @@ def test_the_queue_costs_the_same_queries_for_10_or_100_approvals(
         InvoiceFactory(due_on=NOW.date() - dt.timedelta(days=21))
     tick()
     assert Approval.objects.count() == count
+    with django_assert_max_num_queries(10):
+        assert client.get("/approvals/").status_code == 200
+
+
+def collectors_requests(case: Case, collector) -> list[Approval]:
+    """One request of each kind a collector can make on the case."""
+    return [
+        case_escalation_request(case=case, user=collector, reason="Promised twice, paid nothing"),
+        case_step_skip_request(case=case, user=collector, reason="They answer the phone"),
+        case_write_off_request(case=case, user=collector, amount=1_250, reason="Late fee waived"),
+    ]
+
+
+def test_the_queue_says_what_each_kind_of_request_asks(client, manager):
+    standard_policy()
+    InvoiceFactory(due_on=NOW.date() - dt.timedelta(days=5), total=9_900, customer__name="Ada Lovelace")
+    tick()
+    grace = UserFactory(username="grace", first_name="Grace", last_name="Hopper")
+    collectors_requests(Case.objects.get(), grace)
+    page = client.get("/approvals/").content.decode()
+    assert page.count("Ada Lovelace") == 3 and page.count("by Grace Hopper") == 3
+    assert "Escalate now</span>" in page and "Asks to perform <strong>Day 10: Reminder (Email)</strong> now" in page
+    assert "Skip a step</span>" in page and "Asks to pass over <strong>Day 10: Reminder (Email)</strong>" in page
+    assert "Write-off</span>" in page and "Asks to write off <strong>€12.50</strong> of the €99.00 overdue" in page
+    assert "part of it — dunning goes on for the rest" in page
+    assert "“Promised twice, paid nothing”" in page and "“Late fee waived”" in page
+
+
+def test_a_request_for_a_step_no_longer_next_says_so(client, manager, clock):
+    standard_policy()
+    InvoiceFactory(due_on=NOW.date() - dt.timedelta(days=5))
+    tick()
+    case_step_skip_request(case=Case.objects.get(), user=UserFactory(username="grace"), reason="x")
+    clock.move_to(NOW + dt.timedelta(days=6))
+    tick()  # day 11: the firm reminder went on its day
+    page = client.get("/approvals/").content.decode()
+    assert "Day 10: Reminder (Email) is no longer this case's next step" in page
+    approval = Approval.objects.get(kind=Approval.Kind.SKIP)
+    response = client.post(f"/approvals/{approval.pk}/decide/", {"decision": "approve"}, follow=True)
+    assert STEP_NO_LONGER_NEXT % {"step": "Day 10: Reminder (Email)"} in response.content.decode().replace(
+        "&#x27;", "'"
+    )
+    assert client.post(f"/approvals/{approval.pk}/decide/", {"decision": "reject"}).status_code == 302
+    approval.refresh_from_db()
+    assert approval.status == Approval.Status.REJECTED
+
+
+@pytest.mark.parametrize("count", [10, 100])
+def test_the_queue_costs_the_same_queries_with_every_kind_of_request(
+    client, manager, count, django_assert_max_num_queries
+):
+    standard_policy()
+    for _ in range(count):
+        InvoiceFactory(due_on=NOW.date() - dt.timedelta(days=5))
+    tick()
+    grace = UserFactory(username="grace")
+    for case in Case.objects.all():
+        collectors_requests(case, grace)
+    assert Approval.objects.count() == 3 * count
     with django_assert_max_num_queries(10):
         assert client.get("/approvals/").status_code == 200

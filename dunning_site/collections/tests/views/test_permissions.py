@@ -12,6 +12,7 @@ from dunning_site.collections.models import Approval
 from dunning_site.collections.roles import COLLECTOR, MANAGER, VIEWER
 from dunning_site.collections.services import case_open
 from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.notifications.models import Message
 
 pytestmark = pytest.mark.django_db
 
@@ -26,11 +27,89 @@ FINANCE = {
     ),
     "collections:case_list_bulk": ("/cases/bulk/", {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405}),
     "collections:case_detail": ("/cases/{case}/", {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200}),
+    "collections:case_escalation_request": (
+        "/cases/{case}/requests/escalation/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
+    "collections:case_skip_request": (
+        "/cases/{case}/requests/skip/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
+    "collections:case_write_off_request": (
+        "/cases/{case}/requests/write-off/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
+    # A collector's actions on the case page: POST only, except the draft editor ({message}: a draft of the case).
+    "collections:case_step_now": (
+        "/cases/{case}/send-now/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
+    "collections:case_step_personalize": (
+        "/cases/{case}/personalize/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
+    "collections:message_preview": (
+        "/cases/{case}/messages/{message}/preview/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
+    "collections:case_pause": (
+        "/cases/{case}/pause/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
+    "collections:case_resume": (
+        "/cases/{case}/resume/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
+    "collections:case_assign": (
+        "/cases/{case}/assign/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
+    "collections:case_note_add": (
+        "/cases/{case}/notes/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
+    "collections:call_outcome": (
+        "/cases/{case}/calls/{message}/outcome/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
+    "collections:case_payment_record": (
+        "/cases/{case}/payments/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
+    "collections:message_edit": (
+        "/cases/{case}/messages/{message}/edit/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 200, MANAGER: 200},
+    ),
+    "collections:dashboard": ("/dashboard/", {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200}),
     "collections:approval_list": ("/approvals/", {"anonymous": 302, VIEWER: 403, COLLECTOR: 403, MANAGER: 200}),
     # POST only: a manager's GET is refused as a method, everyone else's as a permission.
     "collections:approval_decide": (
         "/approvals/{approval}/decide/",
         {"anonymous": 302, VIEWER: 403, COLLECTOR: 403, MANAGER: 405},
+    ),
+    # Everyone reads policies and templates; only managers open the forms to add them ({policy}: the case's
+    # policy, {template}: its first step's template). The preview is POST only, for those who may edit.
+    "collections:policy_list": ("/policies/", {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200}),
+    "collections:policy_new": ("/policies/new/", {"anonymous": 302, VIEWER: 403, COLLECTOR: 403, MANAGER: 200}),
+    "collections:policy_detail": (
+        "/policies/{policy}/",
+        {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200},
+    ),
+    "collections:message_template_list": (
+        "/message-templates/",
+        {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200},
+    ),
+    "collections:message_template_new": (
+        "/message-templates/new/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 403, MANAGER: 200},
+    ),
+    "collections:message_template_preview": (
+        "/message-templates/preview/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 403, MANAGER: 405},
+    ),
+    "collections:message_template_detail": (
+        "/message-templates/{template}/",
+        {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200},
     ),
 }
 # Reached by customers or other systems, each with its own proof (signatures, signed links).
@@ -65,7 +144,17 @@ def test_each_role_gets_what_the_matrix_says(client, name, role):
     invoice = InvoiceFactory(due_on=dt.date(2026, 1, 5))
     case = case_open(customer=invoice.customer, currency="EUR", policy=standard_policy(), invoices=[invoice])
     approval = Approval.objects.create(case=case, step=case.policy.steps.last())
-    path = path.format(case=case.pk, approval=approval.pk)
+    draft = Message.objects.create(
+        customer=case.customer, channel="email", body="Hello", status="draft", idempotency_key=f"matrix-{case.pk}"
+    )
+    case.messages.add(draft)
+    path = path.format(
+        case=case.pk,
+        approval=approval.pk,
+        message=draft.pk,
+        policy=case.policy_id,
+        template=case.policy.steps.first().template_id,
+    )
     if role != "anonymous":
         user = UserFactory(username=f"someone-{role.lower()}")
         user.groups.add(Group.objects.get(name=role))

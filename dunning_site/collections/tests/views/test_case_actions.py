@@ -1,0 +1,569 @@
+"""A collector acts on the case page: each action as a plain post and in place with htmx."""
+
+import datetime as dt
+
+import django_rq
+import pytest
+from django.core import mail
+from django.test import Client
+
+from dunning_site.accounts.models import Invoice, Payment
+from dunning_site.accounts.services import OVERPAYMENT
+from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
+from dunning_site.collections.forms import (
+    DISPUTE_NEEDS_A_REASON,
+    HOLD_UNTIL_IN_PAST,
+    PAID_IN_FUTURE,
+    PROMISE_NEEDS_AMOUNT,
+    PROMISE_NEEDS_DATE,
+)
+from dunning_site.collections.models import Approval, Case, CaseEvent, Step, StepExecution
+from dunning_site.collections.roles import COLLECTOR, VIEWER
+from dunning_site.collections.services import PROMISE_DATE_IN_PAST, STEP_ALREADY_PERFORMED, tick
+from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.collections.tests.views.conftest import signed_in
+from dunning_site.collections.tests.views.moment import NOW
+from dunning_site.collections.views.case_actions import NOT_A_DRAFT
+from dunning_site.lib.money import TOO_MANY_DECIMALS
+from dunning_site.notifications.models import Message
+from dunning_site.notifications.services import SCHEDULE_IN_PAST
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def case():
+    """Five days overdue: the day-3 reminder went out, the day-10 firm reminder is next."""
+    standard_policy()
+    customer = CustomerFactory(name="Ada Lovelace", time_zone="Europe/Paris")
+    InvoiceFactory(customer=customer, number="INV-1", due_on=NOW.date() - dt.timedelta(days=5), total=10_000)
+    tick()
+    return customer.cases.get()
+
+
+def firm_reminder(case: Case) -> Step:
+    return case.policy.steps.get(position=2)
+
+
+def page_of(response) -> str:
+    return response.content.decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# The next step, now
+
+
+def test_do_it_now_sends_the_next_step_once_through_the_engine(
+    client, collector, case, run_jobs, django_capture_on_commit_callbacks
+):
+    step = firm_reminder(case)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/cases/{case.pk}/send-now/", {"step": step.pk}, follow=True)
+    assert response.redirect_chain == [(f"/cases/{case.pk}/", 302)]
+    assert "Day 10: Reminder (Email): the email is on its way" in page_of(response)
+    run_jobs()
+    assert [email.subject for email in mail.outbox] == ["[firm] Day 10: €100.00 overdue"]
+    case.refresh_from_db()
+    assert (case.current_step, str(case.next_step)) == (step, "Day 20: Final notice (Email)")
+    assert CaseEvent.objects.get(type="collections.step.brought_forward").user == collector
+
+    # A second click (or a stale page) does not send it again.
+    with django_capture_on_commit_callbacks(execute=True):
+        again = client.post(f"/cases/{case.pk}/send-now/", {"step": step.pk}, follow=True)
+    assert STEP_ALREADY_PERFORMED in page_of(again)
+    run_jobs()
+    assert len(mail.outbox) == 1
+    assert StepExecution.objects.filter(case=case, step=step).count() == 1
+    # The tick does not send it either: the case waits for day 20.
+    tick(now=NOW + dt.timedelta(days=2))
+    assert StepExecution.objects.filter(case=case).count() == 2
+
+
+def test_do_it_now_with_htmx_answers_with_the_refreshed_case(client, collector, case):
+    response = client.post(f"/cases/{case.pk}/send-now/", {"step": firm_reminder(case).pk}, **HTMX)
+    assert response.status_code == 200
+    page = page_of(response)
+    assert page.lstrip().startswith('<div id="case-main"')
+    assert "<html" not in page
+    assert "the email is on its way" in page
+    assert "Day 20: Final notice (Email)" in page  # the next step moved on
+    assert "[firm] Day 10" in page  # in the messages list
+    assert "collections.step.brought_forward" in page  # and on the timeline
+
+
+def test_a_stale_do_it_now_with_htmx_says_so(client, collector, case):
+    client.post(f"/cases/{case.pk}/send-now/", {"step": firm_reminder(case).pk})
+    response = client.post(f"/cases/{case.pk}/send-now/", {"step": firm_reminder(case).pk}, **HTMX)
+    assert response.status_code == 409
+    assert STEP_ALREADY_PERFORMED in page_of(response)
+
+
+def test_a_step_that_needs_approval_goes_to_a_manager_not_to_the_customer(client, collector, case):
+    client.post(f"/cases/{case.pk}/send-now/", {"step": firm_reminder(case).pk})
+    final_notice = case.policy.steps.get(position=3)
+    response = client.post(f"/cases/{case.pk}/send-now/", {"step": final_notice.pk}, follow=True)
+    assert "approval: it is now waiting for one" in page_of(response)
+    approval = Approval.objects.get(case=case, step=final_notice)
+    assert (approval.status, approval.requested_by) == (Approval.Status.PENDING, collector)
+    assert Case.objects.get(pk=case.pk).status == Case.Status.AWAITING_APPROVAL
+    assert not StepExecution.objects.filter(case=case, step=final_notice).exists()
+    # Asking again while it waits changes nothing.
+    client.post(f"/cases/{case.pk}/send-now/", {"step": final_notice.pk})
+    assert Approval.objects.filter(case=case).count() == 1
+
+
+def test_a_paused_case_cannot_be_sent_now(client, collector, case):
+    client.post(f"/cases/{case.pk}/pause/", {"kind": "dispute", "reason": "Wrong amount"})
+    response = client.post(f"/cases/{case.pk}/send-now/", {"step": firm_reminder(case).pk}, follow=True)
+    assert "is paused, so its next step cannot be performed now" in page_of(response)
+    assert StepExecution.objects.filter(case=case).count() == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Personalizing
+
+
+def test_personalize_writes_the_next_step_as_a_draft_and_opens_it(client, collector, case):
+    response = client.post(f"/cases/{case.pk}/personalize/", {"step": firm_reminder(case).pk})
+    draft = Message.objects.get(status=Message.Status.DRAFT)
+    assert response.status_code == 302
+    assert response["Location"] == f"/cases/{case.pk}/messages/{draft.pk}/edit/"
+    assert draft.subject == "[firm] Day 10: €100.00 overdue"
+    assert StepExecution.objects.get(case=case, step=firm_reminder(case)).message == draft
+    page = page_of(client.get(response["Location"]))
+    assert "Personalize the email to Ada Lovelace" in page
+    assert "[firm] Day 10: €100.00 overdue" in page
+    assert 'hx-trigger="input changed delay:400ms, change"' in page
+    # The case page lists the draft with a link to edit it.
+    case_page = page_of(client.get(f"/cases/{case.pk}/"))
+    assert "Drafts to personalize" in case_page
+    assert f'href="/cases/{case.pk}/messages/{draft.pk}/edit/"' in case_page
+
+
+def test_personalize_with_htmx_sends_the_browser_to_the_editor(client, collector, case):
+    response = client.post(f"/cases/{case.pk}/personalize/", {"step": firm_reminder(case).pk}, **HTMX)
+    draft = Message.objects.get(status=Message.Status.DRAFT)
+    assert response["HX-Redirect"] == f"/cases/{case.pk}/messages/{draft.pk}/edit/"
+
+
+@pytest.fixture
+def draft(client, collector, case) -> Message:
+    client.post(f"/cases/{case.pk}/personalize/", {"step": firm_reminder(case).pk})
+    return Message.objects.get(status=Message.Status.DRAFT)
+
+
+def test_the_preview_renders_what_is_typed_for_this_customer_without_saving(client, case, draft):
+    response = client.post(
+        f"/cases/{case.pk}/messages/{draft.pk}/preview/",
+        {"subject": "For {{ company_name }}", "body": "Dear {{ customer_name }}, {{ total_overdue }} is open."},
+        **HTMX,
+    )
+    page = page_of(response)
+    assert response.status_code == 200
+    assert page.lstrip().startswith('<section id="preview"')
+    assert "Dear Ada Lovelace, €100.00 is open." in page
+    draft.refresh_from_db()
+    assert draft.subject == "[firm] Day 10: €100.00 overdue"  # nothing saved
+
+
+def test_the_preview_shows_template_errors_clearly(client, case, draft):
+    response = client.post(
+        f"/cases/{case.pk}/messages/{draft.pk}/preview/",
+        {"subject": "Hello", "body": "Dear {{ customer_nme }},\n{% if %}"},
+        **HTMX,
+    )
+    page = page_of(response)
+    assert "This cannot be sent as it is" in page
+    assert "Message: Line 2:" in page
+
+
+def test_the_preview_shows_a_scheduled_time_in_both_zones(client, case, draft):
+    response = client.post(
+        f"/cases/{case.pk}/messages/{draft.pk}/preview/",
+        {"subject": "Hello", "body": "Hi", "send_at": "2026-03-17T09:00"},
+        **HTMX,
+    )
+    # The viewer works in UTC; the customer is in Paris, an hour ahead.
+    assert "Tue 17 Mar 2026, 09:00</strong> your time, which is <strong>Tue 17 Mar 2026, 10:00" in page_of(response)
+
+
+def test_the_edited_text_is_what_the_customer_receives(
+    client, collector, case, draft, run_jobs, django_capture_on_commit_callbacks
+):
+    typed = "Dear {{ customer_name }},\n\nas agreed on the phone, {{ total_overdue }} is still open.\n\nGrace"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/cases/{case.pk}/messages/{draft.pk}/edit/",
+            {"subject": "As agreed: {{ total_overdue }}", "body": typed, "send": "now"},
+            follow=True,
+        )
+    assert response.redirect_chain == [(f"/cases/{case.pk}/", 302)]
+    assert "Sent to the outbox" in page_of(response)
+    run_jobs()
+    expected = "Dear Ada Lovelace,\n\nas agreed on the phone, €100.00 is still open.\n\nGrace\n"
+    (email,) = mail.outbox
+    assert (email.subject, email.body) == ("As agreed: €100.00", expected)
+    draft.refresh_from_db()
+    assert (draft.status, draft.body, draft.edited_by) == (Message.Status.SENT, expected, collector)
+    page = page_of(client.get(f"/cases/{case.pk}/"))
+    assert "As agreed: €100.00" in page  # the messages list
+    assert "collections.message.edited" in page and "collections.message.sent" in page  # the timeline
+
+
+def test_an_email_with_an_html_version_is_personalized_in_both(client, collector, case):
+    template = firm_reminder(case).template
+    template.html_body = "<p>Dear {{ customer_name }},</p><p>{{ total_overdue }} is open.</p>"
+    template.save()
+    client.post(f"/cases/{case.pk}/personalize/", {"step": firm_reminder(case).pk})
+    draft = Message.objects.get(status=Message.Status.DRAFT)
+    assert draft.html_body == "<p>Dear Ada Lovelace,</p><p>€100.00 is open.</p>"
+    editor = page_of(client.get(f"/cases/{case.pk}/messages/{draft.pk}/edit/"))
+    assert 'name="html_body"' in editor and "<iframe" in editor
+    preview = client.post(
+        f"/cases/{case.pk}/messages/{draft.pk}/preview/",
+        {"subject": "Hi", "body": "Hi", "html_body": "<p>Hi {{ customer_name }} <b>now</b></p>"},
+        **HTMX,
+    )
+    assert 'srcdoc="&lt;p&gt;Hi Ada Lovelace &lt;b&gt;now&lt;/b&gt;&lt;/p&gt;"' in page_of(preview)
+    client.post(
+        f"/cases/{case.pk}/messages/{draft.pk}/edit/",
+        {
+            "subject": "Hi",
+            "body": "Hi {{ customer_name }}",
+            "html_body": "<p>Hi {{ customer_name }}</p>",
+            "send": "now",
+        },
+    )
+    draft.refresh_from_db()
+    assert (draft.status, draft.body, draft.html_body) == ("queued", "Hi Ada Lovelace\n", "<p>Hi Ada Lovelace</p>")
+
+
+def test_a_draft_is_scheduled_in_the_viewers_zone(client, collector, case, draft):
+    collector.time_zone = "America/New_York"
+    collector.save()
+    response = client.post(
+        f"/cases/{case.pk}/messages/{draft.pk}/edit/",
+        {"subject": "Hello", "body": "Hello again", "send": "later", "send_at": "2026-03-17T09:00"},
+        follow=True,
+    )
+    draft.refresh_from_db()
+    assert draft.status == Message.Status.QUEUED
+    assert draft.send_after == dt.datetime(2026, 3, 17, 13, 0, tzinfo=dt.UTC)  # 09:00 in New York
+    assert "Scheduled for Tue 17 Mar, 09:00 your time (Tue 17 Mar, 14:00 for the customer)" in page_of(response)
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"subject": "Hi", "body": "Hi", "send": "later", "send_at": "2026-03-16T09:00"}, SCHEDULE_IN_PAST),
+        ({"subject": "Hi", "body": "Hi", "send": "later", "send_at": ""}, "Say when to send it."),
+        ({"subject": "Hi", "body": "{{ nope }}", "send": "now"}, "“nope” is not something a message can use"),
+        ({"subject": "Hi", "body": "", "send": "now"}, "This field is required."),
+    ],
+)
+def test_bad_edits_are_refused_next_to_the_field_and_nothing_is_saved(client, case, draft, data, error):
+    response = client.post(f"/cases/{case.pk}/messages/{draft.pk}/edit/", data)
+    assert response.status_code == 400
+    assert error in page_of(response)
+    draft.refresh_from_db()
+    assert (draft.status, draft.subject) == (Message.Status.DRAFT, "[firm] Day 10: €100.00 overdue")
+    htmx = client.post(f"/cases/{case.pk}/messages/{draft.pk}/edit/", data, **HTMX)
+    assert htmx.status_code == 400
+    assert page_of(htmx).lstrip().startswith('<form id="draft-form"') and error in page_of(htmx)
+
+
+def test_saving_keeps_the_draft_and_htmx_goes_back_to_the_case(client, case, draft):
+    response = client.post(
+        f"/cases/{case.pk}/messages/{draft.pk}/edit/", {"subject": "Hi", "body": "Kept", "send": "save"}, **HTMX
+    )
+    assert response["HX-Redirect"] == f"/cases/{case.pk}/"
+    draft.refresh_from_db()
+    assert (draft.status, draft.body) == (Message.Status.DRAFT, "Kept\n")
+
+
+def test_a_message_already_sent_cannot_be_edited(client, case, draft):
+    client.post(f"/cases/{case.pk}/messages/{draft.pk}/edit/", {"subject": "Hi", "body": "Go", "send": "now"})
+    response = client.get(f"/cases/{case.pk}/messages/{draft.pk}/edit/", follow=True)
+    assert NOT_A_DRAFT % {"status": "queued"} in page_of(response)
+
+
+def test_a_message_of_another_case_is_not_found(client, collector, case, draft):
+    other = InvoiceFactory(due_on=NOW.date() - dt.timedelta(days=5))
+    tick()
+    other_case = Case.objects.get(customer=other.customer)
+    assert client.get(f"/cases/{other_case.pk}/messages/{draft.pk}/edit/").status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# Pause and resume
+
+
+def test_a_promise_to_pay_pauses_the_case_until_the_day_after(client, collector, case):
+    response = client.post(
+        f"/cases/{case.pk}/pause/",
+        {"kind": "promise", "promised_on": "2026-03-20", "promised_amount": "60.50"},
+        follow=True,
+    )
+    assert "On hold: Promise to pay €60.50 by 2026-03-20." in page_of(response)
+    case.refresh_from_db()
+    assert case.status == Case.Status.PAUSED
+    assert case.pause_reason == "Promise to pay €60.50 by 2026-03-20"
+    assert case.paused_until == dt.datetime(2026, 3, 21, tzinfo=dt.UTC)
+    assert CaseEvent.objects.get(type="collections.case.paused").user == collector
+
+
+def test_a_dispute_pauses_with_its_reason_in_place(client, collector, case):
+    response = client.post(f"/cases/{case.pk}/pause/", {"kind": "dispute", "reason": "Never received"}, **HTMX)
+    assert response.status_code == 200
+    assert "Paused (Dispute: Never received)" in page_of(response)
+    assert "Resume the case" in page_of(response)
+
+
+def test_a_manual_hold_and_resume(client, collector, case):
+    client.post(f"/cases/{case.pk}/pause/", {"kind": "hold", "reason": "Talking to their CFO", "until": "2026-03-25"})
+    case.refresh_from_db()
+    assert (case.status, case.paused_until) == (Case.Status.PAUSED, dt.datetime(2026, 3, 25, tzinfo=dt.UTC))
+    response = client.post(f"/cases/{case.pk}/resume/", **HTMX)
+    assert "Resumed: the ladder goes on." in page_of(response)
+    case.refresh_from_db()
+    assert (case.status, case.pause_reason) == (Case.Status.OPEN, "")
+    again = client.post(f"/cases/{case.pk}/resume/", follow=True)
+    assert "is not paused" in page_of(again)
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"kind": "promise", "promised_amount": "10"}, PROMISE_NEEDS_DATE),
+        ({"kind": "promise", "promised_on": "2026-03-20"}, PROMISE_NEEDS_AMOUNT),
+        ({"kind": "promise", "promised_on": "2026-03-10", "promised_amount": "10"}, PROMISE_DATE_IN_PAST),
+        (
+            {"kind": "promise", "promised_on": "2026-03-20", "promised_amount": "10.005"},
+            TOO_MANY_DECIMALS % {"currency": "EUR", "decimals": 2},
+        ),
+        ({"kind": "promise", "promised_on": "2026-03-20", "promised_amount": "0"}, "Enter an amount above zero."),
+        ({"kind": "dispute", "reason": "  "}, DISPUTE_NEEDS_A_REASON),
+        ({"kind": "hold", "reason": "Wait", "until": "2026-03-16"}, HOLD_UNTIL_IN_PAST),
+        ({"kind": "holiday"}, "Select a valid choice."),
+    ],
+)
+def test_bad_pauses_are_refused_next_to_the_field(client, collector, case, data, error):
+    for extra in ({}, HTMX):
+        response = client.post(f"/cases/{case.pk}/pause/", data, **extra)
+        assert response.status_code == 400
+        assert error in page_of(response)
+    assert Case.objects.get(pk=case.pk).status == Case.Status.OPEN
+
+
+# ---------------------------------------------------------------------------------------------
+# Assign, note
+
+
+def test_assign_to_a_collector_then_to_nobody(client, collector, case):
+    colleague = signed_in(Client(), COLLECTOR, "linus", first_name="Linus", last_name="T")
+    response = client.post(f"/cases/{case.pk}/assign/", {"assignee": colleague.pk}, **HTMX)
+    assert "Assigned to Linus T." in page_of(response)
+    assert "collector Linus T" in page_of(response)
+    assert Case.objects.get(pk=case.pk).assignee == colleague
+    client.post(f"/cases/{case.pk}/assign/", {"assignee": ""})
+    assert Case.objects.get(pk=case.pk).assignee is None
+    assert CaseEvent.objects.filter(type="collections.case.assigned", user=collector).count() == 2
+
+
+def test_a_viewer_cannot_be_given_cases(client, collector, case):
+    onlooker = signed_in(Client(), VIEWER, "olive")
+    response = client.post(f"/cases/{case.pk}/assign/", {"assignee": onlooker.pk})
+    assert response.status_code == 400
+    assert "Select a valid choice" in page_of(response)
+    assert Case.objects.get(pk=case.pk).assignee is None
+
+
+def test_a_note_goes_on_the_timeline(client, collector, case):
+    response = client.post(f"/cases/{case.pk}/notes/", {"text": "  CFO back on Friday.  "}, **HTMX)
+    assert "“CFO back on Friday.”" in page_of(response)
+    event = CaseEvent.objects.get(type="collections.case.note_added")
+    assert (event.user, event.data["note"]) == (collector, "CFO back on Friday.")
+
+
+@pytest.mark.parametrize(("text", "error"), [("   ", "This field is required."), ("x" * 2001, "at most 2000")])
+def test_a_bad_note_is_refused(client, collector, case, text, error):
+    response = client.post(f"/cases/{case.pk}/notes/", {"text": text})
+    assert response.status_code == 400 and error in page_of(response)
+    assert not CaseEvent.objects.filter(type="collections.case.note_added").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Calls
+
+
+@pytest.fixture
+def call(case) -> Message:
+    message = Message.objects.create(
+        customer=case.customer,
+        channel="call",
+        to_address="+33612345678",
+        subject="Call Ada about €100.00",
+        body="Script",
+        status=Message.Status.SENT,
+        idempotency_key="test-call",
+    )
+    case.messages.add(message)
+    return message
+
+
+def test_a_call_outcome_with_a_promise_pauses_the_case(client, collector, case, call):
+    page = page_of(client.get(f"/cases/{case.pk}/"))
+    assert f'action="/cases/{case.pk}/calls/{call.pk}/outcome/"' in page
+    response = client.post(
+        f"/cases/{case.pk}/calls/{call.pk}/outcome/",
+        {"outcome": "promise", "promised_on": "2026-03-19", "promised_amount": "100", "note": "Paying Thursday"},
+        **HTMX,
+    )
+    assert "Call logged: Promise to pay." in page_of(response)
+    call.refresh_from_db()
+    assert (call.call_outcome, call.call_outcome_by) == ("promise", collector)
+    case.refresh_from_db()
+    assert case.pause_reason == "Promise to pay €100.00 by 2026-03-19"
+    assert CaseEvent.objects.get(type="collections.call.logged").data["note"] == "Paying Thursday"
+
+
+def test_a_bad_call_outcome_is_refused(client, collector, case, call):
+    response = client.post(f"/cases/{case.pk}/calls/{call.pk}/outcome/", {"outcome": "promise"})
+    assert response.status_code == 400
+    assert PROMISE_NEEDS_DATE in page_of(response) and PROMISE_NEEDS_AMOUNT in page_of(response)
+    assert Message.objects.get(pk=call.pk).call_outcome == ""
+
+
+def test_only_a_call_of_this_case_takes_an_outcome(client, collector, case):
+    email = case.messages.get()
+    assert client.post(f"/cases/{case.pk}/calls/{email.pk}/outcome/", {"outcome": "reached"}).status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# Payments received
+
+
+def test_a_bank_transfer_lowers_the_amount_overdue(client, collector, case):
+    invoice = case.invoices.get()
+    response = client.post(
+        f"/cases/{case.pk}/payments/",
+        {"invoice": invoice.pk, "method": "bank_transfer", "amount": "40", "paid_on": "2026-03-13", "reference": "X1"},
+        **HTMX,
+    )
+    assert "Payment of €40.00 recorded on invoice INV-1." in page_of(response)
+    assert "€60.00</strong> overdue" in page_of(response)
+    payment = Payment.objects.get()
+    assert (payment.amount, payment.method, payment.reference, payment.recorded_by) == (
+        4_000,
+        "bank_transfer",
+        "X1",
+        collector,
+    )
+    assert payment.at == dt.datetime(2026, 3, 13, 12, tzinfo=dt.UTC)
+
+
+def test_paying_in_full_resolves_the_case_and_tells_stripe(
+    client, collector, case, settings, django_capture_on_commit_callbacks
+):
+    settings.STRIPE_API_KEY = "sk_test_123"
+    invoice = case.invoices.get()
+    Invoice.objects.filter(pk=invoice.pk).update(external_id="in_123")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/cases/{case.pk}/payments/",
+            {"invoice": invoice.pk, "method": "cheque", "amount": "100.00", "paid_on": "2026-03-16"},
+            follow=True,
+        )
+    assert "Payment of €100.00 recorded" in page_of(response)
+    case.refresh_from_db()
+    assert case.status == Case.Status.RESOLVED
+    (job,) = django_rq.get_queue("default").jobs
+    assert job.func_name.endswith("invoice_paid_elsewhere") and job.args == (invoice.pk,)
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"amount": "100.01"}, OVERPAYMENT % {"amount": "€100.01", "remaining": "€100.00", "number": "INV-1"}),
+        ({"amount": "-5"}, "Enter an amount above zero."),
+        ({"amount": "1.234"}, TOO_MANY_DECIMALS % {"currency": "EUR", "decimals": 2}),
+        ({"paid_on": "2026-03-17"}, PAID_IN_FUTURE),
+        ({"invoice": "999999"}, "Select a valid choice."),
+        ({"method": "card"}, "Select a valid choice."),
+    ],
+)
+def test_bad_payments_are_refused_next_to_the_field(client, collector, case, data, error):
+    valid = {"invoice": case.invoices.get().pk, "method": "bank_transfer", "amount": "10", "paid_on": "2026-03-16"}
+    for extra in ({}, HTMX):
+        response = client.post(f"/cases/{case.pk}/payments/", valid | data, **extra)
+        assert response.status_code == 400
+        assert error in page_of(response)
+    assert not Payment.objects.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Who may act
+
+
+ACTIONS = ["send-now/", "personalize/", "pause/", "resume/", "assign/", "notes/", "payments/"]
+
+
+def test_a_viewer_sees_no_action_forms(client, viewer, case):
+    page = page_of(client.get(f"/cases/{case.pk}/"))
+    assert "Act on this case" not in page
+    assert not any(f"/cases/{case.pk}/{action}" in page for action in ACTIONS)
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_a_viewer_cannot_act(client, viewer, case, action):
+    data = {"step": firm_reminder(case).pk, "kind": "dispute", "reason": "x", "text": "x"}
+    assert client.post(f"/cases/{case.pk}/{action}", data).status_code == 403
+    assert client.post(f"/cases/{case.pk}/{action}", data, **HTMX).status_code == 403
+    assert not CaseEvent.objects.filter(user=viewer).exists()
+    assert StepExecution.objects.filter(case=case).count() == 1
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_an_anonymous_post_goes_to_the_login_page(client, case, action):
+    response = client.post(f"/cases/{case.pk}/{action}", {"step": firm_reminder(case).pk})
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_the_draft_editor_is_for_collectors(client, case, draft):
+    signed_in(client, VIEWER, "olive")
+    assert client.get(f"/cases/{case.pk}/messages/{draft.pk}/edit/").status_code == 403
+    assert client.post(f"/cases/{case.pk}/messages/{draft.pk}/preview/", {"body": "x"}).status_code == 403
+
+
+# ---------------------------------------------------------------------------------------------
+# The page's cost
+
+
+@pytest.mark.parametrize("rows", [10, 100])
+def test_the_collectors_case_page_costs_the_same_queries_for_10_or_100_rows(
+    client, collector, case, rows, django_assert_max_num_queries
+):
+    CaseEvent.objects.bulk_create(
+        CaseEvent(case=case, type="collections.case.note_added", data={"note": "x"}) for _ in range(rows)
+    )
+    messages = Message.objects.bulk_create(
+        Message(
+            customer=case.customer,
+            channel="call" if number % 2 else "email",
+            body="x",
+            status=Message.Status.SENT if number % 2 else Message.Status.DRAFT,
+            idempotency_key=f"load-{number}",
+        )
+        for number in range(rows)
+    )
+    case.messages.add(*messages)
+    for number in range(3):
+        UserFactory(username=f"worker-{number}").groups.add(*collector.groups.all())
+    with django_assert_max_num_queries(13):
+        response = client.get(f"/cases/{case.pk}/")
+    assert response.status_code == 200
+    assert page_of(response).count("Log the outcome") == rows // 2
+    with django_assert_max_num_queries(15):
+        assert client.post(f"/cases/{case.pk}/notes/", {"text": "Called"}, **HTMX).status_code == 200

@@ -1,0 +1,187 @@
+import json
+
+import pytest
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+
+from dunning_site.accounts.tests.factories import InvoiceFactory
+from dunning_site.collections.views.message_templates import SAVED
+from dunning_site.notifications.models import MessageTemplate
+from dunning_site.notifications.rendering import PROMOTIONAL_WORDING
+from dunning_site.notifications.tests.factories import MessageTemplateFactory
+
+pytestmark = pytest.mark.django_db
+
+FIELDS = {
+    "key": "first-reminder",
+    "channel": "email",
+    "language": "en",
+    "segment": "",
+    "tone": "friendly",
+    "subject": "{{ total_overdue }} overdue",
+    "body": "Dear {{ customer_name }},\nplease pay.",
+    "html_body": "",
+}
+
+
+@pytest.fixture
+def customers():
+    """Two customers who owe something (the preview needs open invoices)."""
+    ada = InvoiceFactory(customer__name="Ada Lovelace", total=12_345).customer
+    bob = InvoiceFactory(customer__name="Bob Babbage", total=9_900).customer
+    return ada, bob
+
+
+@pytest.fixture
+def template():
+    return MessageTemplateFactory(
+        key="first-reminder", subject="Overdue: {{ total_overdue }}", body="Dear {{ customer_name }},\npay."
+    )
+
+
+def test_everyone_reads_the_templates_and_filters_them(client, viewer):
+    MessageTemplateFactory(key="first-reminder", language="en", tone="friendly")
+    MessageTemplateFactory(key="first-reminder", language="fr", segment="smb")
+    MessageTemplateFactory(key="final-notice", language="en", tone="final")
+    page = client.get("/message-templates/").content.decode()
+    assert page.count("/message-templates/") >= 3 and "final-notice" in page and "Every segment" in page
+    assert "New template" not in page
+    page = client.get("/message-templates/", {"key": "first", "language": "fr"}).content.decode()
+    assert "first-reminder" in page and "smb" in page and "final-notice" not in page
+    assert page.count("<td>en</td>") == 0
+
+
+def test_a_viewer_reads_a_template_and_previews_it_on_a_chosen_customer(client, viewer, template, customers):
+    _, bob = customers
+    page = client.get(f"/message-templates/{template.pk}/").content.decode()
+    assert "Only managers can change templates." in page and 'name="body"' not in page
+    assert "Preview for Ada Lovelace" in page and "Overdue: €123.45" in page
+    page = client.get(f"/message-templates/{template.pk}/", {"preview_customer": bob.pk}).content.decode()
+    assert "Preview for Bob Babbage" in page and "Overdue: €99.00" in page and "Dear Bob Babbage," in page
+
+
+@pytest.mark.parametrize("role", ["viewer", "collector"])
+def test_viewers_and_collectors_cannot_change_templates(client, request, role, template, customers):
+    request.getfixturevalue(role)
+    assert client.get("/message-templates/new/").status_code == 403
+    assert client.post("/message-templates/new/", FIELDS | {"key": "new-one"}).status_code == 403
+    assert client.post(f"/message-templates/{template.pk}/", FIELDS | {"subject": "Changed"}).status_code == 403
+    assert client.post("/message-templates/preview/", FIELDS).status_code == 403
+    template.refresh_from_db()
+    assert template.subject == "Overdue: {{ total_overdue }}"
+    assert not MessageTemplate.objects.filter(key="new-one").exists() and not LogEntry.objects.exists()
+
+
+def test_a_manager_creates_a_template(client, manager, customers):
+    response = client.post("/message-templates/new/", FIELDS | {"save": "1"}, follow=True)
+    template = MessageTemplate.objects.get()
+    assert response.redirect_chain == [(f"/message-templates/{template.pk}/", 302)]
+    assert SAVED % {"template": template} in response.content.decode()
+    assert (template.key, template.body) == ("first-reminder", "Dear {{ customer_name }},\nplease pay.")
+    entry = LogEntry.objects.get()
+    assert (entry.user, entry.action_flag, entry.object_id) == (manager, ADDITION, str(template.pk))
+
+
+def test_a_manager_edits_a_template_and_the_admin_history_says_who(client, manager, template, customers):
+    page = client.get(f"/message-templates/{template.pk}/").content.decode()
+    assert 'hx-post="/message-templates/preview/"' in page
+    assert 'hx-trigger="input changed delay:400ms, change"' in page
+    response = client.post(f"/message-templates/{template.pk}/", FIELDS | {"subject": "Reminder: {{ total_overdue }}"})
+    assert response.status_code == 302
+    template.refresh_from_db()
+    assert template.subject == "Reminder: {{ total_overdue }}"
+    entry = LogEntry.objects.get()
+    assert (entry.user, entry.action_flag) == (manager, CHANGE)
+    assert json.loads(entry.change_message) == [{"changed": {"fields": ["Subject", "Body"]}}]
+
+
+def test_a_template_that_cannot_render_is_refused_with_the_line(client, manager, template, customers):
+    body = "Dear {{ customer_name }},\n{{ customer.password }}\n{% load static %}"
+    response = client.post(f"/message-templates/{template.pk}/", FIELDS | {"body": body, "save": "1"})
+    assert response.status_code == 400
+    (error,) = response.context["form"].errors["body"]
+    assert error.startswith("Line 3:") and "load" in error
+    response = client.post(f"/message-templates/{template.pk}/", FIELDS | {"body": "Hi\n{{ customer.password }}"})
+    (error,) = response.context["form"].errors["body"]
+    assert error.startswith("Line 2: “customer.password” is not something a message can use.")
+    assert error in response.content.decode().replace("&ldquo;", "“")
+    template.refresh_from_db()
+    assert template.body == "Dear {{ customer_name }},\npay."
+    assert not LogEntry.objects.exists()
+
+
+def test_promotional_wording_is_saved_with_a_warning(client, manager, template, customers):
+    response = client.post(
+        f"/message-templates/{template.pk}/", FIELDS | {"body": "Pay now and get a discount!"}, follow=True
+    )
+    assert PROMOTIONAL_WORDING % {"words": "discount"} in response.content.decode().replace("&#x27;", "'")
+
+
+def test_the_live_preview_renders_the_unsaved_text_for_the_chosen_customer(client, manager, template, customers):
+    _, bob = customers
+    response = client.post(
+        "/message-templates/preview/",
+        FIELDS
+        | {
+            "subject": "Still {{ total_overdue }} to pay",
+            "body": "Hello {{ customer_name }}",
+            "html_body": "<p>Hello <b>{{ customer_name }}</b> & co</p>",
+            "preview_customer": bob.pk,
+        },
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert page.lstrip().startswith('<section id="preview"'), "the partial only, for htmx to swap"
+    assert "Preview for Bob Babbage" in page and "Still €99.00 to pay" in page and "Hello Bob Babbage" in page
+    # The HTML part goes into a sandboxed frame, escaped into its srcdoc attribute.
+    assert 'sandbox srcdoc="&lt;p&gt;Hello &lt;b&gt;Bob Babbage&lt;/b&gt; &amp; co&lt;/p&gt;"' in page
+    template.refresh_from_db()
+    assert template.subject == "Overdue: {{ total_overdue }}"
+
+
+def test_the_live_preview_shows_template_errors(client, manager, customers):
+    response = client.post("/message-templates/preview/", FIELDS | {"body": "Hi\n\n{% if %}"})
+    page = response.content.decode()
+    assert "This template cannot be saved yet" in page and "Body: Line 3:" in page
+    assert client.get("/message-templates/preview/").status_code == 405
+
+
+def test_preview_without_javascript_re_renders_the_page_and_saves_nothing(client, manager, template, customers):
+    _, bob = customers
+    response = client.post(
+        f"/message-templates/{template.pk}/",
+        FIELDS | {"body": "Unsaved words for {{ customer_name }}", "preview": "1", "preview_customer": bob.pk},
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Unsaved words for Bob Babbage" in page and 'name="body"' in page
+    assert f'<option value="{bob.pk}" selected>' in page
+    template.refresh_from_db()
+    assert template.body == "Dear {{ customer_name }},\npay."
+    assert not LogEntry.objects.exists()
+
+
+def test_without_a_customer_owing_the_preview_says_so(client, manager, template):
+    page = client.get(f"/message-templates/{template.pk}/").content.decode()
+    assert "No customer has an open invoice to preview with." in page
+
+
+@pytest.mark.parametrize("count", [10, 100])
+def test_the_list_takes_the_same_queries_for_10_or_100_templates(client, viewer, django_assert_max_num_queries, count):
+    MessageTemplate.objects.bulk_create(
+        MessageTemplate(key=f"message-{number}", body="Hi {{ customer_name }}") for number in range(count)
+    )
+    with django_assert_max_num_queries(7):
+        response = client.get("/message-templates/")
+    assert response.content.decode().count("<tr>") == count + 1
+
+
+@pytest.mark.parametrize("count", [10, 100])
+def test_the_editor_takes_the_same_queries_for_10_or_100_customers(
+    client, manager, template, django_assert_max_num_queries, count
+):
+    for _ in range(count):
+        InvoiceFactory()
+    with django_assert_max_num_queries(10):
+        response = client.get(f"/message-templates/{template.pk}/")
+    assert response.content.decode().count("<option value=") == count + 4 + 3  # customers, channels and tones

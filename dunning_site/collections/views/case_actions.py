@@ -61,6 +61,7 @@ def case_page_context(request: HttpRequest, case: Case, **bound: Form) -> dict:
         "customer_now": timezone.now(),  # shown in the customer's zone by the template
         "today": timezone.localdate(),
         "open_invoices": open_invoices,
+        "timeline": _timeline(case),
     }
     if not request.user.has_perm(WORK):
         return context
@@ -89,6 +90,21 @@ def case_page_context(request: HttpRequest, case: Case, **bound: Form) -> dict:
         or ManualPaymentForm(invoices=open_invoices, currency=case.currency, auto_id="payment-%s"),
     }
     return context
+
+
+def _timeline(case: Case) -> list[tuple]:
+    """The events, newest first, each with the message it concerns — shown once, on its newest
+    event, so the timeline reads what the customer got without repeating it for every status."""
+    messages_by_id = {message.pk: message for message in case.messages.all()}
+    shown, timeline = set(), []
+    for event in case.events.all():
+        message = messages_by_id.get(event.data.get("message_id"))
+        if message is not None and message.pk in shown:
+            message = None
+        elif message is not None:
+            shown.add(message.pk)
+        timeline.append((event, message))
+    return timeline
 
 
 def _case(case_id: int) -> Case:

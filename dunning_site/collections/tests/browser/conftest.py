@@ -13,6 +13,9 @@ from django.contrib.auth.models import Group
 
 from dunning_site.accounts.tests.factories import UserFactory
 
+# Once Playwright has started, its loop counts as running in this thread for the rest of the session
+# (tests after the browser tests, and the test database's teardown, included), so the switch cannot
+# be limited to these tests. Commands the tests start get an environment without it.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = "/usr/bin/chromium"

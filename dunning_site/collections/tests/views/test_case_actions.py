@@ -90,7 +90,7 @@ def test_do_it_now_with_htmx_answers_with_the_refreshed_case(client, collector, 
     assert "the email is on its way" in page
     assert "Day 20: Final notice (Email)" in page  # the next step moved on
     assert "[firm] Day 10" in page  # in the messages list
-    assert "collections.step.brought_forward" in page  # and on the timeline
+    assert "Step brought forward" in page  # and on the timeline
 
 
 def test_a_stale_do_it_now_with_htmx_says_so(client, collector, case):
@@ -209,7 +209,7 @@ def test_the_edited_text_is_what_the_customer_receives(
     assert (draft.status, draft.body, draft.edited_by) == (Message.Status.SENT, expected, collector)
     page = page_of(client.get(f"/cases/{case.pk}/"))
     assert "As agreed: €100.00" in page  # the messages list
-    assert "collections.message.edited" in page and "collections.message.sent" in page  # the timeline
+    assert "Message personalized" in page and "Message sent" in page  # the timeline
 
 
 def test_an_email_with_an_html_version_is_personalized_in_both(client, collector, case):

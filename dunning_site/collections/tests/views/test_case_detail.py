@@ -29,7 +29,7 @@ def test_the_case_page_shows_the_customer_the_invoices_the_next_step_and_the_tim
     assert "¥45,000" in page
     assert "SMS yes (sign-up form" in page
     assert "Day 20: Final notice (Email)" in page
-    assert "collections.case.opened" in page and "collections.step.performed" in page
+    assert "Case opened" in page and "Step performed" in page
 
 
 def test_an_unknown_case_is_404(client, viewer):

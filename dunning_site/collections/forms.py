@@ -92,7 +92,32 @@ class StepNowForm(forms.Form):
     step = forms.IntegerField(widget=forms.HiddenInput)
 
 
-class PauseForm(forms.Form):
+class PromiseForm(forms.Form):
+    """A promise to pay: a day from today on and an amount in the case's currency (pauses and calls)."""
+
+    promised_on = forms.DateField(
+        required=False, label="Promised by", widget=forms.DateInput(attrs={"type": "date"}), help_text="Promise only."
+    )
+    promised_amount = forms.DecimalField(required=False, label="Promised amount", help_text="Promise only.")
+
+    def __init__(self, *args, currency: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        self.fields["promised_amount"].label = f"Promised amount ({currency})"
+
+    def clean_promise(self, data: dict) -> None:
+        """Check the promise's fields; the amount in minor units lands in data["promised_minor"]."""
+        if not data.get("promised_on"):
+            self.add_error("promised_on", PROMISE_NEEDS_DATE)
+        elif data["promised_on"] < timezone.localdate():
+            self.add_error("promised_on", services.PROMISE_DATE_IN_PAST)
+        if data.get("promised_amount") is None and "promised_amount" not in self.errors:
+            self.add_error("promised_amount", PROMISE_NEEDS_AMOUNT)
+        else:
+            data["promised_minor"] = _minor_units(self, "promised_amount", self.currency)
+
+
+class PauseForm(PromiseForm):
     PROMISE, DISPUTE, HOLD = "promise", "dispute", "hold"
 
     kind = forms.ChoiceField(
@@ -101,10 +126,6 @@ class PauseForm(forms.Form):
         label="Why",
         initial=PROMISE,
     )
-    promised_on = forms.DateField(
-        required=False, label="Promised by", widget=forms.DateInput(attrs={"type": "date"}), help_text="Promise only."
-    )
-    promised_amount = forms.DecimalField(required=False, label="Promised amount", help_text="Promise only.")
     until = forms.DateField(
         required=False,
         label="On hold until",
@@ -113,23 +134,13 @@ class PauseForm(forms.Form):
     )
     reason = forms.CharField(max_length=200, required=False, label="Reason")
 
-    def __init__(self, *args, currency: str, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.currency = currency
-        self.fields["promised_amount"].label = f"Promised amount ({currency})"
+    field_order = ["kind", "promised_on", "promised_amount", "until", "reason"]
 
     def clean(self):
         data = super().clean()
         kind, reason = data.get("kind"), data.get("reason", "").strip()
         if kind == self.PROMISE:
-            if not data.get("promised_on"):
-                self.add_error("promised_on", PROMISE_NEEDS_DATE)
-            elif data["promised_on"] < timezone.localdate():
-                self.add_error("promised_on", services.PROMISE_DATE_IN_PAST)
-            if data.get("promised_amount") is None and "promised_amount" not in self.errors:
-                self.add_error("promised_amount", PROMISE_NEEDS_AMOUNT)
-            else:
-                data["promised_minor"] = _minor_units(self, "promised_amount", self.currency)
+            self.clean_promise(data)
         elif kind == self.DISPUTE and not reason:
             self.add_error("reason", DISPUTE_NEEDS_A_REASON)
         elif kind == self.HOLD:
@@ -166,31 +177,17 @@ class NoteForm(forms.Form):
     )
 
 
-class CallOutcomeForm(forms.Form):
+class CallOutcomeForm(PromiseForm):
     outcome = forms.ChoiceField(choices=Message.CallOutcome.choices, label="Outcome")
     note = forms.CharField(max_length=NOTE_MAX_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    promised_on = forms.DateField(
-        required=False, label="Promised by", widget=forms.DateInput(attrs={"type": "date"}), help_text="Promise only."
-    )
-    promised_amount = forms.DecimalField(required=False, label="Promised amount", help_text="Promise only.")
 
-    def __init__(self, *args, currency: str, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.currency = currency
-        self.fields["promised_amount"].label = f"Promised amount ({currency})"
+    field_order = ["outcome", "note", "promised_on", "promised_amount"]
 
     def clean(self):
         data = super().clean()
         data["promised_minor"] = None
         if data.get("outcome") == Message.CallOutcome.PROMISE:
-            if not data.get("promised_on"):
-                self.add_error("promised_on", PROMISE_NEEDS_DATE)
-            elif data["promised_on"] < timezone.localdate():
-                self.add_error("promised_on", services.PROMISE_DATE_IN_PAST)
-            if data.get("promised_amount") is None and "promised_amount" not in self.errors:
-                self.add_error("promised_amount", PROMISE_NEEDS_AMOUNT)
-            else:
-                data["promised_minor"] = _minor_units(self, "promised_amount", self.currency)
+            self.clean_promise(data)
         return data
 
 

@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from dunning_site.collections.service_hooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from dunning_site.collections.tests import stripe_fake
 
 
 @dataclasses.dataclass
@@ -68,3 +69,14 @@ def receiver():
     server.shutdown()
     server.server_close()
     thread.join()
+
+
+@pytest.fixture
+def stripe_api(settings):
+    """stripe-python talking to the local fake Stripe (collections/tests/stripe_fake.py), over HTTP."""
+    fake = stripe_fake.FakeStripe()
+    with stripe_fake.FakeStripeServer(fake) as server:
+        settings.STRIPE_API_KEY = "sk_test_fake"
+        settings.STRIPE_API_BASE = server.url
+        settings.STRIPE_WEBHOOK_SECRET = stripe_fake.WEBHOOK_SECRET
+        yield fake

@@ -37,15 +37,6 @@ def clock():
 
 
 @pytest.fixture
-def stripe_api(settings):
-    fake = stripe_fake.FakeStripe()
-    with stripe_fake.FakeStripeServer(fake) as server:
-        settings.STRIPE_API_KEY = "sk_test_fake"
-        settings.STRIPE_API_BASE = server.url
-        yield fake
-
-
-@pytest.fixture
 def sandbox(settings):
     settings.STRIPE_API_KEY = ""
 

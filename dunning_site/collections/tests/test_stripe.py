@@ -29,16 +29,6 @@ def clock():
 
 
 @pytest.fixture
-def stripe_api(settings):
-    fake = stripe_fake.FakeStripe()
-    with stripe_fake.FakeStripeServer(fake) as server:
-        settings.STRIPE_API_KEY = "sk_test_fake"
-        settings.STRIPE_API_BASE = server.url
-        settings.STRIPE_WEBHOOK_SECRET = stripe_fake.WEBHOOK_SECRET
-        yield fake
-
-
-@pytest.fixture
 def customer():
     return Customer.objects.create(
         external_id="cus_NY1", name="Ada Lovelace", email="ada@example.com", time_zone="America/New_York"

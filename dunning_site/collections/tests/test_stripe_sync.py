@@ -23,15 +23,6 @@ DAY = 86_400
 AMOUNTS = [("usd", 4_900), ("eur", 12_050), ("jpy", 4_900), ("kwd", 12_345)]
 
 
-@pytest.fixture
-def stripe_api(settings):
-    fake = stripe_fake.FakeStripe()
-    with stripe_fake.FakeStripeServer(fake) as server:
-        settings.STRIPE_API_KEY = "sk_test_fake"
-        settings.STRIPE_API_BASE = server.url
-        yield fake
-
-
 def book(fake: stripe_fake.FakeStripe, *, customers: int = 250, invoices: int = 230) -> None:
     """`customers` customers and `invoices` open invoices, one in ten of them overdue; the last
     invoice belongs to a customer the customer list does not have. A paid invoice and a draft come

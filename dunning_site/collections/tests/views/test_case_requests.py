@@ -372,15 +372,6 @@ def test_a_manager_who_asked_cannot_approve_their_own_request(client, case):
 # Stripe hears of a write-off
 
 
-@pytest.fixture
-def stripe_api(settings):
-    fake = stripe_fake.FakeStripe()
-    with stripe_fake.FakeStripeServer(fake) as server:
-        settings.STRIPE_API_KEY = "sk_test_fake"
-        settings.STRIPE_API_BASE = server.url
-        yield fake
-
-
 def test_a_stripe_invoice_written_off_is_marked_uncollectible_at_stripe(
     client, collector, stripe_api, run_jobs, django_capture_on_commit_callbacks
 ):

@@ -2,6 +2,7 @@
 a new URL without an entry here fails the test."""
 
 import datetime as dt
+import re
 
 import pytest
 from django.contrib.auth.models import Group
@@ -137,10 +138,8 @@ def test_every_collections_url_is_in_the_matrix():
     assert collections_urls == set(FINANCE) | PUBLIC
 
 
-@pytest.mark.parametrize("role", ["anonymous", VIEWER, COLLECTOR, MANAGER])
-@pytest.mark.parametrize("name", sorted(FINANCE))
-def test_each_role_gets_what_the_matrix_says(client, name, role):
-    path, expected = FINANCE[name]
+def filled_path(name: str) -> str:
+    """The matrix's path for `name`, with a case (and its approval, draft, policy, template) to name."""
     invoice = InvoiceFactory(due_on=dt.date(2026, 1, 5))
     case = case_open(customer=invoice.customer, currency="EUR", policy=standard_policy(), invoices=[invoice])
     approval = Approval.objects.create(case=case, step=case.policy.steps.last())
@@ -148,21 +147,46 @@ def test_each_role_gets_what_the_matrix_says(client, name, role):
         customer=case.customer, channel="email", body="Hello", status="draft", idempotency_key=f"matrix-{case.pk}"
     )
     case.messages.add(draft)
-    path = path.format(
+    return FINANCE[name][0].format(
         case=case.pk,
         approval=approval.pk,
         message=draft.pk,
         policy=case.policy_id,
         template=case.policy.steps.first().template_id,
     )
+
+
+def sign_in(client, role: str) -> None:
+    user = UserFactory(username=f"someone-{role.lower()}")
+    user.groups.add(Group.objects.get(name=role))
+    client.force_login(user)
+
+
+@pytest.mark.parametrize("role", ["anonymous", VIEWER, COLLECTOR, MANAGER])
+@pytest.mark.parametrize("name", sorted(FINANCE))
+def test_each_role_gets_what_the_matrix_says(client, name, role):
+    path, expected = filled_path(name), FINANCE[name][1]
     if role != "anonymous":
-        user = UserFactory(username=f"someone-{role.lower()}")
-        user.groups.add(Group.objects.get(name=role))
-        client.force_login(user)
+        sign_in(client, role)
     response = client.get(path)
     assert response.status_code == expected[role]
     if role == "anonymous":
         assert response["Location"].startswith(LOGIN)
+
+
+PAGES = sorted(name for name, (path, expected) in FINANCE.items() if expected[MANAGER] == 200 and ".csv" not in path)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_form_that_posts_carries_the_csrf_token(client, name):
+    """Every finance page a manager opens (they see every form): each POST form has the token."""
+    sign_in(client, MANAGER)
+    page = client.get(filled_path(name)).content.decode()
+    forms = re.findall(r"<form\b[^>]*>.*?</form>", page, flags=re.S)
+    posting = [form for form in forms if re.search(r'method="post"', form[:200], flags=re.I)]
+    assert posting, f"{name}: expected at least the sign-out form"
+    for form in posting:
+        assert 'name="csrfmiddlewaretoken"' in form, form[:200]
 
 
 def test_a_signed_in_user_without_a_role_is_refused(client):

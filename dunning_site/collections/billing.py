@@ -311,10 +311,35 @@ def retries_perform_due(*, now: dt.datetime | None = None, limit: int = 200) -> 
             )
             if retry is None:
                 return done
-            PaymentRetry.objects.filter(pk=retry.pk).update(status=PaymentRetry.Status.ATTEMPTING)
+            PaymentRetry.objects.filter(pk=retry.pk).update(status=PaymentRetry.Status.ATTEMPTING, attempted_at=now)
         _retry_attempt(PaymentRetry.objects.select_related("invoice__customer", "case").get(pk=retry.pk), now)
         done += 1
     return done
+
+
+# Longer than any charge takes (stripe-python gives up after 80 s): past this, the worker has died.
+RETRY_ATTEMPT_STUCK_AFTER = dt.timedelta(minutes=15)
+
+
+def retries_recover_stuck(*, now: dt.datetime | None = None) -> int:
+    """Put back on the schedule the retries a worker claimed and died on before recording the outcome.
+    Attempting again is safe: the invoice is re-read from Stripe first (a charge that went through
+    shows as paid and the retry is skipped), and the charge reuses the retry's idempotency key."""
+    now = now or timezone.now()
+    stuck = PaymentRetry.objects.filter(
+        status=PaymentRetry.Status.ATTEMPTING, attempted_at__lt=now - RETRY_ATTEMPT_STUCK_AFTER
+    ).values_list("pk", "invoice_id")
+    recovered = 0
+    for retry_id, invoice_id in stuck.order_by("pk")[:100]:
+        with transaction.atomic():
+            # A later retry may already stand for the invoice (a new card meanwhile): it speaks for this one.
+            superseded = PaymentRetry.objects.filter(invoice_id=invoice_id, status=PaymentRetry.Status.SCHEDULED)
+            status = PaymentRetry.Status.CANCELLED if superseded.exists() else PaymentRetry.Status.SCHEDULED
+            recovered += PaymentRetry.objects.filter(pk=retry_id, status=PaymentRetry.Status.ATTEMPTING).update(
+                status=status, scheduled_for=now
+            )
+        logger.warning("Retry %s was left attempting by a worker that stopped; now %s", retry_id, status)
+    return recovered
 
 
 def _retry_attempt(retry: PaymentRetry, now: dt.datetime) -> None:

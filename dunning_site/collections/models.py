@@ -351,6 +351,7 @@ class PaymentRetry(models.Model):
     attempt = models.PositiveSmallIntegerField(help_text="1 for the first retry after the original charge.")
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
+    attempted_at = models.DateTimeField(null=True, blank=True, help_text="When a worker claimed it to charge.")
 
     class Meta:
         ordering = ["scheduled_for"]

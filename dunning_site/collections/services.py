@@ -270,8 +270,9 @@ def tick(*, now: dt.datetime | None = None, batch_size: int | None = None) -> Ti
         result.advanced += advanced
         if advanced < batch_size:
             break
-    from dunning_site.collections.billing import retries_perform_due  # billing builds on this module
+    from dunning_site.collections.billing import retries_perform_due, retries_recover_stuck  # billing builds on this
 
+    retries_recover_stuck(now=now)
     result.retried = retries_perform_due(now=now)
     return result
 

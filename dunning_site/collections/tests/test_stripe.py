@@ -320,3 +320,26 @@ def test_a_bank_transfer_recorded_here_is_not_undone_by_stripe_news(
     invoice = Invoice.objects.get()
     assert (invoice.status, invoice.amount_paid) == ("paid", 4_900)
     assert Case.objects.get().status == Case.Status.RESOLVED
+
+
+def test_a_retry_left_attempting_by_a_worker_that_died_is_attempted_again(clock, stripe_api, customer, deliver):
+    standard_policy()
+    deliver(failed_invoice(stripe_api))
+    retry = PaymentRetry.objects.get()
+    # The worker claimed it 20 minutes ago and died before calling Stripe.
+    PaymentRetry.objects.filter(pk=retry.pk).update(status="attempting", attempted_at=NOW - dt.timedelta(minutes=20))
+    tick()
+    retry.refresh_from_db()
+    assert retry.status == "succeeded"
+    assert Invoice.objects.get().status == "paid" and Case.objects.get().status == Case.Status.RESOLVED
+    pays = [request for request in stripe_api.requests if request[:2] == ("POST", "/v1/invoices/in_1/pay")]
+    assert len(pays) == 1
+
+
+def test_a_retry_being_attempted_now_is_left_to_its_worker(clock, stripe_api, customer, deliver):
+    standard_policy()
+    deliver(failed_invoice(stripe_api))
+    PaymentRetry.objects.update(status="attempting", attempted_at=NOW - dt.timedelta(minutes=2))
+    tick()
+    assert PaymentRetry.objects.get().status == "attempting"
+    assert not [request for request in stripe_api.requests if request[1] == "/v1/invoices/in_1/pay"]

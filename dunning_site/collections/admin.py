@@ -209,25 +209,28 @@ def _decide(model_admin, request, approvals, *, approve: bool) -> None:
 
 @admin.register(Approval)
 class ApprovalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["case", "step", "status", "requested_at", "requested_by", "decided_by", "decided_at"]
-    list_filter = ["status", "step__action"]
+    list_display = ["case", "kind", "step", "status", "requested_at", "requested_by", "decided_by", "decided_at"]
+    list_filter = ["status", "kind", "step__action"]
     list_select_related = ["case__customer", "step", "requested_by", "decided_by"]
     actions = ["approve", "reject"]
 
     def has_change_permission(self, request, obj=None) -> bool:
         # Needed for the actions; the decision itself goes through the four-eyes service.
-        return request.user.has_perm("collections.change_approval")
+        return request.user.has_perm("collections.decide_approval")
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in Approval._meta.fields]
 
-    @admin.action(description="Approve the selected steps", permissions=["change"])
+    # Ladder steps only: escalations, skips and write-offs are decided in the approvals queue
+    # (/approvals/), which shows the amount, the reason and who asked.
+    @admin.action(description="Approve the selected ladder steps", permissions=["change"])
     def approve(self, request, queryset) -> None:
-        _decide(self, request, queryset.filter(status=Approval.Status.PENDING), approve=True)
+        pending = queryset.filter(status=Approval.Status.PENDING, kind=Approval.Kind.STEP)
+        _decide(self, request, pending, approve=True)
 
-    @admin.action(description="Reject the selected steps (the case skips them)", permissions=["change"])
+    @admin.action(description="Reject the selected ladder steps (the case skips them)", permissions=["change"])
     def reject(self, request, queryset) -> None:
-        _decide(self, request, queryset.filter(status=Approval.Status.PENDING), approve=False)
+        _decide(self, request, queryset.filter(status=Approval.Status.PENDING, kind=Approval.Kind.STEP), approve=False)
 
 
 @admin.register(CaseEvent)

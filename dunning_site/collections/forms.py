@@ -17,6 +17,7 @@ from dunning_site.notifications.models import Message
 from dunning_site.notifications.rendering import template_errors
 
 CHOOSE_CASES = "Tick at least one case."
+CHOOSE_AN_ACTION = "Choose what to do with the ticked cases."
 PAUSE_NEEDS_A_REASON = "Say why the cases are put on hold; it goes on each timeline."
 
 
@@ -44,7 +45,9 @@ class BulkCaseForm(forms.Form):
         queryset=Case.objects.all(), error_messages={"required": CHOOSE_CASES}, widget=forms.MultipleHiddenInput
     )
     action = forms.ChoiceField(
-        choices=[(ASSIGN, "Assign to…"), (PAUSE, "Put on hold"), (RESUME, "Resume")], label="With the ticked cases"
+        choices=[("", "Choose…"), (ASSIGN, "Assign to…"), (PAUSE, "Put on hold"), (RESUME, "Resume")],
+        label="With the ticked cases",
+        error_messages={"required": CHOOSE_AN_ACTION},
     )
     assignee = WorkerChoiceField(queryset=case_workers(), required=False, empty_label="Nobody", label="Collector")
     reason = forms.CharField(max_length=200, required=False, label="Reason for the hold")

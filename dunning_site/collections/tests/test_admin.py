@@ -146,3 +146,17 @@ def test_every_admin_page_says_when_payments_are_simulated(admin_client, setting
     assert "Payments: sandbox" in admin_client.get("/admin/").content.decode()
     settings.STRIPE_API_KEY = "sk_live_configured"
     assert "Payments: sandbox" not in admin_client.get("/admin/").content.decode()
+
+
+def test_the_admins_bulk_approval_leaves_write_offs_to_the_approvals_queue(admin_client, waiting_case):
+    asker = UserFactory(username="asker")
+    write_off = Approval.objects.create(
+        case=waiting_case, kind=Approval.Kind.WRITE_OFF, amount=1_000, reason="Goodwill", requested_by=asker
+    )
+    step = Approval.objects.get(kind=Approval.Kind.STEP)
+    admin_client.post(
+        "/admin/collections/approval/", {"action": "approve", "_selected_action": [write_off.pk, step.pk]}
+    )
+    write_off.refresh_from_db()
+    step.refresh_from_db()
+    assert (write_off.status, step.status) == (Approval.Status.PENDING, Approval.Status.APPROVED)

@@ -39,12 +39,19 @@ def _subject(approval: Approval) -> str:
     return str(approval.step)
 
 
+CHOOSE_A_DECISION = "Nothing was decided: choose Approve or Reject."
+
+
 @login_required
 @permission_required("collections.decide_approval", raise_exception=True)
 @require_POST
 def approval_decide(request: HttpRequest, approval_id: int) -> HttpResponse:
     approval = get_object_or_404(Approval.objects.select_related("case__customer", "step"), pk=approval_id)
-    approve = request.POST.get("decision") == "approve"
+    decision = request.POST.get("decision")
+    if decision not in ("approve", "reject"):  # never guess a manager's decision
+        messages.error(request, CHOOSE_A_DECISION)
+        return redirect("collections:approval_list")
+    approve = decision == "approve"
     try:
         services.approval_decide(
             approval=approval, approve=approve, user=request.user, note=request.POST.get("note", "")

@@ -16,6 +16,7 @@ from dunning_site.collections.services import (
 )
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
+from dunning_site.collections.views.approvals import CHOOSE_A_DECISION
 
 pytestmark = pytest.mark.django_db
 
@@ -140,3 +141,11 @@ def test_the_queue_costs_the_same_queries_with_every_kind_of_request(
     assert Approval.objects.count() == 3 * count
     with django_assert_max_num_queries(10):
         assert client.get("/approvals/").status_code == 200
+
+
+def test_a_post_without_a_clear_decision_decides_nothing(client, manager, waiting):
+    for data in [{"note": "No, they are solvent"}, {"decision": "maybe"}]:
+        response = client.post(f"/approvals/{waiting.pk}/decide/", data, follow=True)
+        assert CHOOSE_A_DECISION in response.content.decode()
+    waiting.refresh_from_db()
+    assert waiting.status == Approval.Status.PENDING

@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 
 from dunning_site.accounts.models import Consent
+from dunning_site.accounts.services import payment_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.collections.models import CaseEvent
 from dunning_site.collections.services import tick
@@ -30,6 +31,14 @@ def test_the_case_page_shows_the_customer_the_invoices_the_next_step_and_the_tim
     assert "SMS yes (sign-up form" in page
     assert "Day 20: Final notice (Email)" in page
     assert "Case opened" in page and "Step performed" in page
+
+
+def test_the_timeline_speaks_words_and_amounts_not_codes(client, viewer, case):
+    payment_record(invoice=case.invoices.get(), amount=5_000)  # ¥45,000 → ¥40,000 overdue
+    timeline = client.get(f"/cases/{case.pk}/").content.decode().split('id="timeline"')[1]
+    assert "Amount overdue changed" in timeline and "¥40,000 overdue (was ¥45,000)" in timeline
+    assert "Case opened" in timeline and "¥45,000 overdue" in timeline
+    assert "collections." not in timeline
 
 
 def test_an_unknown_case_is_404(client, viewer):

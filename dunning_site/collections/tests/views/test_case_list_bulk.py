@@ -4,7 +4,7 @@ import pytest
 
 from dunning_site.accounts.services import payment_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
-from dunning_site.collections.forms import CHOOSE_CASES, PAUSE_NEEDS_A_REASON
+from dunning_site.collections.forms import CHOOSE_AN_ACTION, CHOOSE_CASES, PAUSE_NEEDS_A_REASON
 from dunning_site.collections.models import Case, CaseEvent
 from dunning_site.collections.services import case_open
 from dunning_site.collections.tests.factories import standard_policy
@@ -71,3 +71,11 @@ def test_viewers_see_no_checkboxes_and_cannot_post(client, viewer, cases):
 def test_collectors_tick_cases_by_name(client, collector, cases):
     page = client.get("/cases/").content.decode()
     assert f'<label for="tick-{cases[0].pk}" class="visually-hidden">Tick Ada Lovelace</label>' in page
+
+
+def test_applying_without_choosing_an_action_changes_nothing(client, collector, manager, cases):
+    client.force_login(collector)
+    Case.objects.update(assignee=manager)
+    response = client.post("/cases/bulk/", {"cases": [cases[0].pk], "action": "", "assignee": ""}, follow=True)
+    assert CHOOSE_AN_ACTION in response.content.decode()
+    assert Case.objects.get(pk=cases[0].pk).assignee == manager

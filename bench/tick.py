@@ -2,7 +2,8 @@
 
 Builds a book of N customers with one overdue invoice each in a scratch PostgreSQL database
 (`<DATABASE_URL name>_bench`), then times the opener and the advancing of every due case, and
-prints cases per second and queries per batch. Deliveries are enqueued to REDIS_URL and removed.
+prints cases per second and queries per batch; then, with half the invoices paid, times the
+dashboard's figures (every chart and table) over that book. Deliveries are enqueued to REDIS_URL and removed.
 """
 
 import datetime as dt
@@ -70,7 +71,10 @@ def main() -> None:
 
     create_database()
     queue = django_rq.get_queue("messages")
-    print(f"{'cases':>7} {'open (s)':>9} {'open/s':>8} {'advance (s)':>12} {'advanced/s':>11} {'queries/batch':>14}")
+    print(
+        f"{'cases':>7} {'open (s)':>9} {'open/s':>8} {'advance (s)':>12} {'advanced/s':>11} {'queries/batch':>14}"
+        f" {'dashboard (s)':>14} {'queries':>8}"
+    )
     for size in SIZES:
         now = dt.datetime.now(dt.UTC)
         build_book(size, now.date())
@@ -88,10 +92,30 @@ def main() -> None:
         advance_seconds = time.perf_counter() - started
         queue.empty()
         assert opened == size and advanced == size, (opened, advanced)
+        dashboard_seconds, dashboard_queries = time_dashboard(later)
         print(
             f"{size:>7} {open_seconds:>9.2f} {size / open_seconds:>8.0f} {advance_seconds:>12.2f}"
             f" {size / advance_seconds:>11.0f} {len(queries) / batches:>14.1f}"
+            f" {dashboard_seconds:>14.2f} {dashboard_queries:>8}"
         )
+
+
+def time_dashboard(now: dt.datetime) -> tuple[float, int]:
+    from dunning_site.accounts.models import Invoice, Payment
+    from dunning_site.collections.dashboard import dashboard, period_ending_today
+
+    Payment.objects.bulk_create(
+        Payment(invoice=invoice, amount=invoice.total, status="succeeded", at=now)
+        for invoice in Invoice.objects.all()[::2]
+    )
+    # A book loaded in bulk has no planner statistics yet; autovacuum gathers them in production, and
+    # without them PostgreSQL plans the correlated sums as scans (20 s instead of 0.5 s at 5,000 cases).
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    started = time.perf_counter()
+    with CaptureQueriesContext(connection) as queries:
+        dashboard(period=period_ending_today(months=6))
+    return time.perf_counter() - started, len(queries)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 import datetime as dt
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import django_filters
 from django.db.models import Q
@@ -31,8 +31,9 @@ class CaseFilter(django_filters.FilterSet):
     policy = django_filters.ModelChoiceFilter(queryset=Policy.objects.all(), empty_label="Any policy")
     segment = django_filters.ChoiceFilter(field_name="customer__segment", choices=_segments, empty_label="Any segment")
     currency = django_filters.ChoiceFilter(choices=_currencies, empty_label="Any currency")
-    amount_min = django_filters.NumberFilter(method="amount", label="Amount from")
-    amount_max = django_filters.NumberFilter(method="amount", label="Amount to")
+    # Bounded so that any amount typed fits a bigint in minor units (at most 3 decimals: 10¹⁵ < 2⁶³).
+    amount_min = django_filters.NumberFilter(method="amount", label="Amount from", max_digits=15, decimal_places=3)
+    amount_max = django_filters.NumberFilter(method="amount", label="Amount to", max_digits=15, decimal_places=3)
     days_min = django_filters.NumberFilter(method="days", label="Days overdue from", min_value=0)
     days_max = django_filters.NumberFilter(method="days", label="Days overdue to", min_value=0)
     assignee = django_filters.ModelChoiceFilter(
@@ -73,10 +74,12 @@ class CaseFilter(django_filters.FilterSet):
         return queryset.filter(pk__in=Case.objects.filter(matching).values("pk"))
 
     def amount(self, queryset, name, value: Decimal):
-        """Amounts are typed in the currency chosen (2 decimals when none is)."""
+        """Amounts are typed in the currency chosen (2 decimals when none is); a bound finer than the
+        currency's minor unit (10.5 JPY) is rounded inwards, so "from 10.5" does not take 10."""
         currency = self.form.cleaned_data.get("currency")
         exponent = currency_exponent(currency) if currency and is_known_currency(currency) else 2
-        minor = int(Decimal(value).scaleb(exponent))
+        inwards = ROUND_CEILING if name == "amount_min" else ROUND_FLOOR
+        minor = int(Decimal(value).scaleb(exponent).to_integral_value(rounding=inwards))
         return (
             queryset.filter(amount_overdue__gte=minor)
             if name == "amount_min"

@@ -1,4 +1,5 @@
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -6,7 +7,14 @@ from django.core.exceptions import ValidationError
 from dunning_site.accounts.models import Invoice, Payment
 from dunning_site.accounts.services import OVERPAYMENT, invoice_create, payment_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
-from dunning_site.lib.money import format_money, to_minor_units
+from dunning_site.lib.money import (
+    AMOUNT_TOO_LARGE,
+    NOT_A_NUMBER,
+    TOO_MANY_DECIMALS,
+    format_money,
+    from_minor_units,
+    to_minor_units,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -74,3 +82,47 @@ def test_currencies_where_cldr_and_stripe_disagree_keep_their_minor_unit():
     # Stripe sends 1,200,000 for 12,000.00 RSD; CLDR alone would read it as 1,200,000 RSD.
     assert to_minor_units("12000.50", "RSD") == 1_200_050
     assert format_money(1_200_050, "RSD", "en") == "RSD12,000.50"
+
+
+LARGEST_MINOR_AMOUNT = 2**63 - 1  # PostgreSQL's bigint, where amounts are stored
+
+
+@pytest.mark.parametrize(
+    ("typed", "currency", "error"),
+    [
+        ("1e999999", "EUR", AMOUNT_TOO_LARGE % {"currency": "EUR", "largest": "€92,233,720,368,547,758.07"}),
+        ("-1e999999", "EUR", AMOUNT_TOO_LARGE % {"currency": "EUR", "largest": "€92,233,720,368,547,758.07"}),
+        ("1e250", "JPY", AMOUNT_TOO_LARGE % {"currency": "JPY", "largest": "¥9,223,372,036,854,775,807"}),
+        (
+            "92233720368547758.08",
+            "EUR",
+            AMOUNT_TOO_LARGE % {"currency": "EUR", "largest": "€92,233,720,368,547,758.07"},
+        ),
+        (
+            "123456789012345678901234567890",
+            "KWD",
+            AMOUNT_TOO_LARGE % {"currency": "KWD", "largest": "KWD9,223,372,036,854,775.807"},
+        ),
+        ("1e-999999", "EUR", TOO_MANY_DECIMALS % {"currency": "EUR", "decimals": 2}),
+        ("1.00000000000000000000000000001", "EUR", TOO_MANY_DECIMALS % {"currency": "EUR", "decimals": 2}),
+        ("Infinity", "EUR", NOT_A_NUMBER),
+        ("NaN", "EUR", NOT_A_NUMBER),
+        ("1e", "EUR", NOT_A_NUMBER),
+    ],
+)
+def test_an_amount_that_does_not_fit_is_refused_with_a_clear_message(typed, currency, error):
+    with pytest.raises(ValueError) as refused:
+        to_minor_units(typed, currency)
+    assert str(refused.value) == error
+
+
+def test_the_largest_amount_a_bigint_holds_is_taken_exactly_and_shown():
+    assert to_minor_units("92233720368547758.07", "EUR") == LARGEST_MINOR_AMOUNT
+    assert to_minor_units("-92233720368547758.07", "EUR") == -LARGEST_MINOR_AMOUNT
+    assert to_minor_units("9223372036854775807", "JPY") == LARGEST_MINOR_AMOUNT
+    assert to_minor_units("0E+999999", "EUR") == 0
+    assert to_minor_units("12.3000000000000000000000000000000000", "EUR") == 1_230
+    assert format_money(LARGEST_MINOR_AMOUNT, "EUR") == "€92,233,720,368,547,758.07"
+    # Sums of many amounts (a dashboard total) may pass a bigint; they are still shown exactly.
+    assert from_minor_units(10**40 + 1, "EUR") == Decimal("100000000000000000000000000000000000000.01")
+    assert format_money(10**40 + 1, "JPY") == "¥10,000,000,000,000,000,000,000,000,000,000,000,000,001"

@@ -44,6 +44,9 @@ MESSAGE_PAGE = "collections/message_edit.html"
 WORK = "collections.work_case"
 NOT_A_DRAFT = "This message is %(status)s: only drafts can be personalized."
 CANNOT_RENDER = "This cannot be rendered: %(error)s"
+SUBJECT_TOO_LONG = (
+    "Written out for this customer the subject has %(length)d characters; a subject can have at most %(max_length)d."
+)
 # Fields of the case page's forms that a service names differently in its errors.
 SERVICE_FIELDS = {"paused_until": "until", "promised_on": "promised_on", "amount": "amount"}
 
@@ -254,6 +257,12 @@ def _personalized(request: HttpRequest, case: Case, message: Message, *, subject
         }
     except Exception as error:  # a filter given a value it cannot take fails only when rendering
         return {"errors": {"body": [CANNOT_RENDER % {"error": error}]}}
+    # The form checks the subject as typed; a loop or a long name can make it longer once written out.
+    max_length = Message._meta.get_field("subject").max_length
+    if len(rendered["subject"]) > max_length:
+        return {
+            "errors": {"subject": [SUBJECT_TOO_LONG % {"length": len(rendered["subject"]), "max_length": max_length}]}
+        }
     if message.channel == Channel.SMS:
         from dunning_site.notifications.sms import fit_sms
 

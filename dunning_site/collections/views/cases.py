@@ -121,6 +121,8 @@ def case_list_export(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered cases as CSV, amounts in major units of their currency (for spreadsheets)."""
     filterset = CaseFilter(request.GET or None, queryset=selectors.cases_for_list())
     cases = filterset.qs if filterset.is_bound and filterset.is_valid() else filterset.queryset
+    if filterset.is_bound and not filterset.is_valid():
+        cases = cases.none()  # as the list shows: never the whole book for a filter that did not apply
     today = timezone.localdate()
 
     class Echo:

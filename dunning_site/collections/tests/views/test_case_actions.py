@@ -23,14 +23,15 @@ from dunning_site.collections.services import PROMISE_DATE_IN_PAST, STEP_ALREADY
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.conftest import signed_in
 from dunning_site.collections.tests.views.moment import NOW
-from dunning_site.collections.views.case_actions import NOT_A_DRAFT
-from dunning_site.lib.money import TOO_MANY_DECIMALS
+from dunning_site.collections.views.case_actions import NOT_A_DRAFT, SUBJECT_TOO_LONG
+from dunning_site.lib.money import AMOUNT_TOO_LARGE, TOO_MANY_DECIMALS
 from dunning_site.notifications.models import Message
 from dunning_site.notifications.services import SCHEDULE_IN_PAST
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
+TOO_LARGE_IN_EUR = AMOUNT_TOO_LARGE % {"currency": "EUR", "largest": "€92,233,720,368,547,758.07"}
 
 
 @pytest.fixture
@@ -274,6 +275,22 @@ def test_bad_edits_are_refused_next_to_the_field_and_nothing_is_saved(client, ca
     assert page_of(htmx).lstrip().startswith('<form id="draft-form"') and error in page_of(htmx)
 
 
+def test_a_subject_that_renders_longer_than_a_subject_can_be_is_refused_next_to_it(client, case, draft):
+    # 106 characters as typed, 26 times "Ada Lovelace " once written out for the customer.
+    subject = '{% for x in "abcdefghijklmnopqrstuvwxyz" %}{{ customer_name }} {% endfor %}'
+    error = SUBJECT_TOO_LONG % {"length": 337, "max_length": 255}
+    for extra in ({}, HTMX):
+        response = client.post(
+            f"/cases/{case.pk}/messages/{draft.pk}/edit/", {"subject": subject, "body": "Hi", "send": "now"}, **extra
+        )
+        assert response.status_code == 400
+        assert f'id="draft-subject_error"><li>{error}</li>' in page_of(response)  # next to the subject
+    draft.refresh_from_db()
+    assert (draft.status, draft.subject) == (Message.Status.DRAFT, "[firm] Day 10: €100.00 overdue")
+    preview = client.post(f"/cases/{case.pk}/messages/{draft.pk}/preview/", {"subject": subject, "body": "Hi"}, **HTMX)
+    assert error in page_of(preview)
+
+
 def test_saving_keeps_the_draft_and_htmx_goes_back_to_the_case(client, case, draft):
     response = client.post(
         f"/cases/{case.pk}/messages/{draft.pk}/edit/", {"subject": "Hi", "body": "Kept", "send": "save"}, **HTMX
@@ -355,6 +372,17 @@ def test_bad_pauses_are_refused_next_to_the_field(client, collector, case, data,
         assert response.status_code == 400
         assert error in page_of(response)
     assert Case.objects.get(pk=case.pk).status == Case.Status.OPEN
+
+
+@pytest.mark.parametrize("amount", ["1e250", "1e999999", "92233720368547758.08"])
+def test_a_promise_larger_than_any_amount_is_refused_next_to_the_field(client, collector, case, amount):
+    data = {"kind": "promise", "promised_on": "2026-03-20", "promised_amount": amount}
+    for extra in ({}, HTMX):
+        response = client.post(f"/cases/{case.pk}/pause/", data, **extra)
+        assert response.status_code == 400
+        assert TOO_LARGE_IN_EUR in page_of(response)
+    assert Case.objects.get(pk=case.pk).status == Case.Status.OPEN
+    assert not CaseEvent.objects.filter(type="collections.case.paused").exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -501,6 +529,17 @@ def test_bad_payments_are_refused_next_to_the_field(client, collector, case, dat
         assert response.status_code == 400
         assert error in page_of(response)
     assert not Payment.objects.exists()
+
+
+@pytest.mark.parametrize("amount", ["1e999999", "1e250", "-1e999999"])
+def test_a_payment_larger_than_any_amount_is_refused_next_to_the_field(client, collector, case, amount):
+    data = {"invoice": case.invoices.get().pk, "method": "bank_transfer", "amount": amount, "paid_on": "2026-03-16"}
+    for extra in ({}, HTMX):
+        response = client.post(f"/cases/{case.pk}/payments/", data, **extra)
+        assert response.status_code == 400
+        assert TOO_LARGE_IN_EUR in page_of(response)
+    assert not Payment.objects.exists()
+    assert Invoice.objects.get().amount_paid == 0
 
 
 # ---------------------------------------------------------------------------------------------

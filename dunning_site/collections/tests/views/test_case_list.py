@@ -74,6 +74,26 @@ def test_bad_filter_input_is_explained_not_an_error(client, collector):
     assert "Enter a number." in response.content.decode()
 
 
+@pytest.mark.parametrize("query", ["amount_min=1e999999", "amount_max=1e250", "amount_min=-1e999999&currency=JPY"])
+def test_an_amount_filter_larger_than_any_amount_is_explained_not_an_error(client, collector, query):
+    case = open_case(segment="smb", days=10, currency="JPY")
+    response = client.get(f"/cases/?{query}")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Ensure that there are no more than 15 digits in total." in page
+    assert case.customer.name not in page
+    assert client.get(f"/cases/export.csv?{query}").status_code == 200
+
+
+def test_amount_filters_are_in_the_chosen_currency_and_keep_the_bounds(client, collector):
+    small = open_case(segment="smb", days=10, total=1_000, currency="JPY")
+    large = open_case(segment="smb", days=10, total=1_001, currency="JPY")
+    page = client.get("/cases/?currency=JPY&amount_min=1000.5").content.decode()
+    assert large.customer.name in page and small.customer.name not in page
+    page = client.get("/cases/?currency=JPY&amount_max=1000.5").content.decode()
+    assert small.customer.name in page and large.customer.name not in page
+
+
 @pytest.mark.parametrize("count", [10, 100])
 def test_the_list_costs_the_same_queries_for_10_or_100_cases(client, collector, count, django_assert_max_num_queries):
     for _ in range(count):
@@ -103,3 +123,8 @@ def test_without_filters_the_list_shows_the_active_cases(client, collector):
     assert active.customer.name in page and resolved.customer.name not in page
     assert resolved.customer.name in client.get("/cases/?status=resolved").content.decode()
     assert active.customer.name in client.get("/cases/?paused=no").content.decode()
+
+
+def test_an_export_with_filters_that_do_not_apply_exports_nothing(client, collector):
+    open_case(segment="smb", days=12)
+    assert exported(client, "days_min=lots") == []

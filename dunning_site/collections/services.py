@@ -434,9 +434,16 @@ def _message_for(case: Case, step: Step, *, book: TemplateBook, now: dt.datetime
 # Payment and reconciliation
 
 
+# Why pending approvals were cancelled, and what the service system is told, by how a case closes.
+CLOSING_NOTES = {Case.Status.RESOLVED: "Case resolved", Case.Status.WRITTEN_OFF: "Case written off"}
+REINSTATE_REASONS = {Case.Status.RESOLVED: "case_resolved", Case.Status.WRITTEN_OFF: "case_written_off"}
+REST_WRITTEN_OFF = "Everything else was paid; the %(amount)s written off will not be collected."
+
+
 @transaction.atomic
 def case_reconcile(*, case: Case, user: User | None = None, now: dt.datetime | None = None) -> Case:
-    """Bring the case in line with its invoices: resolve it when nothing is owed any more."""
+    """Bring the case in line with its invoices: resolve it when nothing is owed any more, close it
+    as written off when all that is left is what managers wrote off."""
     now = now or timezone.now()
     case = Case.objects.select_for_update().select_related("customer").get(pk=case.pk)
     if not case.is_active:
@@ -447,10 +454,26 @@ def case_reconcile(*, case: Case, user: User | None = None, now: dt.datetime | N
     )
     # Amounts managers agreed to write off stay on the invoices but are no longer pursued.
     forgiven = case_written_off_amount(case=case) if owed else 0
+    if owed <= 0:
+        return _close(
+            case, Case.Status.RESOLVED, "collections.case.resolved", user=user, now=now, amount=case.amount_overdue
+        )
     if owed <= forgiven:
-        if owed:  # all paid but what was written off: the rest will not be collected
-            _invoices_write_off(list(case.invoices.filter(status=Invoice.Status.OPEN)), now=now)
-        return _resolve(case, user=user, now=now)
+        # All paid but what was written off: the rest will not be collected, and the case is not
+        # "recovered" (paid in full), so it closes as written off, as the dashboard counts it.
+        invoices = list(case.invoices.filter(status=Invoice.Status.OPEN))
+        _invoices_write_off(invoices, now=now)
+        return _close(
+            case,
+            Case.Status.WRITTEN_OFF,
+            "collections.case.written_off",
+            user=user,
+            now=now,
+            written_off=owed,
+            currency=case.currency,
+            invoices=[invoice.number for invoice in invoices],
+            reason=REST_WRITTEN_OFF % {"amount": format_money(owed, case.currency)},
+        )
     owed -= forgiven
     if owed != case.amount_overdue:
         _event(
@@ -466,19 +489,35 @@ def case_reconcile(*, case: Case, user: User | None = None, now: dt.datetime | N
     return case
 
 
-def _resolve(case: Case, *, user: User | None, now: dt.datetime) -> Case:
-    recovered = case.amount_overdue
-    case.status = Case.Status.RESOLVED
+def _close(case: Case, status: str, event_type: str, *, user: User | None, now: dt.datetime, **data) -> Case:
+    """Close a (locked) case, paid (RESOLVED) or written off (WRITTEN_OFF), and record `event_type`
+    with `data`. Either way the customer is no longer pursued, so everything that pursues them stops:
+    queued messages and drafts, pending approvals, scheduled card retries; and a suspended service
+    comes back, as does collection of their Stripe subscriptions."""
+    case.status = status
     case.resolved_at = now
     case.amount_overdue = 0
     case.next_step = None
     case.next_action_at = None
     case.paused_until = None
-    cancelled = messages_cancel(messages=case.messages.all())
+    cancelled_messages = messages_cancel(messages=case.messages.all())
+    cancelled_retries = PaymentRetry.objects.filter(
+        Q(case=case) | Q(invoice__in=case.invoices.all()), status=PaymentRetry.Status.SCHEDULED
+    ).update(status=PaymentRetry.Status.CANCELLED)
     Approval.objects.filter(case=case, status=Approval.Status.PENDING).update(
-        status=Approval.Status.CANCELLED, decided_at=now, note="Case resolved"
+        status=Approval.Status.CANCELLED, decided_at=now, note=CLOSING_NOTES[status]
     )
-    events = [_event(case, "collections.case.resolved", user=user, at=now, amount=recovered, cancelled=cancelled)]
+    events = [
+        _event(
+            case,
+            event_type,
+            user=user,
+            at=now,
+            cancelled_messages=cancelled_messages,
+            cancelled_retries=cancelled_retries,
+            **data,
+        )
+    ]
     if case.service_suspended:
         case.service_suspended = False
         events.append(_event(case, "collections.case.reinstated", user=user, at=now))
@@ -491,7 +530,9 @@ def _resolve(case: Case, *, user: User | None, now: dt.datetime) -> Case:
         if not still_suspended:
             from dunning_site.collections.billing import subscription_collection_request  # billing builds on this
 
-            service_hooks.service_hook_request(case=case, action=ServiceHookDelivery.Action.REINSTATE, now=now)
+            service_hooks.service_hook_request(
+                case=case, action=ServiceHookDelivery.Action.REINSTATE, reason=REINSTATE_REASONS[status], now=now
+            )
             subscription_collection_request(case=case, paused=False)
     case.save()
     CaseEvent.objects.bulk_create(events)
@@ -605,11 +646,16 @@ def approval_decide(
     verdict = "approved" if approve else "rejected"
     case_event_record(case, f"collections.approval.{verdict}", user=user, at=now, note=note, **_approval_data(approval))
     if approval.kind == Approval.Kind.STEP:
-        if case.status == Case.Status.AWAITING_APPROVAL:
+        if case.status == Case.Status.AWAITING_APPROVAL and approval.step_id == case.next_step_id:
             case.status = Case.Status.OPEN
             case.next_action_at = now
             case.save(update_fields=["status", "next_action_at", "updated_at"])
             transaction.on_commit(enqueue_tick, robust=True)
+        elif case.status == Case.Status.AWAITING_APPROVAL:
+            # A stale approval (its step was passed over since): the case's own next step keeps its day.
+            case.status = Case.Status.OPEN
+            case.next_action_at = max(step_due_at(case=case, step=case.next_step), now) if case.next_step else None
+            case.save(update_fields=["status", "next_action_at", "updated_at"])
     elif approve and approval.kind == Approval.Kind.ESCALATION:
         _escalate(case, approval, user=user, now=now)
     elif approve and approval.kind == Approval.Kind.SKIP:
@@ -972,10 +1018,12 @@ def _skip(case: Case, approval: Approval, *, user: User, now: dt.datetime) -> No
     """Pass over the next step: the case is scheduled for the step after it on that step's day (a
     day after the last step performed, if that day has passed), or its ladder ends."""
     step = approval.step
-    if case.status == Case.Status.AWAITING_APPROVAL:  # the skipped step was waiting for its own approval
-        Approval.objects.filter(case=case, kind=Approval.Kind.STEP, step=step, status=Approval.Status.PENDING).update(
-            status=Approval.Status.CANCELLED, decided_at=now, note="Skipped at a collector's request"
-        )
+    # The skipped step's own approval, if it waits for one, goes too, even on a case on hold:
+    # otherwise resuming would wait for it, and deciding it would make the following step due at once.
+    Approval.objects.filter(case=case, kind=Approval.Kind.STEP, step=step, status=Approval.Status.PENDING).update(
+        status=Approval.Status.CANCELLED, decided_at=now, note="Skipped at a collector's request"
+    )
+    if case.status == Case.Status.AWAITING_APPROVAL:
         case.status = Case.Status.OPEN
     steps = list(case.policy.steps.order_by("position"))
     _schedule(case, _step_after(steps, step), after=case.current_step, now=now)
@@ -998,7 +1046,8 @@ def _write_off(case: Case, approval: Approval, *, user: User, now: dt.datetime) 
     """All that is overdue (or more: payments may have come in since the request) closes the case as
     written off. Less is a partial write-off: the case goes on for the rest, so its amount overdue
     drops by the amount, and reconciliation keeps deducting approved write-offs from what the
-    invoices say is owed; when the rest is paid, the case resolves (see case_reconcile)."""
+    invoices say is owed; when the rest is paid, the case closes as written off, not as recovered
+    (see case_reconcile)."""
     if approval.amount < case.amount_overdue:
         previous = case.amount_overdue
         case.amount_overdue -= approval.amount
@@ -1013,34 +1062,16 @@ def _write_off(case: Case, approval: Approval, *, user: User, now: dt.datetime) 
             **_approval_data(approval),
         )
         return
-    written_off = case.amount_overdue
-    case.status = Case.Status.WRITTEN_OFF
-    case.resolved_at = now
-    case.amount_overdue = 0
-    case.next_step = None
-    case.next_action_at = None
-    case.paused_until = None
-    case.save()
-    # Nothing more goes to the customer: queued reminders and drafts alike.
-    cancelled_messages = messages_cancel(messages=case.messages.all())
     invoices = list(case.invoices.filter(status=Invoice.Status.OPEN))
-    cancelled_retries = PaymentRetry.objects.filter(
-        Q(case=case) | Q(invoice__in=invoices), status=PaymentRetry.Status.SCHEDULED
-    ).update(status=PaymentRetry.Status.CANCELLED)
-    Approval.objects.filter(case=case, status=Approval.Status.PENDING).update(
-        status=Approval.Status.CANCELLED, decided_at=now, note="Case written off"
-    )
     _invoices_write_off(invoices, now=now)
-    case_event_record(
+    _close(
         case,
+        Case.Status.WRITTEN_OFF,
         "collections.case.written_off",
         user=user,
-        at=now,
-        written_off=written_off,
+        now=now,
+        written_off=case.amount_overdue,
         invoices=[invoice.number for invoice in invoices],
-        cancelled_messages=cancelled_messages,
-        cancelled_retries=cancelled_retries,
-        service_suspended=case.service_suspended,
         **_approval_data(approval),
     )
 

@@ -11,8 +11,17 @@ from django.test import Client
 from dunning_site.accounts.models import Customer, Invoice
 from dunning_site.accounts.services import payment_record
 from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
+from dunning_site.collections import dashboard
 from dunning_site.collections.forms import WriteOffRequestForm
-from dunning_site.collections.models import Approval, Case, CaseEvent, PaymentRetry, Step, StepExecution
+from dunning_site.collections.models import (
+    Approval,
+    Case,
+    CaseEvent,
+    PaymentRetry,
+    ServiceHookDelivery,
+    Step,
+    StepExecution,
+)
 from dunning_site.collections.roles import COLLECTOR, MANAGER
 from dunning_site.collections.services import (
     CASE_NOT_ACTIVE,
@@ -27,9 +36,9 @@ from dunning_site.collections.services import (
     tick,
 )
 from dunning_site.collections.tests import stripe_fake
-from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.collections.tests.factories import PolicyFactory, ladder, standard_policy
 from dunning_site.collections.tests.views.moment import NOW
-from dunning_site.lib.money import NOT_A_NUMBER, TOO_MANY_DECIMALS
+from dunning_site.lib.money import AMOUNT_TOO_LARGE, NOT_A_NUMBER, TOO_MANY_DECIMALS
 from dunning_site.notifications.models import Message
 
 pytestmark = pytest.mark.django_db
@@ -191,6 +200,36 @@ def test_skipping_the_step_that_waits_for_approval_moves_the_case_on(client, col
     assert Approval.objects.get(kind=Approval.Kind.STEP).status == Approval.Status.CANCELLED
 
 
+def test_skipping_the_step_that_waits_for_approval_on_a_case_on_hold_lets_it_go_on_when_resumed(client, collector):
+    case = case_days_overdue(21)  # the final notice waits for a manager
+    case_pause(case=case, until=None, reason="dispute", user=collector)
+    ask(client, case, SKIP, reason="Key account, the CFO called")
+    boss, _ = manager_client()
+    decide(boss, Approval.objects.get(kind=Approval.Kind.SKIP))
+    assert Approval.objects.get(kind=Approval.Kind.STEP).status == Approval.Status.CANCELLED
+    assert "Nothing waits for a decision." in boss.get("/approvals/").content.decode()
+    assert client.post(f"/cases/{case.pk}/resume/").status_code == 302
+    case.refresh_from_db()
+    suspension = Step.objects.get(action=Step.Action.SUSPEND_SERVICE)
+    assert (case.status, case.next_step, case.next_action_at) == (
+        Case.Status.OPEN,
+        suspension,
+        step_due_at(case=case, step=suspension),  # day 30, not at once
+    )
+
+
+def test_a_step_approval_whose_step_is_no_longer_next_says_so_and_deciding_it_keeps_the_next_steps_day(client):
+    case = case_days_overdue(21)  # the final notice waits for a manager
+    suspension = Step.objects.get(action=Step.Action.SUSPEND_SERVICE)
+    Case.objects.filter(pk=case.pk).update(next_step=suspension)  # as a skip on hold left it before
+    boss, _ = manager_client()
+    page = boss.get("/approvals/").content.decode()
+    assert "Day 20: Final notice (Email) is no longer this case's next step" in page
+    decide(boss, Approval.objects.get(kind=Approval.Kind.STEP), "reject")
+    case.refresh_from_db()
+    assert (case.status, case.next_action_at) == (Case.Status.OPEN, step_due_at(case=case, step=suspension))
+
+
 # ---------------------------------------------------------------------------------------------
 # Write off
 
@@ -229,7 +268,9 @@ def test_writing_off_everything_closes_the_case_and_cancels_what_was_going_out(c
     assert Case.objects.count() == 1
 
 
-def test_a_partial_write_off_lowers_what_is_pursued_and_paying_the_rest_resolves_the_case(client, collector, case):
+def test_a_partial_write_off_lowers_what_is_pursued_and_paying_the_rest_closes_it_as_written_off(
+    client, collector, case
+):
     ask(client, case, WRITE_OFF, amount="40", reason="Goodwill for the outage in February")
     boss, _ = manager_client()
     decide(boss, Approval.objects.get())
@@ -244,11 +285,72 @@ def test_a_partial_write_off_lowers_what_is_pursued_and_paying_the_rest_resolves
     payment_record(invoice=invoice, amount=4_900, method="bank_transfer")
     case.refresh_from_db()
     invoice.refresh_from_db()
-    assert (case.status, invoice.status, invoice.amount_remaining) == (
-        Case.Status.RESOLVED,
+    assert (case.status, case.resolved_at, invoice.status, invoice.amount_remaining) == (
+        Case.Status.WRITTEN_OFF,
+        NOW,
         Invoice.Status.UNCOLLECTIBLE,
         4_000,
     )
+    closed = CaseEvent.objects.get(type="collections.case.written_off")
+    assert (closed.data["written_off"], closed.data["currency"], closed.data["invoices"]) == (
+        4_000,
+        "EUR",
+        [invoice.number],
+    )
+    assert not CaseEvent.objects.filter(type="collections.case.resolved").exists()
+    # "Recovered" means paid in full: a case closed with a write-off is not.
+    period = dashboard.period_ending_today()
+    assert (dashboard.case_funnel(period=period).opened, dashboard.case_funnel(period=period).recovered) == (1, 0)
+    assert all(row.cases == 0 for row in dashboard.time_to_recover(period=period))
+
+
+def test_paying_in_full_cancels_the_scheduled_card_retries(client, collector, case):
+    invoice = Invoice.objects.get()
+    PaymentRetry.objects.create(
+        invoice=invoice, case=case, scheduled_for=NOW + dt.timedelta(days=2), decision="x", reason="x", attempt=1
+    )
+    payment_record(invoice=invoice, amount=9_900, method="bank_transfer")
+    case.refresh_from_db()
+    assert case.status == Case.Status.RESOLVED
+    assert PaymentRetry.objects.get().status == PaymentRetry.Status.CANCELLED
+    assert CaseEvent.objects.get(type="collections.case.resolved").data["cancelled_retries"] == 1
+    assert dashboard.case_funnel(period=dashboard.period_ending_today()).recovered == 1
+
+
+def test_writing_off_a_suspended_case_reinstates_the_service_and_resumes_the_subscription(
+    client, collector, settings, stripe_api, run_jobs, django_capture_on_commit_callbacks
+):
+    settings.SERVICE_WEBHOOK_URL = "http://127.0.0.1:9/service"
+    settings.SUSPEND_STRIPE_SUBSCRIPTION = True
+    stripe_api.subscriptions["sub_w2"] = stripe_fake.resource(
+        "subscription", id="sub_w2", customer="cus_w2", status="past_due", pause_collection=None
+    )
+    stripe_api.invoices["in_w2"] = stripe_fake.invoice("in_w2", "cus_w2", amount=9_900)
+    ladder(
+        PolicyFactory(), (3, Step.Action.REMINDER, "friendly", False), (30, Step.Action.SUSPEND_SERVICE, "final", False)
+    )
+    InvoiceFactory(
+        due_on=NOW.date() - dt.timedelta(days=31), total=9_900, external_id="in_w2", customer__external_id="cus_w2"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        tick()
+    run_jobs()
+    case = Case.objects.get()
+    assert case.service_suspended
+    assert stripe_api.subscriptions["sub_w2"]["pause_collection"] == {"behavior": "void"}
+
+    ask(client, case, WRITE_OFF, amount="99", reason="Customer gone")
+    boss, maria = manager_client()
+    with django_capture_on_commit_callbacks(execute=True):
+        decide(boss, Approval.objects.get())
+    run_jobs()
+    case.refresh_from_db()
+    assert (case.status, case.service_suspended) == (Case.Status.WRITTEN_OFF, False)
+    reinstatement = ServiceHookDelivery.objects.get(case=case, action=ServiceHookDelivery.Action.REINSTATE)
+    assert reinstatement.payload["data"]["reason"] == "case_written_off"
+    assert CaseEvent.objects.filter(type="collections.case.reinstated", user=maria).exists()
+    assert stripe_api.subscriptions["sub_w2"]["pause_collection"] is None
+    assert CaseEvent.objects.filter(type="collections.subscription.collection_resumed").exists()
 
 
 @pytest.mark.parametrize(
@@ -260,6 +362,10 @@ def test_a_partial_write_off_lowers_what_is_pursued_and_paying_the_rest_resolves
         ("-5", WRITE_OFF_NOT_POSITIVE),
         ("12.345", TOO_MANY_DECIMALS % {"currency": "EUR", "decimals": 2}),
         ("99.01", WRITE_OFF_TOO_LARGE % {"overdue": "€99.00"}),
+        ("1e999999", AMOUNT_TOO_LARGE % {"currency": "EUR", "largest": "€92,233,720,368,547,758.07"}),
+        ("1e250", AMOUNT_TOO_LARGE % {"currency": "EUR", "largest": "€92,233,720,368,547,758.07"}),
+        ("1e-999999", TOO_MANY_DECIMALS % {"currency": "EUR", "decimals": 2}),
+        ("Infinity", NOT_A_NUMBER),
     ],
 )
 def test_a_bad_write_off_amount_is_refused_next_to_the_field(client, collector, case, amount, error):

@@ -49,8 +49,8 @@ TICK_NOW_JOB_ID = "dunning-tick-now"
 CATCH_UP_GAP = dt.timedelta(days=1)
 
 NO_POLICY = "No active policy applies to segment %(segment)s, %(currency)s."
-CASE_NOT_ACTIVE = "Case %(case)s is %(status)s; only active cases can be changed."
-CASE_NOT_PAUSED = "Case %(case)s is not paused."
+CASE_NOT_ACTIVE = "The case of %(case)s is %(status)s; only active cases can be changed."
+CASE_NOT_PAUSED = "The case of %(case)s is not on hold."
 APPROVAL_NOT_PENDING = "This approval was already %(status)s."
 SELF_APPROVAL = "You requested this step yourself; another manager must approve it."
 PAUSE_IN_PAST = "The pause must end in the future."
@@ -86,6 +86,15 @@ def case_event_record(
     event = _event(case, type, user=user, at=at, **data)
     event.save()
     return event
+
+
+def _on_hold(case: Case) -> str:
+    return CASE_ON_HOLD % {"case": case_name(case), "reason": case.pause_reason or "no reason given"}
+
+
+def case_name(case: Case) -> str:
+    """How messages to staff name a case: its customer and currency, never its id."""
+    return f"{case.customer.name} ({case.currency})"
 
 
 def _step_data(step: Step) -> dict:
@@ -563,7 +572,7 @@ def case_assign(*, case: Case, assignee: User | None, user: User | None = None) 
 def case_pause(*, case: Case, until: dt.datetime | None, reason: str, user: User | None = None) -> Case:
     case = Case.objects.select_for_update().get(pk=case.pk)
     if not case.is_active:
-        raise ValidationError(CASE_NOT_ACTIVE % {"case": case.pk, "status": case.get_status_display().lower()})
+        raise ValidationError(CASE_NOT_ACTIVE % {"case": case_name(case), "status": case.get_status_display().lower()})
     if until is not None and until <= timezone.now():
         raise ValidationError({"paused_until": PAUSE_IN_PAST})
     case.status = Case.Status.PAUSED
@@ -589,7 +598,7 @@ def case_resume(*, case: Case, user: User | None = None, now: dt.datetime | None
     now = now or timezone.now()
     case = Case.objects.select_for_update().select_related("customer").get(pk=case.pk)
     if case.status != Case.Status.PAUSED:
-        raise ValidationError(CASE_NOT_PAUSED % {"case": case.pk})
+        raise ValidationError(CASE_NOT_PAUSED % {"case": case_name(case)})
     # A collector's pending request (escalate, skip, write off) does not hold the ladder; a step's approval does.
     waiting = Approval.objects.filter(case=case, kind=Approval.Kind.STEP, status=Approval.Status.PENDING).exists()
     case.status = Case.Status.AWAITING_APPROVAL if waiting else Case.Status.OPEN
@@ -701,7 +710,7 @@ def case_message_compose(
         .get(pk=case.pk)
     )
     if not case.is_active:
-        raise ValidationError(CASE_NOT_ACTIVE % {"case": case.pk, "status": case.get_status_display().lower()})
+        raise ValidationError(CASE_NOT_ACTIVE % {"case": case_name(case), "status": case.get_status_display().lower()})
     book = TemplateBook({template.key} if template else set())
     (message,) = messages_create(
         [
@@ -768,7 +777,7 @@ def call_outcome_record(
 # ---------------------------------------------------------------------------------------------
 # Collectors at work on the case page: a step brought forward, notes
 
-STEP_NOT_DUE_NOW = "Case %(case)s is %(status)s, so its next step cannot be performed now."
+STEP_NOT_DUE_NOW = "The case of %(case)s is %(status)s, so its next step cannot be performed now."
 STEP_ALREADY_PERFORMED = "That step was already performed (the page showed an older state of the case)."
 NOTHING_TO_PERSONALIZE = "The next step (%(step)s) writes no message to personalize."
 NOTE_EMPTY = "Write the note first."
@@ -786,7 +795,7 @@ def case_step_perform_now(
     now = now or timezone.now()
     case = _cases_to_advance().select_for_update(of=("self",)).get(pk=case.pk)
     if case.status != Case.Status.OPEN:
-        raise ValidationError(STEP_NOT_DUE_NOW % {"case": case.pk, "status": case.get_status_display().lower()})
+        raise ValidationError(STEP_NOT_DUE_NOW % {"case": case_name(case), "status": case.get_status_display().lower()})
     if case.next_step_id is None or case.next_step_id != step.pk:
         raise ValidationError(STEP_ALREADY_PERFORMED)
     if draft and case.next_step.action not in (Step.Action.REMINDER, Step.Action.FINAL_NOTICE):
@@ -848,8 +857,8 @@ def policy_save(*, form, steps, user: User) -> Policy:
 # Collectors' requests that need a manager (four eyes): escalate now, skip a step, write off
 
 REASON_REQUIRED = "Say why; the manager reads it before deciding."
-NO_NEXT_STEP = "Case %(case)s has no next step left on its ladder."
-CASE_ON_HOLD = "Case %(case)s is on hold (%(reason)s); resume it before escalating."
+NO_NEXT_STEP = "The case of %(case)s has no next step left on its ladder."
+CASE_ON_HOLD = "The case of %(case)s is on hold (%(reason)s); resume it before escalating."
 STEP_ALREADY_WAITING = "%(step)s already waits for a manager's approval; there is nothing to escalate."
 STEP_NO_LONGER_NEXT = "%(step)s is no longer the case's next step (performed or skipped since); reject this request."
 REQUEST_ALREADY_PENDING = "A request to %(what)s already waits for a manager on this case."
@@ -868,7 +877,7 @@ def _case_for_request(case: Case) -> Case:
         Case.objects.select_for_update(of=("self",)).select_related("customer", "policy", "next_step").get(pk=case.pk)
     )
     if not case.is_active:
-        raise ValidationError(CASE_NOT_ACTIVE % {"case": case.pk, "status": case.get_status_display().lower()})
+        raise ValidationError(CASE_NOT_ACTIVE % {"case": case_name(case), "status": case.get_status_display().lower()})
     return case
 
 
@@ -912,9 +921,9 @@ def case_escalation_request(*, case: Case, user: User, reason: str, now: dt.date
     reason = _reason(reason)
     case = _case_for_request(case)
     if case.status == Case.Status.PAUSED:
-        raise ValidationError(CASE_ON_HOLD % {"case": case.pk, "reason": case.pause_reason or "no reason given"})
+        raise ValidationError(_on_hold(case))
     if case.next_step is None:
-        raise ValidationError(NO_NEXT_STEP % {"case": case.pk})
+        raise ValidationError(NO_NEXT_STEP % {"case": case_name(case)})
     if case.status == Case.Status.AWAITING_APPROVAL:
         raise ValidationError(STEP_ALREADY_WAITING % {"step": case.next_step})
     return _request(case, Approval.Kind.ESCALATION, user=user, reason=reason, now=now, step=case.next_step)
@@ -928,7 +937,7 @@ def case_step_skip_request(*, case: Case, user: User, reason: str, now: dt.datet
     reason = _reason(reason)
     case = _case_for_request(case)
     if case.next_step is None:
-        raise ValidationError(NO_NEXT_STEP % {"case": case.pk})
+        raise ValidationError(NO_NEXT_STEP % {"case": case_name(case)})
     return _request(case, Approval.Kind.SKIP, user=user, reason=reason, now=now, step=case.next_step)
 
 
@@ -966,12 +975,12 @@ def _approval_data(approval: Approval) -> dict:
 def _request_still_applies(approval: Approval, case: Case, *, user: User) -> None:
     """A request is decided on the case as it is now, not as it was when the collector asked."""
     if not case.is_active:
-        raise ValidationError(CASE_NOT_ACTIVE % {"case": case.pk, "status": case.get_status_display().lower()})
+        raise ValidationError(CASE_NOT_ACTIVE % {"case": case_name(case), "status": case.get_status_display().lower()})
     if approval.kind in (Approval.Kind.ESCALATION, Approval.Kind.SKIP) and case.next_step_id != approval.step_id:
         raise ValidationError(STEP_NO_LONGER_NEXT % {"step": approval.step})
     if approval.kind == Approval.Kind.ESCALATION:
         if case.status == Case.Status.PAUSED:
-            raise ValidationError(CASE_ON_HOLD % {"case": case.pk, "reason": case.pause_reason or "no reason given"})
+            raise ValidationError(_on_hold(case))
         waiting = Approval.objects.filter(
             case=case, kind=Approval.Kind.STEP, step=approval.step, attempt=1, requested_by=user
         )

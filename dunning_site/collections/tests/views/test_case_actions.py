@@ -347,7 +347,7 @@ def test_a_manual_hold_and_resume(client, collector, case):
     case.refresh_from_db()
     assert (case.status, case.pause_reason) == (Case.Status.OPEN, "")
     again = client.post(f"/cases/{case.pk}/resume/", follow=True)
-    assert "is not paused" in page_of(again)
+    assert "is not on hold" in page_of(again)
 
 
 @pytest.mark.parametrize(

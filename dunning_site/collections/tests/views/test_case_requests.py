@@ -31,6 +31,7 @@ from dunning_site.collections.services import (
     SELF_APPROVAL,
     WRITE_OFF_NOT_POSITIVE,
     WRITE_OFF_TOO_LARGE,
+    case_name,
     case_pause,
     step_due_at,
     tick,
@@ -162,7 +163,7 @@ def test_a_case_on_hold_cannot_be_escalated(client, collector, case):
     case_pause(case=case, until=None, reason="dispute", user=collector)
     response = ask(client, case, ESCALATION, reason="Now")
     assert response.status_code == 400
-    assert CASE_ON_HOLD % {"case": case.pk, "reason": "dispute"} in response.content.decode()
+    assert CASE_ON_HOLD % {"case": case_name(case), "reason": "dispute"} in response.content.decode()
     assert not Approval.objects.exists()
 
 
@@ -417,7 +418,7 @@ def test_a_closed_case_takes_no_request(client, collector, case):
     Case.objects.filter(pk=case.pk).update(status=Case.Status.RESOLVED, next_step=None, next_action_at=None)
     response = ask(client, case, WRITE_OFF, amount="10", reason="x")
     assert response.status_code == 400
-    assert CASE_NOT_ACTIVE % {"case": case.pk, "status": "resolved"} in response.content.decode()
+    assert CASE_NOT_ACTIVE % {"case": case_name(case), "status": "resolved"} in response.content.decode()
 
 
 @pytest.mark.parametrize("what", [ESCALATION, SKIP, WRITE_OFF])

@@ -157,10 +157,9 @@ class PauseForm(PromiseForm):
         """When the pause ends and the reason shown on the case, like a promise logged on a call."""
         data, kind = self.cleaned_data, self.cleaned_data["kind"]
         if kind == self.PROMISE:
-            promised_on = data["promised_on"]
-            until = dt.datetime.combine(promised_on + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-            amount = format_money(data["promised_minor"], self.currency)
-            return until, f"Promise to pay {amount} by {promised_on.isoformat()}"
+            return services.promise_terms(
+                promised_on=data["promised_on"], amount=data["promised_minor"], currency=self.currency
+            )
         reason = data["reason"].strip()
         if kind == self.DISPUTE:
             return None, f"Dispute: {reason}"

@@ -733,6 +733,13 @@ def case_message_compose(
     return message
 
 
+def promise_terms(*, promised_on: dt.date, amount: int, currency: str) -> tuple[dt.datetime, str]:
+    """A promise to pay holds the case until the day after the promised day, with a reason staff read
+    (a call's outcome and the case page's hold make the same promise)."""
+    until = dt.datetime.combine(promised_on + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return until, f"Promise to pay {format_money(amount, currency)} by {promised_on.isoformat()}"
+
+
 @transaction.atomic
 def call_outcome_record(
     *,
@@ -764,8 +771,7 @@ def call_outcome_record(
             data |= {"promised_on": promised_on.isoformat(), "promised_amount": promised_amount}
         case_event_record(case, "collections.call.logged", user=user, at=now, **data)
         if case.is_active and outcome == Message.CallOutcome.PROMISE:
-            until = dt.datetime.combine(promised_on + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-            reason = f"Promise to pay {format_money(promised_amount, case.currency)} by {promised_on.isoformat()}"
+            until, reason = promise_terms(promised_on=promised_on, amount=promised_amount, currency=case.currency)
             case_pause(case=case, until=until, reason=reason, user=user)
         elif case.is_active and outcome == Message.CallOutcome.DISPUTE:
             case_pause(case=case, until=None, reason="dispute", user=user)

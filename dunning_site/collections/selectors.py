@@ -127,10 +127,11 @@ def steps_in_use(*, policy: Policy) -> dict[int, int]:
 
 def steps_with_history(*, policy: Policy) -> set[int]:
     """Steps that cases (closed ones too) performed or point at: the database keeps them for the record."""
-    performed = StepExecution.objects.filter(step__policy=policy).values("step_id")
-    requested = Approval.objects.filter(step__policy=policy).values("step_id")
-    current = Case.objects.filter(policy=policy, current_step__isnull=False).values("current_step_id")
-    upcoming = Case.objects.filter(policy=policy, next_step__isnull=False).values("next_step_id")
+    performed = StepExecution.objects.filter(step__policy=policy).order_by().values("step_id")
+    requested = Approval.objects.filter(step__policy=policy).order_by().values("step_id")
+    # No ORDER BY inside a UNION (SQLite refuses it; cases are ordered by default).
+    current = Case.objects.filter(policy=policy, current_step__isnull=False).order_by().values("current_step_id")
+    upcoming = Case.objects.filter(policy=policy, next_step__isnull=False).order_by().values("next_step_id")
     # One query, one row per step: never every case of the policy.
     return set(performed.union(requested, current, upcoming).values_list("step_id", flat=True)) - {None}
 

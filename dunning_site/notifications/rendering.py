@@ -1,30 +1,268 @@
 """Rendering of staff-written templates, in a sandbox.
 
 A dedicated template Engine, separate from the site's: no loaders (so no {% include %} or
-{% extends %}), no {% load %}able libraries, no {% debug %}, only a list of harmless tags and the
-built-in filters, and a context of plain values (strings, numbers, lists and dicts of them) —
-never model instances — so a template author can reach nothing but what we hand over.
-Templates are checked when saved: one that does not compile, uses a tag we do not offer, or
-names a variable the context does not have is refused with the line and the reason.
+{% extends %}), no {% load %}able libraries, no {% debug %}, only a list of harmless tags and
+filters, and a context of plain values (strings, numbers, lists and dicts of them) — never model
+instances — so a template author can reach nothing but what we hand over.
+Templates are checked when saved: one that does not compile, uses a tag or filter we do not offer,
+names a variable the context does not have, nests loops or "with" blocks too deep, or gives a
+filter a width or count beyond what a message needs is refused with the line and the reason.
+
+A template is also bounded while it renders, because rows written before these checks (or straight
+into the database) never went through them, and because sizes depend on the data (a customer with
+many invoices): every render has a budget of loop iterations, of characters written and of time,
+checked by the sandbox's own {% for %} and by every filter. A render over budget raises
+RenderRefused, which the previews show to the editor and the engine treats like any broken template
+(it falls back on its built-in words). Cooperative checks, no signals or threads: a template can
+only loop (in {% for %}) or grow text (in a filter, and filters take bounded arguments), so these
+two places see all the work.
 """
 
+import contextlib
+import dataclasses
+import functools
 import re
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from decimal import Decimal
 
 from django.template import Context, Engine, Library, TemplateSyntaxError, defaultfilters, defaulttags
-from django.template.base import FilterExpression, VariableNode
-from django.template.defaulttags import ForNode, IfNode, WithNode
+from django.template.base import FilterExpression, Node, NodeList
+from django.template.defaulttags import FilterNode, ForNode, IfNode, WithNode
 from django.utils.html import strip_tags
+from django.utils.safestring import mark_safe
 
 from dunning_site.notifications.models import MessageTemplate
 
 # The tags a message may use; everything else (load, include, extends, debug, url, csrf_token…)
-# is unknown to the engine and refused at compile time.
+# is unknown to the engine and refused at compile time. "for" is the sandbox's own (below).
 ALLOWED_TAGS = ["if", "for", "with", "firstof", "now", "spaceless", "comment", "cycle", "autoescape", "filter"]
+# The filters a message may use: formatting of words and numbers, whose output is never much
+# longer than their input. Left out: those that multiply text (join, make_list, stringformat's
+# widths), those that mean nothing on our plain values (date, time, timesince…), those that mark
+# customer-supplied text as safe HTML (safe, safeseq), and the rest, which no message needs.
+ALLOWED_FILTERS = [
+    "add",
+    "capfirst",
+    "center",
+    "cut",
+    "default",
+    "default_if_none",
+    "dictsort",
+    "dictsortreversed",
+    "divisibleby",
+    "escape",
+    "first",
+    "floatformat",
+    "force_escape",
+    "last",
+    "length",
+    "linebreaks",
+    "linebreaksbr",
+    "ljust",
+    "lower",
+    "pluralize",
+    "rjust",
+    "slice",
+    "striptags",
+    "title",
+    "truncatechars",
+    "truncatewords",
+    "upper",
+    "urlencode",
+    "wordcount",
+    "wordwrap",
+    "yesno",
+]
+# Filters whose argument is a width, a count or a number of decimal places: `rjust:"400000000"`
+# would build a 400-million-character string, `floatformat:"100000"` as many digits.
+NUMBER_ARGUMENT_FILTERS = {"center", "ljust", "rjust", "wordwrap", "truncatechars", "truncatewords", "floatformat"}
+FILTER_NUMBER_LIMIT = 100
+
+# How deep loops and "with" blocks may nest in a template that is saved. Messages loop over the
+# invoices, at most once inside another loop; each level multiplies the work.
+MAX_LOOP_NESTING = 2
+MAX_WITH_NESTING = 3
+
+# What one message (subject, text and HTML together) may cost when it renders. Far above any real
+# message — a letter listing 2,000 invoices stays well inside — and far below what hurts a worker.
+MAX_LOOP_ITERATIONS = 20_000
+MAX_OUTPUT_CHARACTERS = 500_000
+MAX_RENDER_SECONDS = 0.5
+
+TEMPLATE_DOES_NOT_COMPILE = "Line %(line)s: %(reason)s"
+UNKNOWN_VARIABLE = "Line %(line)s: “%(name)s” is not something a message can use. Use one of: %(known)s."
+LOOPS_NESTED_TOO_DEEP = "Loops go at most %(limit)s deep (a loop inside a loop); this one is %(depth)s deep."
+WITH_NESTED_TOO_DEEP = "“with” blocks go at most %(limit)s deep; this one is %(depth)s deep."
+FILTER_NUMBER_TOO_LARGE = "“%(filter)s” takes at most %(limit)s here, not %(value)s."
+ADD_NUMBERS_ONLY = "“add” adds numbers only; to join words, write them side by side."
+TOO_MANY_ITERATIONS = "This template repeats too much: its loops went round more than %(limit)s times."
+OUTPUT_TOO_LONG = "This template writes more than %(limit)s characters."
+TOO_SLOW = "This template took more than %(seconds)s seconds to render."
+
+
+class RenderRefused(TemplateSyntaxError):
+    """A template asked for more than a message may cost. A TemplateSyntaxError, so that whoever
+    already copes with a broken template (the engine's fallback, the previews) copes with this."""
+
+
+@dataclasses.dataclass
+class RenderBudget:
+    """What is left to spend in one message's render."""
+
+    iterations_left: int = MAX_LOOP_ITERATIONS
+    deadline: float = dataclasses.field(default_factory=lambda: time.monotonic() + MAX_RENDER_SECONDS)
+
+    def spend_iteration(self) -> None:
+        self.iterations_left -= 1
+        if self.iterations_left < 0:
+            raise RenderRefused(TOO_MANY_ITERATIONS % {"limit": f"{MAX_LOOP_ITERATIONS:,}"})
+        self.check_time()
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise RenderRefused(TOO_SLOW % {"seconds": MAX_RENDER_SECONDS})
+
+
+# The budget of the render under way in this thread (or task); None outside a render.
+_current_budget: ContextVar[RenderBudget | None] = ContextVar("message_render_budget", default=None)
+
+
+@contextlib.contextmanager
+def render_budget() -> Iterator[RenderBudget]:
+    """One budget for everything rendered inside (a message's subject, text and HTML share it)."""
+    budget = _current_budget.get()
+    if budget is not None:
+        yield budget
+        return
+    budget = RenderBudget()
+    token = _current_budget.set(budget)
+    try:
+        yield budget
+    finally:
+        _current_budget.reset(token)
+
+
+def _output_too_long() -> RenderRefused:
+    return RenderRefused(OUTPUT_TOO_LONG % {"limit": f"{MAX_OUTPUT_CHARACTERS:,}"})
+
+
+def _check_length(text) -> None:
+    if isinstance(text, str) and len(text) > MAX_OUTPUT_CHARACTERS:
+        raise _output_too_long()
+
+
+class BoundedForNode(ForNode):
+    """Django's {% for %}, spending the render's budget on every round and counting what it writes.
+    (Django's own loop keeps no count: six nested loops over a ten-letter name go round a million
+    times.) The body is Django's ForNode.render with those checks added."""
+
+    def render(self, context) -> str:
+        budget = _current_budget.get() or RenderBudget()
+        parentloop = context.get("forloop", {})
+        with context.push():
+            values = self.sequence.resolve(context, ignore_failures=True)
+            if values is None:
+                values = []
+            if not hasattr(values, "__len__"):
+                values = list(values)
+            length = len(values)
+            if length < 1:
+                return self.nodelist_empty.render(context)
+            if self.is_reversed:
+                values = reversed(values)
+            parts: list[str] = []
+            written = 0
+            loop = context["forloop"] = {"parentloop": parentloop}
+            for index, item in enumerate(values):
+                budget.spend_iteration()
+                loop["counter0"], loop["counter"] = index, index + 1
+                loop["revcounter"], loop["revcounter0"] = length - index, length - index - 1
+                loop["first"], loop["last"] = index == 0, index == length - 1
+                unpack = len(self.loopvars) > 1
+                if unpack:
+                    try:
+                        item_length = len(item)
+                    except TypeError:  # not an iterable
+                        item_length = 1
+                    if item_length != len(self.loopvars):
+                        raise ValueError(f"Need {len(self.loopvars)} values to unpack in for loop; got {item_length}. ")
+                    context.update(dict(zip(self.loopvars, item, strict=True)))
+                else:
+                    context[self.loopvars[0]] = item
+                for node in self.nodelist_loop:
+                    part = node.render_annotated(context)
+                    written += len(part)
+                    if written > MAX_OUTPUT_CHARACTERS:
+                        raise _output_too_long()
+                    parts.append(part)
+                if unpack:
+                    context.pop()
+        return mark_safe("".join(parts))
+
+
+def _bounded_for(parser, token) -> BoundedForNode:
+    node = defaulttags.do_for(parser, token)
+    return BoundedForNode(node.loopvars, node.sequence, node.is_reversed, node.nodelist_loop, node.nodelist_empty)
+
+
+def _is_integer(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        int(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def _is_number(value) -> bool:
+    """A number, or text that reads as a whole number ("12"), as Django's add takes them."""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return True
+    return _is_integer(value)
+
+
+def _filter_argument_problem(name: str, argument) -> str | None:
+    """Why this argument would make the filter too costly, or None."""
+    if name == "add" and not _is_number(argument):
+        return ADD_NUMBERS_ONLY
+    if name in NUMBER_ARGUMENT_FILTERS:
+        # floatformat's argument may end with "g" (grouping) or "u" (unlocalized).
+        text = str(argument).strip().rstrip("gu") if name == "floatformat" else argument
+        if _is_integer(text) and abs(int(text)) > FILTER_NUMBER_LIMIT:
+            return FILTER_NUMBER_TOO_LARGE % {"filter": name, "limit": FILTER_NUMBER_LIMIT, "value": argument}
+    return None
+
+
+def _bounded_filter(name: str, function: Callable) -> Callable:
+    """The filter, refusing arguments that make it costly, within the render's time, and refusing to
+    write more than a message may hold. functools.wraps keeps the filter's flags (is_safe,
+    needs_autoescape…) and lets Django read its real signature."""
+
+    @functools.wraps(function)
+    def bounded(value, *args, **kwargs):
+        budget = _current_budget.get()
+        if budget is not None:
+            budget.check_time()
+        if args and (problem := _filter_argument_problem(name, args[0])):
+            raise RenderRefused(problem)
+        if name == "add" and not _is_number(value):
+            raise RenderRefused(ADD_NUMBERS_ONLY)
+        result = function(value, *args, **kwargs)
+        _check_length(result)
+        return result
+
+    return bounded
+
 
 register = Library()
 for _name in ALLOWED_TAGS:
     register.tag(_name, defaulttags.register.tags[_name])
-register.filters.update(defaultfilters.register.filters)
+register.tag("for", _bounded_for)
+for _name in ALLOWED_FILTERS:
+    register.filter(_name, _bounded_filter(_name, defaultfilters.register.filters[_name]))
 
 
 class SandboxEngine(Engine):
@@ -75,18 +313,27 @@ PROMOTIONAL_WORDS = re.compile(
 
 
 def render_text(source: str, context: dict) -> str:
-    return TEXT_ENGINE.from_string(source).render(Context(context, autoescape=False))
+    """Raises TemplateSyntaxError for a template that does not compile, RenderRefused for one over budget."""
+    with render_budget():
+        output = TEXT_ENGINE.from_string(source).render(Context(context, autoescape=False))
+    _check_length(output)
+    return output
 
 
 def render_html(source: str, context: dict) -> str:
-    return HTML_ENGINE.from_string(source).render(Context(context, autoescape=True))
+    with render_budget():
+        output = HTML_ENGINE.from_string(source).render(Context(context, autoescape=True))
+    _check_length(output)
+    return output
 
 
 def render_message(template: MessageTemplate, context: dict) -> tuple[str, str, str]:
-    """The subject (one line), the text body and the HTML body (empty when the template has none)."""
-    subject = one_line(render_text(template.subject, context))
-    html = render_html(template.html_body, context).strip() if template.html_body.strip() else ""
-    body = render_text(template.body, context).strip() if template.body.strip() else text_from_html(html)
+    """The subject (one line), the text body and the HTML body (empty when the template has none),
+    rendered on one budget."""
+    with render_budget():
+        subject = one_line(render_text(template.subject, context))
+        html = render_html(template.html_body, context).strip() if template.html_body.strip() else ""
+        body = render_text(template.body, context).strip() if template.body.strip() else text_from_html(html)
     return subject, body + "\n", html
 
 
@@ -117,10 +364,17 @@ def template_errors(*, subject: str, body: str, html_body: str = "") -> dict[str
         except TemplateSyntaxError as error:
             errors[field] = [TEMPLATE_DOES_NOT_COMPILE % {"line": _error_line(error), "reason": _reason(error)}]
             continue
+        problems = []
         unknown = _unknown_variables(compiled.nodelist, scope=set(CONTEXT_VARIABLES) | LOOP_VARIABLES)
         if unknown:
             known = ", ".join(sorted(CONTEXT_VARIABLES))
-            errors[field] = [UNKNOWN_VARIABLE % {"line": line, "name": name, "known": known} for name, line in unknown]
+            problems += [UNKNOWN_VARIABLE % {"line": line, "name": name, "known": known} for name, line in unknown]
+        problems += [
+            TEMPLATE_DOES_NOT_COMPILE % {"line": line, "reason": reason}
+            for line, reason in _costly_constructs(compiled.nodelist)
+        ]
+        if problems:
+            errors[field] = problems
     return errors
 
 
@@ -138,59 +392,70 @@ def _reason(error: TemplateSyntaxError) -> str:
     reason = str(error)
     if "Invalid block tag" in reason:
         return reason.split(". Did you forget")[0] + " (messages can use: " + ", ".join(ALLOWED_TAGS) + ")."
+    if reason.startswith("Invalid filter"):
+        return reason + " (messages can use: " + ", ".join(ALLOWED_FILTERS) + ")."
     return reason
 
 
-def _unknown_variables(nodelist, *, scope: set[str]) -> list[tuple[str, int]]:
-    """Variables named anywhere in the template (branches not taken included) that the context lacks."""
-    unknown: list[tuple[str, int]] = []
-    for node in nodelist:
-        line = node.token.lineno if getattr(node, "token", None) else "?"
-        inner_scope = scope
-        if isinstance(node, ForNode):
-            unknown += _check_expression(node.sequence, scope, line)
-            inner_scope = scope | set(node.loopvars)
-            unknown += _unknown_variables(node.nodelist_loop, scope=inner_scope)
-            unknown += _unknown_variables(node.nodelist_empty, scope=scope)
-            continue
-        if isinstance(node, WithNode):
-            for expression in node.extra_context.values():
-                unknown += _check_expression(expression, scope, line)
-            inner_scope = scope | set(node.extra_context)
-        elif isinstance(node, IfNode):
-            for condition, _ in node.conditions_nodelists:
-                unknown += _check_condition(condition, scope, line)
-        elif isinstance(node, VariableNode):
-            unknown += _check_expression(node.filter_expression, scope, line)
-        else:
-            for value in vars(node).values():
-                if isinstance(value, FilterExpression):
-                    unknown += _check_expression(value, scope, line)
-                elif isinstance(value, list | tuple):
-                    for item in value:
-                        if isinstance(item, FilterExpression):
-                            unknown += _check_expression(item, scope, line)
-        for attribute in getattr(node, "child_nodelists", ()):
-            children = getattr(node, attribute, None)
-            if children:
-                unknown += _unknown_variables(children, scope=inner_scope)
-        if isinstance(node, IfNode):
-            for _, children in node.conditions_nodelists:
-                unknown += _unknown_variables(children, scope=scope)
-    return unknown
+def _line(node: Node) -> int | str:
+    return node.token.lineno if getattr(node, "token", None) else "?"
 
 
-def _check_condition(condition, scope: set[str], line) -> list[tuple[str, int]]:
+def _blocks(node: Node) -> list[tuple[NodeList, bool]]:
+    """The node's blocks of nodes, each with whether it is the body of a loop."""
+    if isinstance(node, ForNode):
+        return [(node.nodelist_loop, True), (node.nodelist_empty, False)]
+    if isinstance(node, IfNode):
+        return [(children, False) for _, children in node.conditions_nodelists]
+    return [(getattr(node, name), False) for name in node.child_nodelists if getattr(node, name, None)]
+
+
+def _expressions(node: Node) -> list[FilterExpression]:
+    """Every expression the node evaluates itself (not those of the nodes inside it)."""
+    if isinstance(node, IfNode):
+        return [found for condition, _ in node.conditions_nodelists for found in _condition_expressions(condition)]
+    found = []
+    for value in vars(node).values():
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, FilterExpression):
+            found.append(value)
+        elif isinstance(value, list | tuple):
+            found += [item for item in value if isinstance(item, FilterExpression)]
+    return found
+
+
+def _condition_expressions(condition) -> list[FilterExpression]:
     if condition is None:
         return []
     found = []
     for attribute in ("value", "first", "second"):
         part = getattr(condition, attribute, None)
         if isinstance(part, FilterExpression):
-            found += _check_expression(part, scope, line)
+            found.append(part)
         elif part is not None and part is not condition:
-            found += _check_condition(part, scope, line)
+            found += _condition_expressions(part)
     return found
+
+
+def _unknown_variables(nodelist, *, scope: set[str]) -> list[tuple[str, int]]:
+    """Variables named anywhere in the template (branches not taken included) that the context lacks."""
+    unknown: list[tuple[str, int]] = []
+    for node in nodelist:
+        line = _line(node)
+        # {% filter %} applies its filters to its own content, which Django names "var".
+        own_scope = scope | {"var"} if isinstance(node, FilterNode) else scope
+        for expression in _expressions(node):
+            unknown += _check_expression(expression, own_scope, line)
+        inner_scope = scope
+        if isinstance(node, ForNode):
+            inner_scope = scope | set(node.loopvars)
+        elif isinstance(node, WithNode):
+            inner_scope = scope | set(node.extra_context)
+        for children, is_loop_body in _blocks(node):
+            nested_scope = inner_scope if is_loop_body or not isinstance(node, ForNode) else scope
+            unknown += _unknown_variables(children, scope=nested_scope)
+    return unknown
 
 
 def _check_expression(expression: FilterExpression, scope: set[str], line) -> list[tuple[str, int]]:
@@ -204,3 +469,38 @@ def _check_expression(expression: FilterExpression, scope: set[str], line) -> li
             if is_variable and lookups and lookups[0] not in scope:
                 found.append((".".join(lookups), line))
     return found
+
+
+def _costly_constructs(nodelist, *, loops: int = 0, withs: int = 0) -> list[tuple[int | str, str]]:
+    """(line, reason) for what could make the template costly to render: loops or "with" blocks
+    nested too deep, filter arguments written into the template beyond their limits."""
+    found: list[tuple[int | str, str]] = []
+    for node in nodelist:
+        line = _line(node)
+        for expression in _expressions(node):
+            found += [(line, reason) for reason in _costly_filters(expression)]
+        inner_withs = withs + 1 if isinstance(node, WithNode) else withs
+        if inner_withs > MAX_WITH_NESTING:
+            found.append((line, WITH_NESTED_TOO_DEEP % {"limit": MAX_WITH_NESTING, "depth": inner_withs}))
+            continue
+        for children, is_loop_body in _blocks(node):
+            inner_loops = loops + 1 if is_loop_body else loops
+            if inner_loops > MAX_LOOP_NESTING:
+                found.append((line, LOOPS_NESTED_TOO_DEEP % {"limit": MAX_LOOP_NESTING, "depth": inner_loops}))
+                continue
+            found += _costly_constructs(children, loops=inner_loops, withs=inner_withs)
+    return found
+
+
+def _costly_filters(expression: FilterExpression) -> list[str]:
+    """Problems with the arguments written into the template itself (variables are checked when rendering)."""
+    problems = []
+    for function, arguments in expression.filters:
+        name = getattr(function, "_filter_name", "")
+        for is_variable, argument in arguments[:1]:
+            literal = argument.literal if is_variable else argument
+            if literal is None:
+                continue
+            if problem := _filter_argument_problem(name, literal):
+                problems.append(problem)
+    return problems

@@ -109,3 +109,26 @@ def test_with_no_usable_channel_a_call_task_is_created():
     assert "Call" in message.subject
     case = Case.objects.get()
     assert case.messages.filter(pk=message.pk).exists()
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        '{{ customer_name|rjust:"400000000" }}',
+        "".join(f"{{% for c{level} in customer_name %}}" for level in range(6)) + "x" + "{% endfor %}" * 6,
+    ],
+)
+def test_a_hostile_template_saved_in_the_database_falls_back_on_the_built_in_words(hostile, caplog):
+    # Written straight into the database, so never validated: the engine must still not hang or
+    # swell, and the reminder still goes out, in the built-in words.
+    _, step = one_step_policy()
+    MessageTemplate.objects.filter(pk=step.template.pk).update(subject="Reminder", body=hostile)
+    overdue(CustomerFactory(name="Ada Lovelace"))
+    tick()
+    message = Message.objects.get()
+    assert message.template is None
+    assert message.body.startswith("Hello Ada Lovelace,\n\n1 invoice(s) on your account are overdue")
+    assert len(message.body) < 1_000
+    (record,) = [record for record in caplog.records if "cannot be rendered" in record.getMessage()]
+    assert "using the built-in text" in record.getMessage()
+    assert Case.objects.get().current_step == step

@@ -3,8 +3,20 @@
 import pytest
 from django.template import TemplateSyntaxError
 
+from dunning_site.notifications import rendering
 from dunning_site.notifications.models import MessageTemplate
-from dunning_site.notifications.rendering import render_message, render_text, template_errors, template_warnings
+from dunning_site.notifications.rendering import (
+    ADD_NUMBERS_ONLY,
+    FILTER_NUMBER_TOO_LARGE,
+    LOOPS_NESTED_TOO_DEEP,
+    TEMPLATE_DOES_NOT_COMPILE,
+    WITH_NESTED_TOO_DEEP,
+    RenderRefused,
+    render_message,
+    render_text,
+    template_errors,
+    template_warnings,
+)
 
 CONTEXT = {"customer_name": "Ada", "total_overdue": "€12.00", "invoices": [{"number": "INV-1"}]}
 
@@ -79,3 +91,121 @@ def test_promotional_wording_is_flagged():
     (warning,) = template_warnings(subject="Pay now", body="Upgrade now and get 20% off with coupon SAVE20")
     assert "coupon" in warning and "upgrade now" in warning
     assert template_warnings(subject="Invoice overdue", body="Please pay {{ total_overdue }}.") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Renderer exhaustion: a template may not cost more than a message needs (issue 9)
+
+NAME = {"customer_name": "Ada Lovelace", "days_overdue": 12, "invoices": [{"number": "INV-1"}]}
+SIX_NESTED_LOOPS = "".join(f"{{% for c{level} in customer_name %}}" for level in range(6)) + "x" + "{% endfor %}" * 6
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (
+            '{{ customer_name|rjust:"400000000" }}',
+            FILTER_NUMBER_TOO_LARGE % {"filter": "rjust", "limit": 100, "value": "400000000"},
+        ),
+        (
+            "{{ customer_name|ljust:400000000 }}",
+            FILTER_NUMBER_TOO_LARGE % {"filter": "ljust", "limit": 100, "value": 400000000},
+        ),
+        (
+            '{{ customer_name|center:"101" }}',
+            FILTER_NUMBER_TOO_LARGE % {"filter": "center", "limit": 100, "value": "101"},
+        ),
+        ('{{ days_overdue|floatformat:"-100000g" }}', "“floatformat” takes at most 100 here"),
+        ('{{ customer_name|wordwrap:"99999" }}', "“wordwrap” takes at most 100 here"),
+        ('{{ customer_name|truncatechars:"99999" }}', "“truncatechars” takes at most 100 here"),
+        ('{% filter rjust:"400000000" %}{{ customer_name }}{% endfilter %}', "“rjust” takes at most 100 here"),
+        ('{{ customer_name|add:"!" }}', ADD_NUMBERS_ONLY),
+    ],
+)
+def test_filter_arguments_that_would_build_huge_text_are_refused_with_their_line(payload, expected):
+    errors = template_errors(subject="Reminder", body=f"Hello,\n\n{payload}")
+    assert any(problem.startswith("Line 3: ") and expected in problem for problem in errors["body"]), errors
+    with pytest.raises(RenderRefused):
+        render_text(payload, NAME)
+
+
+@pytest.mark.parametrize("name", ["make_list", "join", "stringformat", "safe", "random", "urlize"])
+def test_filters_off_the_list_are_refused(name):
+    (problem,) = template_errors(subject="Hi", body=f"{{{{ customer_name|{name}:'x' }}}}")["body"]
+    assert problem.startswith(f"Line 1: Invalid filter: '{name}' (messages can use: add, capfirst")
+
+
+def test_filters_on_the_list_keep_working_within_their_limits():
+    body = (
+        '{{ customer_name|upper|rjust:"20" }}|{{ days_overdue|add:"3" }}|{{ days_overdue|floatformat:"2" }}|'
+        "{{ customer_name|truncatechars:6 }}|{% filter lower %}{{ customer_name }}{% endfilter %}|"
+        "{{ invoice_count|pluralize }}"
+    )
+    assert template_errors(subject="{{ customer_name|default:'you' }}", body=body) == {}
+    rendered = render_text(body, NAME | {"invoice_count": 2})
+    assert rendered == "        ADA LOVELACE|15|12.00|Ada L…|ada lovelace|s"
+
+
+def test_loops_and_with_blocks_nested_too_deep_are_refused_with_their_line():
+    loops = (
+        "{% for a in invoices %}\n{% for b in invoices %}\n{% for c in invoices %}x{% endfor %}{% endfor %}{% endfor %}"
+    )
+    assert template_errors(subject="Hi", body=loops)["body"] == [
+        TEMPLATE_DOES_NOT_COMPILE % {"line": 3, "reason": LOOPS_NESTED_TOO_DEEP % {"limit": 2, "depth": 3}}
+    ]
+    withs = "".join(f"{{% with w{level}=customer_name %}}\n" for level in range(4)) + "x" + "{% endwith %}" * 4
+    assert template_errors(subject="Hi", body=withs)["body"] == [
+        TEMPLATE_DOES_NOT_COMPILE % {"line": 4, "reason": WITH_NESTED_TOO_DEEP % {"limit": 3, "depth": 4}}
+    ]
+    two_deep = "{% for a in invoices %}{% for b in invoices %}{{ a.number }}{{ b.number }}{% endfor %}{% endfor %}"
+    assert template_errors(subject="Hi", body=two_deep) == {}
+    (problem,) = template_errors(subject="Hi", body=SIX_NESTED_LOOPS)["body"]
+    assert problem == TEMPLATE_DOES_NOT_COMPILE % {
+        "line": 1,
+        "reason": LOOPS_NESTED_TOO_DEEP % {"limit": 2, "depth": 3},
+    }
+
+
+def test_a_variable_inside_an_if_block_is_reported_once():
+    errors = template_errors(subject="Hi", body="{% if customer_name %}{{ balance }}{% endif %}")
+    assert len(errors["body"]) == 1
+
+
+def test_six_nested_loops_saved_around_the_checks_stop_at_the_iteration_budget():
+    with pytest.raises(RenderRefused, match="its loops went round more than 20,000 times"):
+        render_text(SIX_NESTED_LOOPS, NAME)
+
+
+def test_a_loop_writing_more_than_a_message_holds_stops_at_the_output_cap():
+    # 2 loops of 12 rounds writing 5,000 characters each: 720,000 characters, but only 144 rounds.
+    source = "{% for a in customer_name %}{% for b in customer_name %}" + "y" * 5_000 + "{% endfor %}{% endfor %}"
+    with pytest.raises(RenderRefused, match="writes more than 500,000 characters"):
+        render_text(source, NAME)
+
+
+def test_a_width_that_comes_from_the_data_is_bounded_when_rendering():
+    with pytest.raises(RenderRefused, match="“rjust” takes at most 100 here, not 400000000"):
+        render_text("{{ customer_name|rjust:days_overdue }}", NAME | {"days_overdue": 400_000_000})
+
+
+def test_add_joins_no_text_when_rendering():
+    doubling = "{% with a=customer_name|add:customer_name %}{% with b=a|add:a %}{{ b }}{% endwith %}{% endwith %}"
+    with pytest.raises(RenderRefused, match="“add” adds numbers only"):
+        render_text(doubling, NAME)
+
+
+def test_a_render_past_its_time_limit_stops(monkeypatch):
+    monkeypatch.setattr(rendering, "MAX_RENDER_SECONDS", 0)  # already late at the first round
+    with pytest.raises(RenderRefused, match="took more than 0 seconds"):
+        render_text("{% for invoice in invoices %}{{ invoice.number }}{% endfor %}", NAME)
+
+
+def test_a_message_shares_one_budget_between_its_subject_text_and_html():
+    loop = (
+        "{% for a in customer_name %}{% for b in customer_name %}{% for c in customer_name %}"
+        "x{% endfor %}{% endfor %}{% endfor %}"
+    )
+    # 12 + 144 + 1,728 = 1,884 rounds each: twelve parts fit one budget of 20,000 alone, not together.
+    assert render_text(loop * 10, NAME) == "x" * 17_280
+    with pytest.raises(RenderRefused):
+        render_message(MessageTemplate(subject=loop, body=loop * 5, html_body=loop * 5), NAME)

@@ -2,11 +2,19 @@ import json
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.utils.html import escape
 
 from dunning_site.accounts.tests.factories import InvoiceFactory
+from dunning_site.collections.selectors import PREVIEW_FAILED
 from dunning_site.collections.views.message_templates import SAVED
 from dunning_site.notifications.models import MessageTemplate
-from dunning_site.notifications.rendering import PROMOTIONAL_WORDING
+from dunning_site.notifications.rendering import (
+    FILTER_NUMBER_TOO_LARGE,
+    LOOPS_NESTED_TOO_DEEP,
+    PROMOTIONAL_WORDING,
+    TEMPLATE_DOES_NOT_COMPILE,
+    TOO_MANY_ITERATIONS,
+)
 from dunning_site.notifications.tests.factories import MessageTemplateFactory
 
 pytestmark = pytest.mark.django_db
@@ -185,3 +193,48 @@ def test_the_editor_takes_the_same_queries_for_10_or_100_customers(
     with django_assert_max_num_queries(10):
         response = client.get(f"/message-templates/{template.pk}/")
     assert response.content.decode().count("<option value=") == count + 4 + 3  # customers, channels and tones
+
+
+# ---------------------------------------------------------------------------------------------
+# Renderer exhaustion (issue 9): the attacks of the issue, through the editor's preview
+
+HUGE_WIDTH = '{{ customer_name|rjust:"400000000" }}'
+SIX_NESTED_LOOPS = "".join(f"{{% for c{level} in customer_name %}}" for level in range(6)) + "x" + "{% endfor %}" * 6
+
+
+@pytest.mark.parametrize(
+    ("hostile", "refusal"),
+    [
+        (HUGE_WIDTH, FILTER_NUMBER_TOO_LARGE % {"filter": "rjust", "limit": 100, "value": "400000000"}),
+        (SIX_NESTED_LOOPS, TOO_MANY_ITERATIONS % {"limit": "20,000"}),
+    ],
+)
+def test_a_viewer_previewing_a_hostile_template_saved_in_the_database_sees_why_it_cannot_render(
+    client, viewer, customers, hostile, refusal
+):
+    # Saved around the form (an old row, or written by hand): every GET of the page re-renders it.
+    template = MessageTemplateFactory(key="hostile", subject="Hello", body=hostile)
+    response = client.get(f"/message-templates/{template.pk}/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert escape(PREVIEW_FAILED % {"error": refusal}) in page
+    assert len(page) < 100_000
+
+
+def test_the_live_preview_of_a_hostile_template_gives_the_line_and_renders_nothing_huge(client, manager, customers):
+    response = client.post("/message-templates/preview/", FIELDS | {"body": f"Dear you,\n{SIX_NESTED_LOOPS}"})
+    page = response.content.decode()
+    nested = LOOPS_NESTED_TOO_DEEP % {"limit": 2, "depth": 3}
+    assert escape(f"Body: {TEMPLATE_DOES_NOT_COMPILE % {'line': 2, 'reason': nested}}") in page
+    assert escape(PREVIEW_FAILED % {"error": TOO_MANY_ITERATIONS % {"limit": "20,000"}}) in page
+    response = client.post("/message-templates/preview/", FIELDS | {"subject": HUGE_WIDTH})
+    page = response.content.decode()
+    assert escape("Subject: Line 1: “rjust” takes at most 100 here, not 400000000.") in page
+    assert len(page) < 100_000
+
+
+def test_a_hostile_template_cannot_be_saved(client, manager, template, customers):
+    response = client.post(f"/message-templates/{template.pk}/", FIELDS | {"body": SIX_NESTED_LOOPS, "save": "1"})
+    assert response.status_code == 400
+    template.refresh_from_db()
+    assert template.body == "Dear {{ customer_name }},\npay."

@@ -115,6 +115,24 @@ CSV_COLUMNS = [
 ]
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (tab and carriage return
+# too, as some strip them first): a customer named "=HYPERLINK(…)" — names come from billing
+# events the customer controls — would run in the collector's spreadsheet.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# Excel opens a CSV as UTF-8 (accented and CJK names intact) only when it starts with this mark.
+UTF8_BOM = "\ufeff"
+
+
+def spreadsheet_safe(value: object) -> object:
+    """OWASP's advice against CSV injection: text that a spreadsheet would take for a formula is
+    prefixed with a single quote, so it shows as text. Only text is touched: numbers (the amount
+    overdue, days overdue, which a case due in the future makes negative) stay numbers, written by
+    the csv module as plain digits that no spreadsheet evaluates."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
 @login_required
 @permission_required("collections.view_case", raise_exception=True)
 def case_list_export(request: HttpRequest) -> StreamingHttpResponse:
@@ -132,24 +150,27 @@ def case_list_export(request: HttpRequest) -> StreamingHttpResponse:
     writer = csv.writer(Echo())
 
     def rows():
-        yield writer.writerow(CSV_COLUMNS)
+        yield UTF8_BOM + writer.writerow(CSV_COLUMNS)
         for case in cases.order_by("pk").iterator(chunk_size=500):
             yield writer.writerow(
                 [
-                    case.pk,
-                    case.customer.name,
-                    case.customer.company,
-                    case.customer.email,
-                    case.customer.segment,
-                    case.status,
-                    case.currency,
-                    from_minor_units(case.amount_overdue, case.currency),
-                    (today - case.anchor_due_on).days,
-                    case.policy.name,
-                    str(case.current_step or ""),
-                    str(case.next_step or ""),
-                    case.next_action_at.isoformat() if case.next_action_at else "",
-                    case.assignee.get_username() if case.assignee else "",
+                    spreadsheet_safe(value)
+                    for value in (
+                        case.pk,
+                        case.customer.name,
+                        case.customer.company,
+                        case.customer.email,
+                        case.customer.segment,
+                        case.status,
+                        case.currency,
+                        from_minor_units(case.amount_overdue, case.currency),
+                        (today - case.anchor_due_on).days,
+                        case.policy.name,
+                        str(case.current_step or ""),
+                        str(case.next_step or ""),
+                        case.next_action_at.isoformat() if case.next_action_at else "",
+                        case.assignee.get_username() if case.assignee else "",
+                    )
                 ]
             )
 

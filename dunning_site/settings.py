@@ -155,6 +155,10 @@ STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 # Only for a local fake Stripe (tests, demos); empty means Stripe's own https://api.stripe.com.
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+# Seconds a Stripe request waits for its answer (stripe-python asks twice more, with the same idempotency
+# key, before giving up): well inside RQ's job timeout, so a hung connection is an unknown outcome the
+# retry resolves later, never a job killed mid-charge.
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=30)
 # Suspension and reinstatement: the customer's product is told through a signed outgoing webhook.
 SERVICE_WEBHOOK_URL = env.str("SERVICE_WEBHOOK_URL", default="")
 SERVICE_WEBHOOK_SECRET = env.str("SERVICE_WEBHOOK_SECRET", default="")

@@ -29,6 +29,9 @@ class ChargeOutcome:
     card_brand: str = ""
     message: str = ""
     requires_action: bool = False
+    # The billing system's invoice as the attempt left it (Stripe, with its payments): what a success
+    # is recorded from, so the charge's own answer and a later re-read record it the same way, once.
+    invoice: dict | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 class BillingGateway(Protocol):
@@ -63,25 +66,42 @@ class StripeGateway:
     label = "Stripe"
 
     def __init__(self, api_key: str, *, api_base: str = "") -> None:
-        options = {"max_network_retries": 2}
+        # A request gets STRIPE_TIMEOUT_SECONDS for its answer (stripe-python's own default is 80 s), and
+        # stripe-python asks twice more, with the same idempotency key, when none comes.
+        http_client = stripe.new_default_http_client(timeout=settings.STRIPE_TIMEOUT_SECONDS)
+        options = {"max_network_retries": 2, "http_client": http_client}
         if api_base:  # a local fake in tests and demos: never the network
             options["base_addresses"] = {"api": api_base}
         self.client = stripe.StripeClient(api_key, **options)
 
     def invoice_fetch(self, invoice_id: str) -> dict:
-        return self.client.v1.invoices.retrieve(invoice_id).to_dict()
+        """The invoice with its payments (Stripe leaves them out unless asked), so a payment Stripe
+        collected can be recorded under its own id."""
+        return self.client.v1.invoices.retrieve(invoice_id, {"expand": ["payments"]}).to_dict()
 
     def invoice_pay(self, invoice_id: str, *, idempotency_key: str) -> ChargeOutcome:
-        """Attempt the invoice with the customer's default payment method. The idempotency key
-        makes a repeated call (a job run twice) return the first attempt's result, not charge twice."""
+        """Attempt the invoice with the customer's default payment method.
+
+        The idempotency key makes a repeated call return the first call's answer instead of charging
+        again: Stripe keeps it for 24 hours, whatever it was — a 500 included — so the caller keeps a key
+        only while it does not know the outcome. A decline is an outcome; an error answer (stripe.APIError,
+        RateLimitError…) and no answer at all (stripe.APIConnectionError: a timeout, a lost connection)
+        are raised for the caller to tell apart. The parameters never vary, or Stripe would refuse the key.
+        """
         try:
-            invoice = self.client.v1.invoices.pay(invoice_id, options={"idempotency_key": idempotency_key})
+            invoice = self.client.v1.invoices.pay(
+                invoice_id, {"expand": ["payments"]}, options={"idempotency_key": idempotency_key}
+            )
         except stripe.CardError as error:
             return _outcome_of_error(error.error, message=error.user_message or str(error))
         except stripe.InvalidRequestError as error:
             # e.g. "Invoice is already paid": nothing was charged; the caller re-reads the invoice.
             return ChargeOutcome(succeeded=False, decline_code=error.code or "invalid_request", message=str(error))
-        return ChargeOutcome(succeeded=invoice.status == "paid", reference=invoice.id)
+        data = invoice.to_dict()
+        paid = [payment["id"] for payment in invoice_card_payments(data)]
+        return ChargeOutcome(
+            succeeded=invoice.status == "paid", reference=paid[-1] if paid else invoice.id, invoice=data
+        )
 
     def charge_customer(self, charge_id: str) -> str:
         return self.client.v1.charges.retrieve(charge_id).to_dict().get("customer") or ""
@@ -166,15 +186,30 @@ class StripeGateway:
         return session.url
 
 
+def invoice_card_payments(invoice: dict) -> list[dict]:
+    """The card payments Stripe collected for an invoice (its paid InvoicePayments of a PaymentIntent or
+    a charge; an out-of-band payment is not one), from an invoice read with its payments expanded."""
+    payments = (invoice.get("payments") or {}).get("data") or []
+    return [
+        payment
+        for payment in payments
+        if payment.get("status") == "paid"
+        and (payment.get("payment") or {}).get("type") in ("payment_intent", "charge")
+    ]
+
+
 def _outcome_of_error(error, *, message: str) -> ChargeOutcome:
     """A ChargeOutcome from Stripe's error object (a CardError's `error`, or `last_payment_error`)."""
     error = error.to_dict() if hasattr(error, "to_dict") else dict(error or {})
     intent = error.get("payment_intent") or {}
     card = (error.get("payment_method") or {}).get("card") or {}
     decline_code = error.get("decline_code") or error.get("code") or ""
+    # The failed charge's own id: one per attempt. An invoice keeps one PaymentIntent through all its
+    # attempts, so the intent's id would make every later decline look like one already recorded.
+    intent_id = intent.get("id", "") if isinstance(intent, dict) else str(intent)
     return ChargeOutcome(
         succeeded=False,
-        reference=intent.get("id", "") if isinstance(intent, dict) else str(intent),
+        reference=error.get("charge") or intent_id,
         decline_code=decline_code,
         advice_code=error.get("advice_code") or "",
         network_decline_code=error.get("network_decline_code") or "",

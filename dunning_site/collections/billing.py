@@ -9,6 +9,7 @@ by an older event.
 import datetime as dt
 import json
 import logging
+import zoneinfo
 
 import django_rq
 import stripe
@@ -19,7 +20,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 from rq import Retry
 
-from dunning_site.accounts.billing import ChargeOutcome, gateway
+from dunning_site.accounts.billing import ChargeOutcome, gateway, invoice_card_payments
 from dunning_site.accounts.models import BillingEvent, Channel, Customer, Invoice, Payment
 from dunning_site.accounts.services import (
     customer_upsert_from_billing,
@@ -158,8 +159,46 @@ def invoice_sync(*, invoice_id: str, fallback: dict | None = None) -> Invoice | 
         data = fallback or {}
     if not data:
         return None
+    return invoice_apply(data=data)
+
+
+def invoice_apply(*, data: dict) -> Invoice | None:
+    """Apply the billing system's invoice to the book, recording first each card payment it collected
+    that the book does not have yet.
+
+    The news of a charge comes by several roads — our retry's own answer, a re-read after its worker
+    died or its answer was lost, the invoice.paid webhook — in any order, once or more. All of them come
+    here, and a payment is recorded once, under its Stripe id (Payment.external_id is unique)."""
     customer = _customer_for(data)
-    return invoice_upsert_from_billing(data=data, customer=customer)
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().filter(external_id=data["id"]).first()
+        if invoice is not None and invoice.status == Invoice.Status.OPEN:
+            _record_collected_payments(invoice, data)
+        return invoice_upsert_from_billing(data=data, customer=customer)
+
+
+def _record_collected_payments(invoice: Invoice, data: dict) -> None:
+    # Only what Stripe counts as paid beyond what the book already counts is new money: a re-read that
+    # did not carry the payments (stripe_sync's listing) may already have raised amount_paid, and the
+    # same money must not be added twice.
+    new_money = min((data.get("amount_paid") or 0) - invoice.amount_paid, invoice.total - invoice.amount_paid)
+    for collected in invoice_card_payments(data):
+        if new_money <= 0:
+            return
+        if Payment.objects.filter(external_id=collected["id"]).exists():
+            continue
+        amount = min(collected.get("amount_paid") or 0, new_money)
+        if amount <= 0:
+            continue
+        paid_at = (collected.get("status_transitions") or {}).get("paid_at")
+        payment_record(
+            invoice=invoice,
+            amount=amount,
+            method=Payment.Method.CARD,
+            external_id=collected["id"],
+            at=dt.datetime.fromtimestamp(paid_at, tz=dt.UTC) if paid_at else None,
+        )
+        new_money -= amount
 
 
 def _customer_for(invoice: dict) -> Customer:
@@ -291,13 +330,25 @@ def _ask_the_customer(*, case: Case, invoice: Invoice, needs_new_card: bool, now
     case_event_record(case, "collections.payment.customer_asked", at=now, message_id=message.pk, invoice=invoice.number)
 
 
-# Seconds before a retry that met a Stripe outage (not a decline) is attempted again.
+# How long before a retry that met no answer or an error answer (not a decline) is attempted again.
 GATEWAY_DOWN_DELAY = dt.timedelta(minutes=10)
+
+# The planner's class for a retry scheduled because Stripe answered an error instead of charging.
+GATEWAY_ERROR = "gateway_error"
+GATEWAY_ERROR_RETRY = (
+    "Stripe answered an error instead of charging (%(error)s) and the invoice is still open: "
+    "another attempt %(when)s, as a new request."
+)
+GATEWAY_ERROR_BUDGET_SPENT = (
+    "Stripe answered an error instead of charging (%(error)s) and the invoice is still open. "
+    "No retry left: %(used)s of %(cap)s retries used in %(days)s days."
+)
 
 
 def retries_perform_due(*, now: dt.datetime | None = None, limit: int = 200) -> int:
-    """Attempt every retry whose time has come. Each is claimed in a short transaction (SKIP
-    LOCKED, so workers share the work), the billing system is called with no transaction open,
+    """Attempt every retry due at `now` (the tick's start). Each is claimed in a short transaction
+    (SKIP LOCKED, so workers share the work) and stamped with the moment of its own claim — a tick
+    working through 200 retries takes minutes; the billing system is called with no transaction open,
     and the outcome is recorded in a transaction of its own: no lock is held across the network."""
     now = now or timezone.now()
     done = 0
@@ -311,20 +362,29 @@ def retries_perform_due(*, now: dt.datetime | None = None, limit: int = 200) -> 
             )
             if retry is None:
                 return done
-            PaymentRetry.objects.filter(pk=retry.pk).update(status=PaymentRetry.Status.ATTEMPTING, attempted_at=now)
-        _retry_attempt(PaymentRetry.objects.select_related("invoice__customer", "case").get(pk=retry.pk), now)
+            PaymentRetry.objects.filter(pk=retry.pk).update(
+                status=PaymentRetry.Status.ATTEMPTING, attempted_at=timezone.now()
+            )
+        # Claimed before (no answer came, or its worker died): its request may have reached Stripe.
+        asked_before = retry.attempted_at is not None
+        _retry_attempt(
+            PaymentRetry.objects.select_related("invoice__customer", "case__policy").get(pk=retry.pk),
+            asked_before=asked_before,
+        )
         done += 1
     return done
 
 
-# Longer than any charge takes (stripe-python gives up after 80 s): past this, the worker has died.
+# Longer than any charge takes (a request gets STRIPE_TIMEOUT_SECONDS, three times at most): past
+# this, the worker has died.
 RETRY_ATTEMPT_STUCK_AFTER = dt.timedelta(minutes=15)
 
 
 def retries_recover_stuck(*, now: dt.datetime | None = None) -> int:
     """Put back on the schedule the retries a worker claimed and died on before recording the outcome.
-    Attempting again is safe: the invoice is re-read from Stripe first (a charge that went through
-    shows as paid and the retry is skipped), and the charge reuses the retry's idempotency key."""
+    Attempting again is safe: the invoice is re-read from Stripe first (a charge that went through shows
+    as paid and its payment is recorded), and the request reuses the retry's idempotency key, so Stripe
+    answers what it did the first time instead of charging again."""
     now = now or timezone.now()
     stuck = PaymentRetry.objects.filter(
         status=PaymentRetry.Status.ATTEMPTING, attempted_at__lt=now - RETRY_ATTEMPT_STUCK_AFTER
@@ -342,52 +402,221 @@ def retries_recover_stuck(*, now: dt.datetime | None = None) -> int:
     return recovered
 
 
-def _retry_attempt(retry: PaymentRetry, now: dt.datetime) -> None:
+def retry_idempotency_key(retry: PaymentRetry) -> str:
+    return f"dunning-retry-{retry.pk}"
+
+
+def _retry_attempt(retry: PaymentRetry, *, asked_before: bool) -> None:
+    """One attempt to charge the invoice, and what its answer means for the next one.
+
+    Stripe keeps the answer to an idempotency key for 24 hours and replays it to every request with
+    that key, a 500 included. So a retry's key (`dunning-retry-<pk>`) is kept only while the outcome
+    is unknown:
+
+    - No answer (a timeout, a lost connection; or the worker died, see retries_recover_stuck): the
+      request may have charged. The row goes back on the schedule as it is, and the next attempt
+      re-reads the invoice and asks again with the same key: Stripe answers what it did the first time,
+      never charging twice. It spends no budget: nothing new was asked of the card.
+    - An error answer (a 500, a 429…): the invoice is re-read. Paid after all, the payment is recorded.
+      Still open, nothing was charged and the attempt counts against the invoice's budget: the row is
+      marked failed with the error and, while the budget lasts, a new row — a new pk, hence a new key —
+      is scheduled after GATEWAY_DOWN_DELAY. A new row rather than a key counter on this one, so every
+      request that reached Stripe is one row, counted by retry_budget_left, shown in the admin.
+    - A charge or a decline: recorded (a decline asks the planner for the next attempt).
+    """
     invoice = retry.invoice
-    try:
-        if invoice.external_id and settings.STRIPE_API_KEY:
+    on_stripe = bool(invoice.external_id and settings.STRIPE_API_KEY)
+    if on_stripe:
+        try:
             invoice = invoice_sync(invoice_id=invoice.external_id) or invoice  # never race Stripe's own retries
-        payable = invoice.status == Invoice.Status.OPEN and invoice.total - invoice.amount_paid > 0
-        outcome = None
-        if payable:
-            outcome = gateway().invoice_pay(
-                invoice.external_id or invoice.number, idempotency_key=f"dunning-retry-{retry.pk}"
-            )
-    except stripe.StripeError as error:  # an outage, not a decline: try again later, nothing charged twice
-        logger.warning("Retry %s met a billing-system error (%s); trying again later", retry.pk, error)
-        PaymentRetry.objects.filter(pk=retry.pk).update(
-            status=PaymentRetry.Status.SCHEDULED, scheduled_for=now + GATEWAY_DOWN_DELAY
-        )
+        except stripe.StripeError as error:
+            _retry_later(retry, error)  # nothing was asked of the card this time
+            return
+    if not _payable(invoice):
+        _retry_settled(retry, invoice, ours=asked_before and on_stripe and _replay_charged(retry, invoice))
         return
+    try:
+        outcome = gateway().invoice_pay(
+            invoice.external_id or invoice.number, idempotency_key=retry_idempotency_key(retry)
+        )
+    except stripe.APIConnectionError as error:
+        _retry_later(retry, error)
+        return
+    except stripe.StripeError as error:
+        _retry_answered_error(retry, invoice, error, on_stripe=on_stripe)
+        return
+    _retry_record(retry, invoice, outcome)
+
+
+def _payable(invoice: Invoice) -> bool:
+    return invoice.status == Invoice.Status.OPEN and invoice.total - invoice.amount_paid > 0
+
+
+def _replay_charged(retry: PaymentRetry, invoice: Invoice) -> bool:
+    """Whether this retry's own earlier request paid the invoice, as Stripe's replay of its key says
+    (an invoice already paid is never charged again: a key Stripe never saw gets "already paid")."""
+    if invoice.status != Invoice.Status.PAID:
+        return False
+    try:
+        return gateway().invoice_pay(invoice.external_id, idempotency_key=retry_idempotency_key(retry)).succeeded
+    except stripe.StripeError:
+        return True  # the stored answer is an error, or none comes: the charge that paid it was most likely ours
+
+
+def _retry_settled(retry: PaymentRetry, invoice: Invoice, *, ours: bool) -> None:
+    """The invoice is no longer payable: paid (by this retry's request, whose answer was lost, or another
+    way), written off or void. The payment itself was recorded by the re-read (invoice_apply)."""
+    payment = None
+    if ours:
+        payment = (
+            Payment.objects.filter(invoice=invoice, status=Payment.Status.SUCCEEDED, method=Payment.Method.CARD)
+            .order_by("-at", "-pk")
+            .first()
+        )
     with transaction.atomic():
-        if outcome is None:
+        if payment is None:
             PaymentRetry.objects.filter(pk=retry.pk).update(status=PaymentRetry.Status.SKIPPED)
-        elif outcome.succeeded:
-            payment = payment_record(
-                invoice=invoice,
-                amount=invoice.total - invoice.amount_paid,
-                method=Payment.Method.CARD,
-                external_id=outcome.reference or None,
-                at=now,
+            return
+        PaymentRetry.objects.filter(pk=retry.pk).update(status=PaymentRetry.Status.SUCCEEDED, payment=payment, error="")
+        if retry.case:
+            case_event_record(
+                retry.case, "collections.payment.retry_succeeded", at=timezone.now(), invoice=invoice.number
             )
-            PaymentRetry.objects.filter(pk=retry.pk).update(status=PaymentRetry.Status.SUCCEEDED, payment=payment)
+
+
+def _retry_later(retry: PaymentRetry, error: Exception) -> None:
+    """No answer (or nothing asked): the same row — the same key — is attempted again later."""
+    logger.warning("Retry %s got no answer from the billing system (%s); asking again later", retry.pk, error)
+    with transaction.atomic():
+        # A later retry may stand for the invoice already (a new card meanwhile): it re-reads the invoice
+        # first, so a charge this request made is found and recorded all the same.
+        superseded = (
+            PaymentRetry.objects.filter(invoice_id=retry.invoice_id, status=PaymentRetry.Status.SCHEDULED)
+            .exclude(pk=retry.pk)
+            .exists()
+        )
+        PaymentRetry.objects.filter(pk=retry.pk).update(
+            status=PaymentRetry.Status.CANCELLED if superseded else PaymentRetry.Status.SCHEDULED,
+            scheduled_for=timezone.now() + GATEWAY_DOWN_DELAY,
+            error=_describe(error),
+        )
+
+
+def _retry_answered_error(retry: PaymentRetry, invoice: Invoice, error: stripe.StripeError, *, on_stripe: bool) -> None:
+    """Stripe answered an error instead of charging or declining; its key would replay that error for a
+    day. Re-read the invoice to learn whether the card was charged all the same."""
+    logger.warning("Retry %s: the billing system answered an error (%s)", retry.pk, error)
+    if on_stripe:
+        try:
+            invoice = invoice_sync(invoice_id=invoice.external_id) or invoice
+        except stripe.StripeError:
+            _retry_later(retry, error)  # it may have charged, and we cannot tell: keep the key
+            return
+    if not _payable(invoice):
+        _retry_settled(retry, invoice, ours=True)
+        return
+    now = timezone.now()
+    described = _describe(error)
+    case = retry.case
+    policy = case.policy if case else None
+    with transaction.atomic():
+        PaymentRetry.objects.filter(pk=retry.pk).update(status=PaymentRetry.Status.FAILED, error=described)
+        standing = PaymentRetry.objects.filter(invoice=invoice, status=PaymentRetry.Status.SCHEDULED).first()
+        words = {"error": described[:200]}
+        if standing is None and retry_budget_left(invoice=invoice, policy=policy, now=now):
+            retry_at = now + GATEWAY_DOWN_DELAY
+            reason = GATEWAY_ERROR_RETRY % {**words, "when": _at_local(retry_at, invoice.customer)}
+            PaymentRetry.objects.create(
+                invoice=invoice,
+                case=case,
+                scheduled_for=retry_at,
+                decision=GATEWAY_ERROR,
+                reason=reason[:255],
+                attempt=_next_attempt_number(invoice),
+                created_at=now,
+            )
+        elif standing is not None:  # a retry scheduled meanwhile (a new card) goes ahead
+            retry_at = standing.scheduled_for
+            reason = GATEWAY_ERROR_RETRY % {**words, "when": _at_local(retry_at, invoice.customer)}
+        else:
+            retry_at = None
+            reason = GATEWAY_ERROR_BUDGET_SPENT % {
+                **words,
+                "used": _retries_counted(invoice=invoice, policy=policy, now=now),
+                "cap": policy.retry_max_attempts if policy else 8,
+                "days": policy.retry_window_days if policy else 30,
+            }
+        if case is not None:
+            event_type = "collections.payment.retry_error" if retry_at else "collections.payment.budget_spent"
+            case_event_record(
+                case,
+                event_type,
+                at=now,
+                invoice=invoice.number,
+                error=described,
+                reason=reason,
+                retry_at=retry_at.isoformat() if retry_at else None,
+            )
+
+
+def _retry_record(retry: PaymentRetry, invoice: Invoice, outcome: ChargeOutcome) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        if outcome.succeeded:
+            if outcome.invoice is not None:  # Stripe's invoice after the charge: recorded once, by its id
+                invoice_apply(data=outcome.invoice)
+                payment = Payment.objects.filter(external_id=outcome.reference).first()
+            else:
+                payment = payment_record(
+                    invoice=invoice,
+                    amount=invoice.total - invoice.amount_paid,
+                    method=Payment.Method.CARD,
+                    external_id=outcome.reference or None,
+                    at=now,
+                )
+            PaymentRetry.objects.filter(pk=retry.pk).update(
+                status=PaymentRetry.Status.SUCCEEDED, payment=payment, error=""
+            )
             if retry.case:
                 case_event_record(retry.case, "collections.payment.retry_succeeded", at=now, invoice=invoice.number)
         else:
-            PaymentRetry.objects.filter(pk=retry.pk).update(status=PaymentRetry.Status.FAILED)
+            PaymentRetry.objects.filter(pk=retry.pk).update(status=PaymentRetry.Status.FAILED, error="")
             payment_failed(invoice=invoice, decline=outcome, now=now)
 
 
+def _describe(error: Exception) -> str:
+    """The error in a line for the row and the timeline: its HTTP status when an answer came."""
+    status = getattr(error, "http_status", None)
+    message = getattr(error, "user_message", None) or str(error) or type(error).__name__
+    words = f"{type(error).__name__}, HTTP {status}: {message}" if status else f"{type(error).__name__}: {message}"
+    return " ".join(words.split())[:500]
+
+
+def _at_local(moment: dt.datetime, customer: Customer) -> str:
+    """ "at 11:10 on Tuesday 10 March 2026 (America/New_York)": the customer's time, as the planner says it."""
+    try:
+        zone = zoneinfo.ZoneInfo(customer.time_zone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = zoneinfo.ZoneInfo("UTC")
+    local = moment.astimezone(zone)
+    return f"at {local:%H:%M} on {local:%A} {local.day} {local:%B %Y} ({zone.key})"
+
+
 def retry_budget_left(*, invoice: Invoice, policy: Policy | None, now: dt.datetime) -> int:
-    """Retries still allowed for the invoice in the policy's window (defaults: 8 in 30 days)."""
-    window = policy.retry_window_days if policy else 30
+    """Retries still allowed for the invoice in the policy's window (defaults: 8 in 30 days). Every
+    retry that asked Stripe counts, declined or answered with an error; a cancelled or skipped one never
+    asked."""
     cap = policy.retry_max_attempts if policy else 8
-    used = (
+    return max(cap - _retries_counted(invoice=invoice, policy=policy, now=now), 0)
+
+
+def _retries_counted(*, invoice: Invoice, policy: Policy | None, now: dt.datetime) -> int:
+    window = policy.retry_window_days if policy else 30
+    return (
         PaymentRetry.objects.filter(invoice=invoice, scheduled_for__gte=now - dt.timedelta(days=window))
         .exclude(status__in=[PaymentRetry.Status.CANCELLED, PaymentRetry.Status.SKIPPED])
         .count()
     )
-    return max(cap - used, 0)
 
 
 def _next_attempt_number(invoice: Invoice) -> int:

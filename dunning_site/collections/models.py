@@ -352,6 +352,12 @@ class PaymentRetry(models.Model):
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     attempted_at = models.DateTimeField(null=True, blank=True, help_text="When a worker claimed it to charge.")
+    error = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="What the billing system answered instead of a charge or a decline (an outage, a rate limit, "
+        "no answer at all).",
+    )
 
     class Meta:
         ordering = ["scheduled_for"]

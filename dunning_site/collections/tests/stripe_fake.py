@@ -4,6 +4,7 @@ other side (through STRIPE_API_BASE), and objects built from Stripe's own publis
 """
 
 import copy
+import dataclasses
 import json
 import threading
 import time
@@ -15,6 +16,8 @@ import stripe
 
 FIXTURES = Path(__file__).resolve().parent / "stripe" / "fixtures3-subset.json"
 WEBHOOK_SECRET = "whsec_test_secret_for_the_fake"
+# Stripe keeps the response of an idempotency key, whatever it was (500s included), this long.
+IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
 _resources: dict | None = None
 
 
@@ -72,8 +75,45 @@ def signed(payload: dict | str, *, secret: str = WEBHOOK_SECRET, timestamp: int 
     return body, header
 
 
+@dataclasses.dataclass
+class PayFault:
+    """What goes wrong with one request to pay an invoice (each request, replays included, takes the next)."""
+
+    status: int = 0  # answer this HTTP error (500 api_error, 429 rate_limit_error) instead of paying
+    charge_first: bool = False  # the card is charged before the error answer is given (500: an outcome unknown)
+    stall_seconds: float = 0  # say nothing this long after doing the work: the client times out
+
+
+@dataclasses.dataclass
+class Answer:
+    status: int
+    body: dict
+    stall_seconds: float = 0
+    replayed: bool = False
+
+
+@dataclasses.dataclass
+class Stored:
+    """The response Stripe keeps for an idempotency key, with the request it answered."""
+
+    method: str
+    path: str
+    params: dict
+    status: int
+    body: str
+    at: float
+
+
+ERROR_TYPES = {429: "rate_limit_error", 500: "api_error", 502: "api_error", 503: "api_error"}
+
+
 class FakeStripe:
-    """State the tests arrange: invoices, customers, and how each invoice's next payment ends."""
+    """State the tests arrange: invoices, customers, and how each invoice's next payment ends.
+
+    Idempotency behaves as Stripe's: the response to a POST with an Idempotency-Key is kept for 24 hours
+    and replayed, 500s included, to any request with that key; the key reused with other parameters or
+    on another path is a 400 idempotency_error. A 429 is not kept (the request never ran).
+    """
 
     def __init__(self) -> None:
         self.invoices: dict[str, dict] = {}
@@ -85,18 +125,65 @@ class FakeStripe:
         self.requests: list[tuple[str, str, dict]] = []
         # List path → the page (1-based) that answers 500 until the test removes it, like an outage.
         self.broken_pages: dict[str, int] = {}
-        self.idempotent: dict[str, tuple[int, dict]] = {}
+        self.idempotent: dict[str, Stored] = {}
+        # Idempotency-Key of each POST /v1/invoices/<id>/pay, in order: (invoice id, key).
+        self.pay_keys: list[tuple[str, str]] = []
+        # Every card charge that went through: {"invoice", "amount", "payment"} (the InvoicePayment's id).
+        self.charges: list[dict] = []
+        self.invoice_payments: dict[str, list[dict]] = {}  # invoice id → its paid InvoicePayments
+        self.pay_faults: dict[str, list[PayFault]] = {}  # invoice id → what goes wrong with its next /pay
         self.lock = threading.Lock()
+        self.release = threading.Event()  # ends stalled answers when the server stops
 
-    def handle(self, method: str, path: str, query: dict, form: dict, headers) -> tuple[int, dict]:
-        self.requests.append((method, path, {name: values[0] for name, values in query.items()} | form))
+    def fail_pay(self, invoice_id: str, *faults: PayFault) -> None:
+        """Queue what goes wrong with the next requests to pay `invoice_id`, one fault per request."""
+        self.pay_faults.setdefault(invoice_id, []).extend(faults)
+
+    def handle(self, method: str, path: str, query: dict, form: dict, headers) -> Answer:
+        params = {name: values[0] for name, values in query.items()} | form
+        self.requests.append((method, path, params))
+        fault = PayFault()
+        parts = path.strip("/").split("/")
         key = headers.get("Idempotency-Key")
-        if method == "POST" and key and key in self.idempotent:
-            return self.idempotent[key]
-        result = self._route(method, path, query, form)
+        if method == "POST" and len(parts) == 4 and parts[1] == "invoices" and parts[3] == "pay":
+            self.pay_keys.append((parts[2], key or ""))
+            queued = self.pay_faults.get(parts[2])
+            fault = queued.pop(0) if queued else fault
         if method == "POST" and key:
-            self.idempotent[key] = result
-        return result
+            stored = self.idempotent.get(key)
+            if stored is not None and time.time() - stored.at > IDEMPOTENCY_WINDOW_SECONDS:
+                stored = None
+            if stored is not None:
+                if (stored.method, stored.path, stored.params) != (method, path, params):
+                    message = (
+                        "Keys for idempotent requests can only be used with the same parameters they were first "
+                        f"used with. Try using a key other than '{key}' if you meant to execute a different request."
+                    )
+                    return Answer(400, {"error": {"type": "idempotency_error", "message": message}})
+                return Answer(stored.status, json.loads(stored.body), fault.stall_seconds, replayed=True)
+        if fault.status and not fault.charge_first:
+            status, body = fault.status, self._error_body(fault.status)
+        else:
+            status, body = self._route(method, path, query, form)
+            if fault.status:
+                status, body = fault.status, self._error_body(fault.status)
+        body = json.loads(json.dumps(body))  # as sent: later changes to the fake's objects do not show
+        if method == "POST" and key and status != 429:
+            self.idempotent[key] = Stored(method, path, params, status, json.dumps(body), time.time())
+        return Answer(status, body, fault.stall_seconds)
+
+    @staticmethod
+    def _error_body(status: int) -> dict:
+        kind = ERROR_TYPES.get(status, "api_error")
+        return {"error": {"type": kind, "message": f"The fake answers {status} ({kind}) as asked."}}
+
+    def _with_payments(self, obj: dict, params: dict) -> dict:
+        """An invoice with its `payments` when the request expands them (Stripe leaves them out otherwise)."""
+        if "payments" not in {value for name, value in params.items() if name.startswith("expand[")}:
+            return obj
+        payments = self.invoice_payments.get(obj["id"], [])
+        url = f"/v1/invoice_payments?invoice={obj['id']}"
+        return obj | {"payments": {"object": "list", "url": url, "has_more": False, "data": payments}}
 
     def _route(self, method: str, path: str, query: dict, form: dict) -> tuple[int, dict]:
         parts = path.strip("/").split("/")[1:]  # drop "v1"
@@ -107,9 +194,10 @@ class FakeStripe:
         if parts == ["customers"]:
             return self._page(list(self.customers.values()), query, "/v1/customers")
         if len(parts) == 2 and parts[0] == "invoices" and parts[1] in self.invoices:
-            return 200, self.invoices[parts[1]]
+            return 200, self._with_payments(self.invoices[parts[1]], {k: v[0] for k, v in query.items()})
         if len(parts) == 3 and parts[0] == "invoices" and parts[2] == "pay" and method == "POST":
-            return self._pay(parts[1], form)
+            status, body = self._pay(parts[1], form)
+            return status, self._with_payments(body, form) if status == 200 else body
         if len(parts) == 3 and parts[0] == "invoices" and parts[2] == "mark_uncollectible" and method == "POST":
             return self._mark_uncollectible(parts[1])
         if parts == ["invoice_payments"]:
@@ -193,11 +281,29 @@ class FakeStripe:
         if decline:
             error = {"type": "card_error", "code": "card_declined", "message": "Your card was declined."} | decline
             error["payment_intent"] = {"id": f"pi_{invoice_id}", "object": "payment_intent"}
+            error["charge"] = f"ch_{invoice_id}_{len(self.requests)}"  # one failed charge per attempt, one intent
             self.last_errors[invoice_id] = error
             return 402, {"error": error}
+        charged = obj["amount_remaining"]
         obj.update(status="paid", amount_paid=obj["amount_due"], amount_remaining=0)
         if form.get("paid_out_of_band") == "true":
             obj["paid_out_of_band"] = True
+            return 200, obj
+        payments = self.invoice_payments.setdefault(invoice_id, [])
+        payment = resource(
+            "invoice_payment",
+            id=f"inpay_{invoice_id}_{len(payments) + 1}",
+            invoice=invoice_id,
+            currency=obj["currency"],
+            amount_requested=charged,
+            amount_paid=charged,
+            created=int(time.time()),
+            status="paid",
+            payment={"type": "payment_intent", "payment_intent": f"pi_{invoice_id}"},
+            status_transitions={"paid_at": int(time.time()), "canceled_at": None},
+        )
+        payments.append(payment)
+        self.charges.append({"invoice": invoice_id, "amount": charged, "payment": payment["id"]})
         return 200, obj
 
     def _mark_uncollectible(self, invoice_id: str) -> tuple[int, dict]:
@@ -241,16 +347,23 @@ class FakeStripeServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()} if length else {}
                 with fake_.lock:
-                    status, body = fake_.handle(method, url.path, parse_qs(url.query), form, self.headers)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Request-Id", "req_fake")
-                if status >= 500:  # as Stripe's own 500s say: stripe-python gives up at once, no sleeps
-                    self.send_header("Stripe-Should-Retry", "false")
-                self.end_headers()
-                self.wfile.write(data)
+                    answer = fake_.handle(method, url.path, parse_qs(url.query), form, self.headers)
+                if answer.stall_seconds:  # the work is done; the answer comes too late for the client
+                    fake_.release.wait(answer.stall_seconds)
+                data = json.dumps(answer.body).encode()
+                try:
+                    self.send_response(answer.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.send_header("Request-Id", "req_fake")
+                    if answer.replayed:
+                        self.send_header("Idempotent-Replayed", "true")
+                    if answer.status >= 500:  # as Stripe's own 500s say: stripe-python gives up at once, no sleeps
+                        self.send_header("Stripe-Should-Retry", "false")
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting
 
             def do_GET(self) -> None:
                 self._answer("GET")
@@ -261,6 +374,7 @@ class FakeStripeServer:
             def log_message(self, *args) -> None:
                 return None
 
+        self.fake = fake
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -270,5 +384,6 @@ class FakeStripeServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.fake.release.set()
         self.server.shutdown()
         self.server.server_close()

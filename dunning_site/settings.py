@@ -1,5 +1,6 @@
 """One settings module, driven by the environment (see the table in README.md)."""
 
+import datetime as dt
 from pathlib import Path
 
 import csp.constants
@@ -30,6 +31,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_rq",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_ratelimit",
     "anymail",
     "django_filters",
     "django_htmx",
@@ -48,10 +53,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "dunning_site.accounts.two_factor.TwoFactorMiddleware",
     "dunning_site.lib.middleware.UserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: it turns a lockout into its page
 ]
 
 # Content-Security-Policy (django-csp): scripts only from this site or with the request's nonce, so
@@ -114,6 +122,37 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "collections:worklist"
 LOGOUT_REDIRECT_URL = "login"
 
+# Sign-in throttling (django-axes): after AXES_FAILURE_LIMIT failures (wrong passwords and wrong
+# two-factor codes alike) for one username from one address, that pair is refused for
+# AXES_COOLOFF_MINUTES after its latest attempt. Attempts are rows in the database, shared by every
+# web process; a success does not wipe earlier failures, or a known password would reopen code guessing.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "dunning_site.accounts.views.locked_out"
+AXES_VERBOSE = False  # no start-up banner in every command
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]
+# Password reset mails are throttled per client address and per address asked for (django-ratelimit,
+# counting in the shared cache below), so nobody can mail-bomb a colleague or probe addresses.
+PASSWORD_RESET_RATE_PER_IP = env.str("PASSWORD_RESET_RATE_PER_IP", default="10/h")
+PASSWORD_RESET_RATE_PER_EMAIL = env.str("PASSWORD_RESET_RATE_PER_EMAIL", default="3/h")
+RATELIMIT_IP_META_KEY = "axes.helpers.get_client_ip_address"  # one answer to "which address is this?"
+# Two-factor sign-in (django-otp, TOTP). STAFF_2FA_REQUIRED: "false" (nobody has to, anyone may
+# enrol), "true" (Managers and Admins, superusers included), or the role names, comma-separated.
+_two_factor = env.str("STAFF_2FA_REQUIRED", default="false").strip()
+STAFF_2FA_REQUIRED = (
+    ["Manager", "Admin"]
+    if _two_factor.lower() in ("true", "yes", "on", "1")
+    else []
+    if _two_factor.lower() in ("false", "no", "off", "0", "")
+    else [role.strip() for role in _two_factor.split(",") if role.strip()]
+)
+OTP_TOTP_ISSUER = "Dunning back-office"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows a device's secret or its QR code
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -171,6 +210,11 @@ RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300},
     "messages": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 120},
 }
+RQ_SHOW_ADMIN_LINK = False  # the dashboard is /django-rq/, for Admins only (dunning_site/urls.py)
+# A cache shared by every web process (the password-reset throttle counts in it).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# django-ratelimit knows Django's own Redis cache only by another name; it is shared and atomic.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 
 # Email. EMAIL_URL (smtp://user:pass@host:587, smtp+tls://…) selects plain SMTP; EMAIL_BACKEND
 # selects an Anymail ESP (anymail.backends.postmark.EmailBackend, …) whose settings come from

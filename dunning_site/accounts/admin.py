@@ -1,5 +1,8 @@
 from functools import partial
 
+from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
+from axes.handlers.proxy import AxesProxyHandler
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -13,6 +16,39 @@ from dunning_site.lib.money import format_money
 from dunning_site.lib.validators import phone_to_e164
 
 admin.site.register(User, DjangoUserAdmin)
+
+
+class NoDeleteMixin:
+    """For rows whose deletion would lose history: neither "delete selected" nor the delete page."""
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# django-axes' admin, with two changes: the sign-in history (who signed in from where, and the
+# failures) is kept, and its clean-up action states its permission and works.
+class SignInLogAdmin(NoDeleteMixin, AccessLogAdmin):
+    pass
+
+
+class SignInFailureLogAdmin(NoDeleteMixin, AccessFailureLogAdmin):
+    pass
+
+
+class FailedSignInAdmin(AccessAttemptAdmin):
+    """Deleting someone's attempts unlocks them."""
+
+    @admin.action(description="Clean up expired attempts", permissions=["delete"])
+    def cleanup_expired_attempts(self, request, queryset) -> None:
+        AxesProxyHandler.update_request(request)  # the handler reads the request's time, set only at sign-in
+        count = self.handler.clean_expired_user_attempts(request=request)
+        self.message_user(request, f"Cleaned up {count} expired access attempts.")
+
+
+admin.site.unregister([AccessAttempt, AccessLog, AccessFailureLog])
+admin.site.register(AccessAttempt, FailedSignInAdmin)
+admin.site.register(AccessLog, SignInLogAdmin)
+admin.site.register(AccessFailureLog, SignInFailureLogAdmin)
 
 
 class CustomerForm(forms.ModelForm):
@@ -40,10 +76,11 @@ class CustomerForm(forms.ModelForm):
 class ConsentInline(admin.TabularInline):
     model = Consent
     extra = 0
+    can_delete = False  # what the customer agreed to, and when, is evidence
 
 
 @admin.register(Consent)
-class ConsentAdmin(admin.ModelAdmin):
+class ConsentAdmin(NoDeleteMixin, admin.ModelAdmin):
     list_display = ["customer", "channel", "granted", "recorded_at", "source"]
     list_filter = ["channel", "granted", "source"]
     search_fields = ["customer__name", "customer__email"]
@@ -52,7 +89,7 @@ class ConsentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(BookImportMixin, admin.ModelAdmin):
+class CustomerAdmin(NoDeleteMixin, BookImportMixin, admin.ModelAdmin):
     form = CustomerForm
     resource_classes = [CustomerResource]
     list_display = ["name", "company", "email", "phone", "segment", "language", "time_zone", "do_not_contact"]
@@ -62,13 +99,15 @@ class CustomerAdmin(BookImportMixin, admin.ModelAdmin):
     inlines = [ConsentInline]
     actions = ["addresses_usable_again", "revoke_portal_links"]
 
-    @admin.action(description="Revoke the portal and card-update links sent so far")
+    @admin.action(description="Revoke the portal and card-update links sent so far", permissions=["change"])
     def revoke_portal_links(self, request, queryset) -> None:
         for customer in queryset:
             services.customer_portal_links_revoke(customer=customer)
         self.message_user(request, f"Links revoked for {queryset.count()} customer(s); new messages carry new ones.")
 
-    @admin.action(description="The email address and phone number work again (after a correction)")
+    @admin.action(
+        description="The email address and phone number work again (after a correction)", permissions=["change"]
+    )
     def addresses_usable_again(self, request, queryset) -> None:
         count = queryset.update(
             email_unusable_since=None, email_unusable_reason="", phone_unusable_since=None, phone_unusable_reason=""
@@ -101,7 +140,7 @@ class InvoiceForm(MoneyFieldsForm):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(BookImportMixin, admin.ModelAdmin):
+class InvoiceAdmin(NoDeleteMixin, BookImportMixin, admin.ModelAdmin):
     form = InvoiceForm
     resource_classes = [InvoiceResource]
     list_display = ["number", "customer", "currency", "total_column", "remaining_column", "due_on", "status"]

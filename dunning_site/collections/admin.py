@@ -2,13 +2,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
 from dunning_site.accounts.models import Channel
-from dunning_site.collections import policy_forms, services
+from dunning_site.collections import policy_forms, selectors, services
 from dunning_site.collections.models import (
     Approval,
     CallTask,
@@ -22,7 +23,7 @@ from dunning_site.collections.models import (
     StepExecution,
 )
 from dunning_site.collections.selectors import template_preview
-from dunning_site.lib.admin import money_column
+from dunning_site.lib.admin import money_column, requires_permission
 from dunning_site.lib.money import to_minor_units
 from dunning_site.notifications import services as notification_services
 from dunning_site.notifications.models import Message, MessageTemplate
@@ -46,10 +47,23 @@ class ReadOnlyAdminMixin:
 
 
 class StepInline(admin.TabularInline):
+    """The ladder, checked as the finance UI's policy page checks it: positions and days in order, and
+    the steps active cases stand on neither changed nor deleted under them."""
+
     model = Step
+    form = policy_forms.StepForm
+    formset = policy_forms.BaseStepFormSet
     extra = 0
-    fields = ["position", "offset_days", "action", "channel", "template", "tone", "requires_approval"]
-    autocomplete_fields = ["template"]
+    fields = [
+        "position",
+        "offset_days",
+        "action",
+        "channel",
+        "template",
+        "tone",
+        "requires_approval",
+        "review_before_send",
+    ]
 
 
 @admin.register(Policy)
@@ -66,9 +80,42 @@ class PolicyAdmin(admin.ModelAdmin):
     def step_count(self, obj) -> int:
         return obj.step_count
 
+    def get_formset_kwargs(self, request, obj, inline, prefix) -> dict:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, StepInline) and obj.pk:
+            kwargs["in_use"] = selectors.steps_in_use(policy=obj)
+            kwargs["with_history"] = selectors.steps_with_history(policy=obj)
+        return kwargs
+
+    def save_model(self, request, obj, form, change) -> None:
+        """Saved with its steps in save_related, as one."""
+
+    def save_related(self, request, form, formsets, change) -> None:
+        # The finance UI's service: positions may be swapped, and a step a case reached meanwhile
+        # stops the whole save (ValidationError, handled in changeform_view).
+        (steps,) = formsets
+        services.policy_save(form=form, steps=steps, user=request.user)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as error:  # raised by policy_save; the admin's transaction is rolled back
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    # policy_save writes the admin history entry itself, for the finance UI and the admin alike.
+    def log_addition(self, request, obj, message):
+        return None
+
+    def log_change(self, request, obj, message):
+        return None
+
 
 @admin.register(Step)
-class StepAdmin(admin.ModelAdmin):
+class StepAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read only: a step is changed on its policy's page, where the ladder is checked as a whole and
+    the steps active cases stand on are left alone."""
+
     list_display = ["policy", "position", "offset_days", "action", "channel", "template", "tone", "requires_approval"]
     list_filter = ["policy", "action", "channel", "requires_approval"]
     list_select_related = ["policy", "template"]
@@ -128,6 +175,8 @@ class CaseAdmin(admin.ModelAdmin):
     actions = ["approve_waiting_step", "pause_cases", "resume_cases", "write_message"]
 
     amount_column = money_column("amount_overdue", "Amount overdue")
+    has_work_permission = requires_permission("collections.work_case")
+    has_decide_permission = requires_permission("collections.decide_approval")
 
     def has_add_permission(self, request) -> bool:
         return False  # cases are opened by the engine from overdue invoices
@@ -139,12 +188,14 @@ class CaseAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # a case and its timeline are the audit trail
 
-    @admin.action(description="Approve the step each selected case is waiting for")
+    @admin.action(description="Approve the step each selected case is waiting for", permissions=["decide"])
     def approve_waiting_step(self, request, queryset) -> None:
         pending = Approval.objects.filter(case__in=queryset, status=Approval.Status.PENDING, kind=Approval.Kind.STEP)
         _decide(self, request, pending, approve=True)
 
-    @admin.action(description="Write a message to the customer (from a template, as a draft to personalize)")
+    @admin.action(
+        description="Write a message to the customer (from a template, as a draft to personalize)", permissions=["work"]
+    )
     def write_message(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Choose one case to write to.", messages.WARNING)
@@ -172,7 +223,7 @@ class CaseAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/collections/case/write_message.html", context)
 
-    @admin.action(description="Pause the selected cases (until resumed)")
+    @admin.action(description="Pause the selected cases (until resumed)", permissions=["work"])
     def pause_cases(self, request, queryset) -> None:
         done = 0
         for case in queryset:
@@ -183,7 +234,7 @@ class CaseAdmin(admin.ModelAdmin):
                 self.message_user(request, " ".join(error.messages), messages.WARNING)
         self.message_user(request, f"Paused {done} case(s).", messages.SUCCESS)
 
-    @admin.action(description="Resume the selected paused cases")
+    @admin.action(description="Resume the selected paused cases", permissions=["work"])
     def resume_cases(self, request, queryset) -> None:
         done = 0
         for case in queryset:
@@ -213,22 +264,20 @@ class ApprovalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["status", "kind", "step__action"]
     list_select_related = ["case__customer", "step", "requested_by", "decided_by"]
     actions = ["approve", "reject"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        # Needed for the actions; the decision itself goes through the four-eyes service.
-        return request.user.has_perm("collections.decide_approval")
+    # The decision itself goes through the four-eyes service (nobody approves their own request).
+    has_decide_permission = requires_permission("collections.decide_approval")
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in Approval._meta.fields]
 
     # Ladder steps only: escalations, skips and write-offs are decided in the approvals queue
     # (/approvals/), which shows the amount, the reason and who asked.
-    @admin.action(description="Approve the selected ladder steps", permissions=["change"])
+    @admin.action(description="Approve the selected ladder steps", permissions=["decide"])
     def approve(self, request, queryset) -> None:
         pending = queryset.filter(status=Approval.Status.PENDING, kind=Approval.Kind.STEP)
         _decide(self, request, pending, approve=True)
 
-    @admin.action(description="Reject the selected ladder steps (the case skips them)", permissions=["change"])
+    @admin.action(description="Reject the selected ladder steps (the case skips them)", permissions=["decide"])
     def reject(self, request, queryset) -> None:
         _decide(self, request, queryset.filter(status=Approval.Status.PENDING, kind=Approval.Kind.STEP), approve=False)
 
@@ -326,6 +375,7 @@ class DraftAdmin(admin.ModelAdmin):
     readonly_fields = ["customer", "channel", "to_address"]
     fields = ["customer", "channel", "to_address", "subject", "body", "html_body", "send", "send_at"]
     actions = ["send_now"]
+    has_work_permission = requires_permission("collections.work_case")
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -350,7 +400,7 @@ class DraftAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change) -> None:
         return None
 
-    @admin.action(description="Send the selected drafts now, as they are")
+    @admin.action(description="Send the selected drafts now, as they are", permissions=["work"])
     def send_now(self, request, queryset) -> None:
         sent = 0
         for draft in queryset:
@@ -384,6 +434,13 @@ class CallOutcomeForm(forms.ModelForm):
                     cleaned["promised_amount"] = to_minor_units(amount, case.currency)
                 except ValueError as error:
                     self.add_error("promised_amount", str(error))
+                    return cleaned
+                if case.is_active:
+                    problems = services.promise_problems(
+                        case=case, promised_on=cleaned["promised_on"], amount=cleaned["promised_amount"]
+                    )
+                    for field, problem in problems.items():
+                        self.add_error(field, problem)
         return cleaned
 
 

@@ -62,6 +62,16 @@ class MoneyFieldsForm(forms.ModelForm):
         return cleaned
 
 
+def requires_permission(permission: str):
+    """A `has_<name>_permission` method for admin actions declared with `permissions=["<name>"]`: the
+    action is offered, and runs, only for users holding `permission` ("app_label.codename")."""
+
+    def has_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm(permission)
+
+    return has_permission
+
+
 def money_column(field: str, description: str):
     """A list_display column that shows a minor-unit field as money in the row's currency."""
 

@@ -2,7 +2,7 @@
 and customer replies; an unsigned or wrongly signed request changes nothing), letter downloads."""
 
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.core import signing
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseForbidden
@@ -34,7 +34,8 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "notifications/unsubscribe_confirm.html", {"channel": Channel(channel).label.lower()})
 
 
-@staff_member_required
+@login_required
+@permission_required("notifications.view_message", raise_exception=True)
 def letter_download(request: HttpRequest, message_id: int) -> FileResponse:
     message = get_object_or_404(Message, pk=message_id, channel=Channel.LETTER)
     if not message.letter:

@@ -5,10 +5,12 @@ import pytest
 import time_machine
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 
 from dunning_site.accounts.models import Invoice
 from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
-from dunning_site.collections.models import Approval, Case, CaseEvent
+from dunning_site.collections import policy_forms
+from dunning_site.collections.models import Approval, Case, CaseEvent, Step
 from dunning_site.collections.services import SELF_APPROVAL, tick
 from dunning_site.collections.tests.factories import standard_policy
 
@@ -160,3 +162,82 @@ def test_the_admins_bulk_approval_leaves_write_offs_to_the_approvals_queue(admin
     write_off.refresh_from_db()
     step.refresh_from_db()
     assert (write_off.status, step.status) == (Approval.Status.PENDING, Approval.Status.APPROVED)
+
+
+def change_form_data(response) -> dict:
+    """What the admin's change page would post back unchanged: the form's and its inlines' values."""
+
+    def values(form, prefix: str = "") -> dict:
+        data = {}
+        for name in form.fields:
+            value = form[name].value()
+            key = f"{prefix}{name}"
+            if isinstance(value, bool):
+                if value:
+                    data[key] = "on"
+            elif value is not None:
+                data[key] = value
+        return data
+
+    data = values(response.context["adminform"].form)
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        data |= {f"{formset.prefix}-{key}": value for key, value in formset.management_form.initial.items()}
+        for form in formset.forms:
+            data |= values(form, f"{form.prefix}-")
+    return data
+
+
+def step_prefix(response, step) -> str:
+    (formset,) = [inline.formset for inline in response.context["inline_admin_formsets"]]
+    (form,) = [form for form in formset.forms if form.instance.pk == step.pk]
+    return form.prefix
+
+
+def test_a_step_cases_wait_for_cannot_change_in_the_policy_admin(admin_client, waiting_case):
+    step = waiting_case.next_step
+    page = f"/admin/collections/policy/{waiting_case.policy_id}/change/"
+    form = admin_client.get(page)
+    data = change_form_data(form) | {f"{step_prefix(form, step)}-offset_days": "25"}
+    response = admin_client.post(page, data)
+    assert response.status_code == 200
+    assert policy_forms.STEP_IN_USE_CHANGED % {"count": 1} in response.content.decode()
+    step.refresh_from_db()
+    assert step.offset_days == 20
+
+
+def test_a_step_cases_wait_for_cannot_be_deleted_in_the_policy_admin(admin_client, waiting_case):
+    step = waiting_case.next_step
+    page = f"/admin/collections/policy/{waiting_case.policy_id}/change/"
+    form = admin_client.get(page)
+    data = change_form_data(form) | {f"{step_prefix(form, step)}-DELETE": "on"}
+    response = admin_client.post(page, data)
+    assert response.status_code == 200
+    expected = policy_forms.STEP_IN_USE_DELETED % {"position": 3, "step": step, "count": 1}
+    assert expected in response.content.decode()
+    assert Step.objects.filter(pk=step.pk).exists()
+
+
+def test_a_step_nobody_stands_on_is_deleted_through_the_policy_service(admin_client, waiting_case):
+    last = waiting_case.policy.steps.get(position=4)
+    page = f"/admin/collections/policy/{waiting_case.policy_id}/change/"
+    form = admin_client.get(page)
+    response = admin_client.post(page, change_form_data(form) | {f"{step_prefix(form, last)}-DELETE": "on"})
+    assert response.status_code == 302
+    assert list(waiting_case.policy.steps.values_list("position", flat=True)) == [1, 2, 3]
+    # One history entry, with who changed what: the service's, as for the finance UI.
+    (entry,) = LogEntry.objects.filter(object_id=str(waiting_case.policy_id))
+    assert "Deleted step" in entry.get_change_message()
+
+
+def test_steps_are_not_changed_or_deleted_on_their_own_admin_page(admin_client, waiting_case):
+    step = waiting_case.next_step
+    assert admin_client.get(f"/admin/collections/step/{step.pk}/change/").status_code == 200  # to read
+    response = admin_client.post(
+        f"/admin/collections/step/{step.pk}/change/",
+        {"policy": step.policy_id, "position": 3, "offset_days": 25, "action": "final_notice", "tone": "final"},
+    )
+    assert response.status_code == 403
+    assert admin_client.post(f"/admin/collections/step/{step.pk}/delete/", {"post": "yes"}).status_code == 403
+    step.refresh_from_db()
+    assert step.offset_days == 20

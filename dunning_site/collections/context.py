@@ -14,8 +14,14 @@ from dunning_site.collections.portal import card_update_url
 from dunning_site.lib.money import format_money
 from dunning_site.notifications.unsubscribe import unsubscribe_url
 
-# Kept out of SMS when the policy is discreet: a phone number may have changed hands.
-DISCREET_KEYS = {"pay_url", "card_update_url", "plan_offer_url", "sender_company", "sender_name", "sender_phone"}
+# All that a discreet SMS keeps (the policy's contact rules ask for it): a phone number may have
+# changed hands, so the message must name no one, say no amount, and lead to no page that does.
+# Only our own details are left, so the customer knows who writes and whom to call. Left out, as
+# empty values: the customer's names and amounts, and every link of theirs — the pay link is the
+# billing system's hosted invoice page (their name, address, every amount), the card-update link
+# opens a checkout filled in with their email address (and lets whoever holds it change their
+# card), a plan offer shows what they owe, and the unsubscribe link acts on their account.
+DISCREET_SMS_KEYS = {"sender_company", "sender_name", "sender_phone", "sender_email", "sender_address"}
 
 
 def message_context(
@@ -72,6 +78,6 @@ def message_context(
         "sender_phone": settings.DUNNING_SENDER_PHONE,
     }
     if discreet:
-        context = {key: (value if key in DISCREET_KEYS else "") for key, value in context.items()}
+        context = {key: (value if key in DISCREET_SMS_KEYS else "") for key, value in context.items()}
         context["invoices"] = []
     return context

@@ -22,9 +22,14 @@ logger = logging.getLogger(__name__)
 FALLBACK_ORDER = (Channel.EMAIL, Channel.SMS, Channel.CALL)
 
 # Words for a channel the policy has no template for (a fallback SMS or call script). Discreet by
-# design: an SMS may reach a number that changed hands.
+# design: an SMS may reach a number that changed hands. A discreet SMS has no pay link (see
+# collections.context), so it sends the customer to their email or to us instead.
 BUILT_IN = {
-    Channel.SMS: ("", "{{ sender_company }}: a payment on your account is overdue. Please pay here: {{ pay_url }}"),
+    Channel.SMS: (
+        "",
+        "{{ sender_company }}: a payment on your account is overdue. {% if pay_url %}Please pay here: {{ pay_url }}"
+        "{% else %}Please see our email{% if sender_phone %} or call us on {{ sender_phone }}{% endif %}.{% endif %}",
+    ),
     Channel.CALL: (
         "Call {{ company_name }} about {{ total_overdue }} overdue",
         "Call {{ customer_name }} ({{ company_name }}) about {{ total_overdue }}, {{ days_overdue }} days overdue.\n"

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 import time_machine
 
-from dunning_site.accounts.models import Consent
+from dunning_site.accounts.models import Consent, Invoice
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.collections.models import Case, Step
 from dunning_site.collections.services import tick
@@ -64,20 +64,58 @@ def test_the_customers_language_and_segment_choose_the_version(language, segment
     assert Message.objects.get().subject == expected
 
 
-def test_a_discreet_sms_carries_no_name_and_no_amount():
+def sms_customer(**fields):
+    customer = CustomerFactory(name="Ada Lovelace", company="Analytical Engines", phone="+33612345678", **fields)
+    Consent.objects.create(customer=customer, channel="sms", granted=True, source="signup")
+    invoice = overdue(customer, total=98_765)
+    Invoice.objects.filter(pk=invoice.pk).update(hosted_payment_url="https://invoice.stripe.com/i/acct_1/test_abc")
+    return customer
+
+
+def test_a_discreet_sms_carries_no_name_no_amount_and_no_link_that_shows_them(settings):
+    # The pay link is the billing system's invoice page (name and amount for whoever opens it), the
+    # card link a checkout showing the customer's email: a number that changed hands gets neither.
+    settings.DUNNING_SENDER_COMPANY, settings.DUNNING_SENDER_PHONE = "Example SaaS", "+33 1 23 45 67 89"
     rules = ContactRules.objects.create(name="Discreet", discreet_sms=True)
     _, step = one_step_policy(channel="sms", contact_rules=rules)
     MessageTemplate.objects.filter(pk=step.template.pk).update(
-        channel="sms", subject="", body="{{ customer_name }}, {{ total_overdue }} is overdue. Pay: {{ pay_url }}"
+        channel="sms",
+        subject="",
+        body="{{ customer_name }} ({{ company_name }}), {{ total_overdue }} is overdue. Pay: {{ pay_url }} "
+        "Card: {{ card_update_url }} Plan: {{ plan_offer_url }} Stop: {{ unsubscribe_url }} "
+        "{% for invoice in invoices %}{{ invoice.number }} {{ invoice.pay_url }}{% endfor %}"
+        "{{ sender_company }}, {{ sender_phone }}",
     )
-    customer = CustomerFactory(name="Ada Lovelace", phone="+33612345678")
-    Consent.objects.create(customer=customer, channel="sms", granted=True, source="signup")
-    overdue(customer, total=98_765)
+    sms_customer()
     tick()
     sms = Message.objects.get()
     assert sms.channel == "sms"
-    assert "Ada" not in sms.body and "987" not in sms.body
-    assert "http" in sms.body
+    for revealing in ("Ada", "Analytical", "987", "http", "/portal/", "INV-"):
+        assert revealing not in sms.body
+    assert sms.body == "(), is overdue. Pay: Card: Plan: Stop: Example SaaS, +33 1 23 45 67 89"
+
+
+def test_a_discreet_sms_in_the_built_in_words_points_to_the_email_and_our_phone(settings):
+    settings.DUNNING_SENDER_COMPANY, settings.DUNNING_SENDER_PHONE = "Example SaaS", "+33 1 23 45 67 89"
+    rules = ContactRules.objects.create(name="Discreet", discreet_sms=True)
+    _, step = one_step_policy(channel="sms", contact_rules=rules)
+    Step.objects.filter(pk=step.pk).update(template=None)
+    sms_customer()
+    tick()
+    assert Message.objects.get().body == (
+        "Example SaaS: a payment on your account is overdue. Please see our email or call us on +33 1 23 45 67 89."
+    )
+
+
+def test_an_sms_that_is_not_discreet_keeps_its_pay_link(settings):
+    settings.DUNNING_SENDER_COMPANY = "Example SaaS"
+    _, step = one_step_policy(channel="sms")
+    Step.objects.filter(pk=step.pk).update(template=None)
+    sms_customer()
+    tick()
+    assert Message.objects.get().body == (
+        "Example SaaS: a payment on your account is overdue. Please pay here: https://invoice.stripe.com/i/acct_1/test_abc"
+    )
 
 
 def test_a_long_sms_is_cut_to_two_segments_and_stored_as_sent():

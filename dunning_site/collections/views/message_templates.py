@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from dunning_site.collections import selectors
+from dunning_site.collections.context import DISCREET_SMS_KEYS
 from dunning_site.collections.policy_forms import MessageTemplateFilterForm, MessageTemplateForm
 from dunning_site.notifications import services as notification_services
 from dunning_site.notifications.models import MessageTemplate
@@ -47,6 +48,7 @@ def message_template_detail(request: HttpRequest, template_id: int) -> HttpRespo
     if request.method != "GET":
         raise PermissionDenied
     context = {"template": template, "title": str(template), "variables": CONTEXT_VARIABLES}
+    context["discreet_sms_variables"] = sorted(DISCREET_SMS_KEYS)
     context |= _preview(template, request.GET.get("preview_customer"))
     return render(request, TEMPLATE_PAGE, context)
 
@@ -83,6 +85,7 @@ def _edit(request: HttpRequest, template: MessageTemplate) -> HttpResponse:
     shown = _unsaved(data) if data is not None else template
     customer_id = (data or request.GET).get("preview_customer")
     context = {"template": template, "title": title, "form": form, "variables": CONTEXT_VARIABLES}
+    context["discreet_sms_variables"] = sorted(DISCREET_SMS_KEYS)
     context |= _preview(shown, customer_id)
     return render(request, TEMPLATE_PAGE, context, status=status)
 

@@ -238,3 +238,12 @@ def test_a_hostile_template_cannot_be_saved(client, manager, template, customers
     assert response.status_code == 400
     template.refresh_from_db()
     assert template.body == "Dear {{ customer_name }},\npay."
+
+
+def test_the_editor_says_what_a_discreet_sms_leaves_empty(client, viewer, template, customers):
+    page = client.get(f"/message-templates/{template.pk}/").content.decode()
+    assert (
+        "In a discreet SMS (set in the policy's contact rules) only <code>sender_address</code>, "
+        "<code>sender_company</code>, <code>sender_email</code>, <code>sender_name</code>, "
+        "<code>sender_phone</code> have a value: every other variable is empty there, links included"
+    ) in page

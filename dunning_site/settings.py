@@ -5,6 +5,7 @@ from pathlib import Path
 
 import csp.constants
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -189,8 +190,11 @@ TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
 TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
 
 # Billing: Stripe when STRIPE_API_KEY is set; otherwise a clearly labelled local sandbox gateway
-# (never used when a key is set) so every flow can be tried without an account.
+# (never used when a key is set) so every flow can be tried without an account, or none at all.
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
+# The sandbox marks invoices paid for whoever holds a card link, so it runs only in development or
+# when asked for by name (a demo server); otherwise, without a key, payments are "not configured".
+PAYMENTS_SANDBOX = env.bool("PAYMENTS_SANDBOX", default=DEBUG)
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 # Only for a local fake Stripe (tests, demos); empty means Stripe's own https://api.stripe.com.
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
@@ -247,7 +251,14 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 # Production hardening: on unless DEBUG; `manage.py check --deploy` is clean with DEBUG=false.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Trusted only when set (e.g. "HTTP_X_FORWARDED_PROTO,https"): without a proxy that overwrites the
+# header, any client could claim https. Gunicorn already trusts X-Forwarded-Proto from the addresses
+# in its FORWARDED_ALLOW_IPS (default: this machine), which covers a proxy on the same host.
+SECURE_PROXY_SSL_HEADER = tuple(env.list("SECURE_PROXY_SSL_HEADER", default=[])) or None
+if SECURE_PROXY_SSL_HEADER and len(SECURE_PROXY_SSL_HEADER) != 2:
+    raise ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER must be a header and its value, comma-separated: HTTP_X_FORWARDED_PROTO,https"
+    )
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)

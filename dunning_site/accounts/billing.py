@@ -1,11 +1,13 @@
 """The billing gateway: Stripe through `stripe.StripeClient`, or a local sandbox when no key is set.
 
 Everything the product asks of a billing system goes through `gateway()`, so the rest of the code
-never knows which one it talks to. The sandbox is chosen only when STRIPE_API_KEY is empty, and
-says so in its label: it never stands in for a configured Stripe account.
+never knows which one it talks to. The sandbox is chosen only when STRIPE_API_KEY is empty and
+PAYMENTS_SANDBOX is on (development, demos), and says so in its label: it never stands in for a
+configured Stripe account. With neither, the gateway refuses everything (`NotConfiguredGateway`).
 """
 
 import dataclasses
+import enum
 import logging
 from collections.abc import Iterator
 from typing import Protocol
@@ -294,9 +296,58 @@ class SandboxGateway:
         return return_url + "?sandbox=1"
 
 
-def gateway() -> BillingGateway:
+PAYMENTS_NOT_CONFIGURED = (
+    "Payments are not configured (no STRIPE_API_KEY, and the sandbox is off): nothing was charged. "
+    "Set STRIPE_API_KEY, or PAYMENTS_SANDBOX=true on a demo server."
+)
+
+
+class PaymentsNotConfigured(stripe.APIConnectionError):
+    """There is no billing system to talk to.
+
+    An APIConnectionError on purpose: as when Stripe is out of reach, nothing was charged and nothing
+    was learnt, so a payment retry is put back on the schedule without spending the invoice's budget,
+    and retries go on by themselves once a key is configured.
+    """
+
+
+class NotConfiguredGateway:
+    """Neither Stripe nor the sandbox: every request is refused, so no charge can be simulated or made."""
+
+    label = "Not configured"
+
+    def _refuse(self, *args, **kwargs):
+        raise PaymentsNotConfigured(PAYMENTS_NOT_CONFIGURED)
+
+    invoice_fetch = invoice_pay = charge_customer = invoice_mark_paid_out_of_band = _refuse
+    invoice_mark_uncollectible = payment_method_of_setup = subscriptions_pause_collection = _refuse
+    payment_method_make_default = last_decline = customers = open_invoices = card_update_url = _refuse
+
+
+class PaymentsMode(enum.Enum):
+    """Which of the three holds, as every staff page says: "Payments: Stripe", "…: sandbox", "…: not configured"."""
+
+    STRIPE = "Stripe"
+    SANDBOX = "sandbox"
+    NOT_CONFIGURED = "not configured"
+
+
+def payments_mode() -> PaymentsMode:
+    """Decided by configuration alone, never by a request: with a key the sandbox does not exist, and
+    without one it exists only in development or when PAYMENTS_SANDBOX asks for it by name."""
     if settings.STRIPE_API_KEY:
+        return PaymentsMode.STRIPE
+    if settings.PAYMENTS_SANDBOX:
+        return PaymentsMode.SANDBOX
+    return PaymentsMode.NOT_CONFIGURED
+
+
+def gateway() -> BillingGateway:
+    mode = payments_mode()
+    if mode is PaymentsMode.STRIPE:
         return StripeGateway(settings.STRIPE_API_KEY, api_base=settings.STRIPE_API_BASE)
+    if mode is PaymentsMode.NOT_CONFIGURED:
+        return NotConfiguredGateway()
     from dunning_site.accounts.models import Invoice
 
     def payment_method_of(invoice_id: str) -> str:

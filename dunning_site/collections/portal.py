@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from dunning_site.accounts.billing import SandboxGateway, gateway
+from dunning_site.accounts.billing import PaymentsMode, SandboxGateway, gateway, payments_mode
 from dunning_site.accounts.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -85,9 +85,12 @@ def read_card_update_token(token: str, *, max_age: dt.timedelta = CARD_UPDATE_LI
 
 
 def gateway_is_sandbox() -> bool:
-    """Decided by configuration, never by a query parameter: with a Stripe key the sandbox's
-    pages do not exist, whatever a URL says."""
-    return not settings.STRIPE_API_KEY
+    """Decided by configuration, never by a query parameter: with a Stripe key, or in production
+    without PAYMENTS_SANDBOX, the sandbox's pages do not exist, whatever a URL says."""
+    return payments_mode() is PaymentsMode.SANDBOX
+
+
+SANDBOX_OFF = "The sandbox is off: a Stripe key is configured, or PAYMENTS_SANDBOX is not set."
 
 
 class CardUpdateUnavailable(Exception):
@@ -102,7 +105,10 @@ class CardUpdateUnavailable(Exception):
 def card_update_session_url(*, customer: Customer, token: str) -> str:
     """Where to send the customer to give a new card: a fresh session each time the link is
     opened (a Checkout session dies within a day, the link lives two weeks)."""
-    if not gateway_is_sandbox() and not customer.external_id:
+    mode = payments_mode()
+    if mode is PaymentsMode.NOT_CONFIGURED:
+        raise CardUpdateUnavailable("Payments are not configured", temporary=False)
+    if mode is PaymentsMode.STRIPE and not customer.external_id:
         raise CardUpdateUnavailable("The customer has no billing-system id", temporary=False)
     try:
         return gateway().card_update_url(customer_id=customer.external_id or "", return_url=card_update_done_url(token))
@@ -124,7 +130,7 @@ def sandbox_card_change(*, customer: Customer, payment_method: str, now: dt.date
     from dunning_site.collections.billing import retry_all_open_invoices
 
     if not gateway_is_sandbox():
-        raise PermissionError("The sandbox is off: a Stripe key is configured.")
+        raise PermissionError(SANDBOX_OFF)
     if payment_method not in SANDBOX_CARDS:
         raise ValueError(f"Not a sandbox test card: {payment_method}")
     now = now or timezone.now()

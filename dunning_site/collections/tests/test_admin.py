@@ -143,11 +143,15 @@ def test_an_overpayment_in_the_admin_is_refused(admin_client, waiting_case):
     assert waiting_case.status == Case.Status.AWAITING_APPROVAL
 
 
-def test_every_admin_page_says_when_payments_are_simulated(admin_client, settings):
-    settings.STRIPE_API_KEY = ""
+def test_every_admin_page_says_whether_payments_go_to_stripe_the_sandbox_or_nowhere(admin_client, settings):
+    settings.STRIPE_API_KEY, settings.PAYMENTS_SANDBOX = "", True
     assert "Payments: sandbox" in admin_client.get("/admin/").content.decode()
-    settings.STRIPE_API_KEY = "sk_live_configured"
-    assert "Payments: sandbox" not in admin_client.get("/admin/").content.decode()
+    settings.PAYMENTS_SANDBOX = False  # production without a key: nothing is simulated
+    page = admin_client.get("/admin/").content.decode()
+    assert "Payments: not configured" in page and "Payments: sandbox" not in page
+    settings.STRIPE_API_KEY, settings.PAYMENTS_SANDBOX = "sk_live_configured", True
+    page = admin_client.get("/admin/").content.decode()
+    assert "Payments: Stripe" in page and "Payments: sandbox" not in page
 
 
 def test_the_admins_bulk_approval_leaves_write_offs_to_the_approvals_queue(admin_client, waiting_case):

@@ -1,4 +1,5 @@
-"""The card-update link: signed, expiring, revocable; Stripe Checkout through the local fake; the sandbox."""
+"""The card-update link: signed, expiring, revocable; Stripe Checkout through the local fake; the sandbox,
+which exists only when asked for (tests run with DEBUG off, as production does)."""
 
 import datetime as dt
 from urllib.parse import urlparse
@@ -8,10 +9,11 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from dunning_site.accounts.models import Customer, Invoice
+from dunning_site.accounts.models import Customer, Invoice, Payment
 from dunning_site.accounts.services import customer_portal_links_revoke
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
-from dunning_site.collections import portal
+from dunning_site.collections import jobs, portal
+from dunning_site.collections.billing import retry_all_open_invoices, retry_budget_left
 from dunning_site.collections.context import message_context
 from dunning_site.collections.models import Case, PaymentRetry
 from dunning_site.collections.services import cases_open_overdue
@@ -39,6 +41,14 @@ def clock():
 @pytest.fixture
 def sandbox(settings):
     settings.STRIPE_API_KEY = ""
+    settings.PAYMENTS_SANDBOX = True
+
+
+@pytest.fixture
+def payments_not_configured(settings):
+    """Production without a Stripe key: DEBUG is off and nobody asked for the sandbox."""
+    settings.STRIPE_API_KEY = ""
+    settings.PAYMENTS_SANDBOX = False
 
 
 @pytest.fixture
@@ -225,3 +235,69 @@ def test_the_sandbox_needs_a_valid_link(client, overdue_case):
     response = client.post(reverse("collections:portal_card_sandbox", args=[token]), {"payment_method": "pm_card_visa"})
     assert_refused(response, status=404, customer=customer)
     assert not PaymentRetry.objects.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# No Stripe key in production (DEBUG off, PAYMENTS_SANDBOX unset): payments are "not configured".
+# Whoever holds a customer's card link must not be able to pick "Visa 4242" and have the next tick
+# mark the customer's invoices paid.
+
+
+@pytest.fixture
+def case_with_a_test_card(clock, payments_not_configured):
+    """A customer whose card on file is a sandbox test card (left from a demo, or typed in by someone)."""
+    standard_policy()
+    customer = CustomerFactory(external_id=None, default_payment_method="pm_card_visa")
+    InvoiceFactory(customer=customer, number="INV-OFF", due_on=NOW.date() - dt.timedelta(days=10))
+    cases_open_overdue(now=NOW)
+    return Case.objects.get(customer=customer)
+
+
+def test_without_stripe_or_the_sandbox_the_card_link_says_online_card_updates_are_unavailable(
+    client, case_with_a_test_card
+):
+    token = portal.card_update_token(case_with_a_test_card.customer)
+    response = client.get(reverse("collections:portal_card", args=[token]))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "cannot be updated online" in content
+    assert "SANDBOX" not in content and "pm_card_visa" not in content
+    done = client.get(reverse("collections:portal_card_done", args=[token]) + "?sandbox=1").content.decode()
+    assert "SANDBOX" not in done and "pm_card_visa" not in done
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_without_stripe_or_the_sandbox_the_sandbox_url_answers_404_and_changes_nothing(
+    client, case_with_a_test_card, django_capture_on_commit_callbacks, method
+):
+    customer = case_with_a_test_card.customer
+    Customer.objects.filter(pk=customer.pk).update(default_payment_method="pm_card_chargeDeclinedInsufficientFunds")
+    action = reverse("collections:portal_card_sandbox", args=[portal.card_update_token(customer)])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = getattr(client, method)(action, {"payment_method": "pm_card_visa"})
+    assert response.status_code == 404
+    customer.refresh_from_db()
+    assert customer.default_payment_method == "pm_card_chargeDeclinedInsufficientFunds"
+    assert PaymentRetry.objects.count() == 0
+    assert django_rq.get_queue("default").count == 0
+
+
+def test_without_stripe_or_the_sandbox_a_due_retry_charges_nothing_and_keeps_its_budget(
+    case_with_a_test_card, django_capture_on_commit_callbacks
+):
+    invoice = Invoice.objects.get(number="INV-OFF")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert retry_all_open_invoices(customer=case_with_a_test_card.customer, reason="A new card", now=NOW) == 1
+    budget = retry_budget_left(invoice=invoice, policy=case_with_a_test_card.policy, now=NOW)
+
+    jobs.tick()  # the tick performs due retries: the gateway refuses, nothing is simulated
+
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid) == (Invoice.Status.OPEN, 0)
+    assert Payment.objects.count() == 0
+    case_with_a_test_card.refresh_from_db()
+    assert case_with_a_test_card.status in Case.ACTIVE_STATUSES
+    retry = PaymentRetry.objects.get()
+    assert retry.status == PaymentRetry.Status.SCHEDULED, "tried again once payments are configured"
+    assert retry.scheduled_for > NOW
+    assert retry_budget_left(invoice=invoice, policy=case_with_a_test_card.policy, now=NOW) == budget

@@ -1,6 +1,8 @@
 """The customer portal: no login, the signed link is the key. Pages that refuse a link show who to
 ask for a new one and nothing about the customer: whoever holds a bad link may not be them."""
 
+import functools
+from collections.abc import Callable
 from email.utils import parseaddr
 
 from django.conf import settings
@@ -59,12 +61,23 @@ def portal_card_done(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "portal/card_done.html", context)
 
 
+def _sandbox_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Outside development and demos the sandbox's URLs do not exist, whatever the method: 404."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not portal.gateway_is_sandbox():
+            raise Http404(portal.SANDBOX_OFF)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@_sandbox_only
 @never_cache
 @require_POST
 def portal_card_sandbox(request: HttpRequest, token: str) -> HttpResponse:
     """`make run` without Stripe: the customer picks a test card; retries follow as with Stripe."""
-    if not portal.gateway_is_sandbox():
-        raise Http404("The sandbox is off: a Stripe key is configured.")
     try:
         customer = portal.read_card_update_token(token)
     except portal.PortalLinkInvalid as error:

@@ -1,4 +1,5 @@
 import datetime as dt
+import secrets
 
 from django.conf import settings
 from django.db import models
@@ -83,6 +84,10 @@ class MessageTemplate(models.Model):
         return f"{self.key} ({self.language})"
 
 
+def new_tracking_token() -> str:
+    return secrets.token_urlsafe(32)  # 43 characters, 256 random bits
+
+
 class Message(models.Model):
     """One outbound message: the outbox row is written with the step, delivery happens in a job."""
 
@@ -132,6 +137,9 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     idempotency_key = models.CharField(max_length=200, unique=True)
+    # Sent to the provider with the message and handed back in its delivery events: the events find
+    # their message by it, never by the sequential id, which anyone could guess.
+    tracking_token = models.CharField(max_length=64, unique=True, default=new_tracking_token, editable=False)
     provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

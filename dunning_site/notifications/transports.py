@@ -67,7 +67,7 @@ class EmailTransport(Transport):
         if message.html_body:
             email.attach_alternative(message.html_body, "text/html")
         # Anymail sends these to the ESP and hands them back in tracking webhooks.
-        email.metadata = {"message_id": str(message.pk), "idempotency_key": message.idempotency_key}
+        email.metadata = {"tracking_token": message.tracking_token, "idempotency_key": message.idempotency_key}
         email.tags = ["dunning"]
         try:
             email.send()

@@ -53,7 +53,7 @@ def test_a_message_is_enqueued_on_commit_and_sent_by_the_worker(clock, django_ca
     (email,) = mail.outbox
     assert email.to == ["ada@customer.example"]
     assert email.subject == "Your invoice INV-1 is overdue"
-    assert email.metadata == {"message_id": str(message.pk), "idempotency_key": "test:1"}
+    assert email.metadata == {"tracking_token": message.tracking_token, "idempotency_key": "test:1"}
     assert message.provider_message_id == str(email.anymail_status.message_id)
 
 

@@ -4,7 +4,9 @@ webhook gets 4xx and changes nothing.
 
 The webhooks are Mailgun's "new-style" JSON ones, built and signed as Mailgun does (HMAC-SHA256 of
 timestamp + token with the webhook signing key) and sent with Anymail's basic-auth shared secret,
-so Anymail's own view authenticates and parses them before our receiver runs.
+so Anymail's own view authenticates and parses them before our receiver runs. Without a configured
+webhook secret every Anymail webhook is refused (Anymail alone would only warn), and an event finds
+its message by the unguessable token the email carried, never by our sequential id.
 
 Invoice due on Monday 5 January 2026 (day 0); the ladder emails on day 3 and day 10 at 09:00
 Paris time (08:00 UTC in winter).
@@ -27,7 +29,7 @@ from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactor
 from dunning_site.collections.models import Case, CaseEvent, Step
 from dunning_site.collections.services import case_assign, tick
 from dunning_site.collections.tests.factories import PolicyFactory, ladder
-from dunning_site.notifications import sms
+from dunning_site.notifications import sms, tracking
 from dunning_site.notifications.models import DeliveryEvent, Message
 from dunning_site.notifications.sms import sms_segments
 
@@ -121,7 +123,7 @@ def mailgun_event(message: Message, event: str, *, when: dt.datetime, key: str =
             "tags": ["dunning"],
             "message": {"headers": {"message-id": message.provider_message_id, "to": message.to_address}},
             # Anymail sends the message's metadata as Mailgun user variables; they come back here.
-            "user-variables": {"message_id": str(message.pk), "idempotency_key": message.idempotency_key},
+            "user-variables": {"tracking_token": message.tracking_token, "idempotency_key": message.idempotency_key},
             **fields,
         },
     }
@@ -328,3 +330,113 @@ def test_a_late_delivered_or_opened_event_does_not_undo_a_hard_bounce(client, cl
     customer.refresh_from_db()
     assert customer.email_unusable_since == bounced_at
     assert DeliveryEvent.objects.filter(message=sent_email).count() == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Forged events: without a secret nothing is accepted; with one, a guessed id still touches nothing.
+
+
+def test_the_email_carries_its_tracking_token_not_its_id(sent_email):
+    (email,) = mail.outbox
+    assert email.metadata == {
+        "tracking_token": sent_email.tracking_token,
+        "idempotency_key": sent_email.idempotency_key,
+    }
+    assert len(sent_email.tracking_token) >= 32
+    assert str(sent_email.pk) not in email.metadata.values()
+
+
+def test_every_message_gets_its_own_tracking_token(clock, engine):
+    customers = [customer_owing(sms_consent=False) for _ in range(3)]
+    engine()
+    tokens = set(Message.objects.values_list("tracking_token", flat=True))
+    assert Message.objects.count() == len(customers) == len(tokens)
+    assert all(len(token) >= 32 for token in tokens)
+
+
+def postmark_bounce(message: Message) -> dict:
+    """A Postmark bounce webhook as Postmark posts it (Postmark signs nothing: basic auth is all)."""
+    return {
+        "RecordType": "Bounce",
+        "ID": 4323372036,
+        "Type": "HardBounce",
+        "TypeCode": 1,
+        "Name": "Hard bounce",
+        "MessageID": message.provider_message_id,
+        "ServerID": 23,
+        "MessageStream": "outbound",
+        "Description": "The server was unable to deliver your message (ex: unknown user, mailbox not found).",
+        "Details": BOUNCE_REASON,
+        "Email": message.to_address,
+        "From": "billing@example.com",
+        "BouncedAt": "2026-01-08T08:02:00Z",
+        "Inactive": True,
+        "CanActivate": True,
+        "Subject": message.subject,
+        "Metadata": {"tracking_token": message.tracking_token},
+    }
+
+
+def mailgun_inbound_stop(message: Message) -> dict:
+    return {"recipient": "billing@example.com", "sender": message.to_address, "subject": "STOP", "body-plain": "STOP"}
+
+
+@pytest.mark.parametrize("secret", [None, ""], ids=["unset", "empty"])
+@pytest.mark.parametrize("esp", ["mailgun-tracking", "postmark-tracking", "mailgun-inbound"])
+def test_without_a_webhook_secret_every_anymail_webhook_is_refused_and_changes_nothing(
+    client, clock, sent_email, settings, secret, esp
+):
+    settings.ANYMAIL = {"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY} | ({"WEBHOOK_SECRET": secret} if secret else {})
+    before = snapshot(sent_email)
+    url, payload = {
+        # Correctly signed with Mailgun's key: a signature proves nothing when the key is the attacker's guess.
+        "mailgun-tracking": (WEBHOOK_URL, hard_bounce(sent_email, when=at(3, 8, 2))),
+        "postmark-tracking": ("/webhooks/anymail/postmark/tracking/", postmark_bounce(sent_email)),
+        "mailgun-inbound": ("/webhooks/anymail/mailgun/inbound/", mailgun_inbound_stop(sent_email)),
+    }[esp]
+    response = client.post(url, data=json.dumps(payload), content_type="application/json")
+    assert response.status_code == 403
+    assert tracking.WEBHOOK_SECRET_MISSING in response.content.decode()
+    assert snapshot(sent_email) == before
+
+
+def test_with_the_secret_a_postmark_bounce_is_recorded(client, clock, sent_email, settings):
+    settings.ANYMAIL = {"WEBHOOK_SECRET": WEBHOOK_SECRET}
+    response = client.post(
+        "/webhooks/anymail/postmark/tracking/",
+        data=json.dumps(postmark_bounce(sent_email)),
+        content_type="application/json",
+        headers=basic_auth(WEBHOOK_SECRET),
+    )
+    assert response.status_code == 200
+    sent_email.refresh_from_db()
+    assert sent_email.status == Message.Status.BOUNCED
+    assert DeliveryEvent.objects.filter(message=sent_email, kind="bounced").count() == 1
+
+
+@pytest.mark.parametrize("metadata_key", ["message_id", "tracking_token"])
+def test_an_authenticated_event_naming_a_guessed_message_id_touches_no_message(client, clock, sent_email, metadata_key):
+    """Valid basic auth and signature, as from another application sharing the ESP account (its events
+    reach every webhook of the account) or from whoever learnt the secret: the sequential id in the
+    metadata, where we used to look, finds nothing now."""
+    before = snapshot(sent_email)
+    payload = hard_bounce(sent_email, when=at(3, 8, 2))
+    payload["event-data"]["user-variables"] = {metadata_key: str(sent_email.pk)}
+    payload["event-data"]["message"]["headers"]["message-id"] = "20260108080200.1.ANOTHERAPP@mg.other.example"
+    response = post_webhook(client, payload)
+    assert response.status_code == 200  # accepted from the ESP, so it is not retried; nothing matched
+    assert snapshot(sent_email) == before
+    assert DeliveryEvent.objects.count() == 0
+
+
+def test_an_event_without_metadata_finds_its_message_by_the_esps_own_id(client, clock, sent_email):
+    """Emails sent before the token existed carried only the id: their events still arrive."""
+    Message.objects.filter(pk=sent_email.pk).update(provider_message_id="<20260108080000.1.F00D@mg.example.com>")
+    sent_email.refresh_from_db()
+    payload = hard_bounce(sent_email, when=at(3, 8, 2))
+    payload["event-data"]["user-variables"] = {"message_id": str(sent_email.pk)}
+    # Mailgun's webhook gives its id without the angle brackets its sending API put around it.
+    payload["event-data"]["message"]["headers"]["message-id"] = "20260108080000.1.F00D@mg.example.com"
+    assert post_webhook(client, payload).status_code == 200
+    sent_email.refresh_from_db()
+    assert sent_email.status == Message.Status.BOUNCED

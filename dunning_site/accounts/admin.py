@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import transaction
+from django.utils import timezone
 
 from dunning_site.accounts import services
 from dunning_site.accounts.models import BillingEvent, Consent, Customer, Invoice, Payment, User
@@ -177,6 +178,10 @@ class PaymentForm(MoneyFieldsForm):
     def clean(self):
         cleaned = super().clean()
         invoice, amount = cleaned.get("invoice"), cleaned.get("amount")
+        if invoice and cleaned.get("at"):
+            problem = services.payment_date_problem(invoice=invoice, at=cleaned["at"], now=timezone.now())
+            if problem:
+                self.add_error("at", problem)
         if invoice and isinstance(amount, int) and cleaned.get("status") == Payment.Status.SUCCEEDED:
             if amount <= 0:
                 self.add_error("amount", services.AMOUNT_NOT_POSITIVE)

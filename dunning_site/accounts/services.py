@@ -14,6 +14,25 @@ from dunning_site.lib.money import format_money
 OVERPAYMENT = "This payment of %(amount)s is more than the %(remaining)s left to pay on invoice %(number)s."
 INVOICE_NOT_OPEN = "Invoice %(number)s is %(status)s; payments are recorded on open invoices only."
 AMOUNT_NOT_POSITIVE = "A payment must be more than zero."
+PAID_BEFORE_ISSUED = "Invoice %(number)s was issued on %(issued_on)s; a payment cannot be dated before that day."
+PAID_IN_FUTURE = "A payment cannot be dated in the future."
+
+# An invoice's issue date is a calendar day with no time zone: a payment is refused as too early
+# only when it is dated before that day began anywhere on earth (UTC+14), so a payment received on
+# the issue day, noted in any zone, is never refused.
+EARLIEST_TIME_ZONE = dt.timedelta(hours=14)
+# A billing system's clock may run a little ahead of ours.
+CLOCK_TOLERANCE = dt.timedelta(minutes=5)
+
+
+def payment_date_problem(*, invoice: Invoice, at: dt.datetime, now: dt.datetime) -> str | None:
+    """Why a payment of this invoice cannot be dated `at`, or None."""
+    issue_day_begins = dt.datetime.combine(invoice.issued_on, dt.time(), tzinfo=dt.UTC) - EARLIEST_TIME_ZONE
+    if at < issue_day_begins:
+        return PAID_BEFORE_ISSUED % {"number": invoice.number, "issued_on": invoice.issued_on.isoformat()}
+    if at > now + CLOCK_TOLERANCE:
+        return PAID_IN_FUTURE
+    return None
 
 
 @transaction.atomic
@@ -84,10 +103,15 @@ def payment_record(
     decline_message: str = "",
     recorded_by: User | None = None,
 ) -> Payment:
-    """Record a payment attempt; a successful one reduces what is owed, and pays the invoice in full."""
+    """Record a payment attempt; a successful one reduces what is owed, and pays the invoice in full.
+    Its date must fall between the invoice's issue day and now, whoever records it."""
     if amount <= 0:
         raise ValidationError({"amount": AMOUNT_NOT_POSITIVE})
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    now = timezone.now()
+    at = at or now
+    if problem := payment_date_problem(invoice=invoice, at=at, now=now):
+        raise ValidationError({"at": problem})
     if status == Payment.Status.SUCCEEDED:
         if invoice.status != Invoice.Status.OPEN:
             raise ValidationError(INVOICE_NOT_OPEN % {"number": invoice.number, "status": invoice.status})
@@ -108,7 +132,7 @@ def payment_record(
         amount=amount,
         method=method,
         status=status,
-        at=at or timezone.now(),
+        at=at,
         reference=reference,
         external_id=external_id,
         decline_code=decline_code,

@@ -354,8 +354,8 @@ class DraftForm(forms.ModelForm):
         if cleaned.get("send") == "later":
             if not cleaned.get("send_at"):
                 self.add_error("send_at", "Say when to send it.")
-            elif cleaned["send_at"] <= timezone.now():
-                self.add_error("send_at", notification_services.SCHEDULE_IN_PAST)
+            elif problem := notification_services.schedule_problem(send_at=cleaned["send_at"], now=timezone.now()):
+                self.add_error("send_at", problem)
         if self.instance.status != Message.Status.DRAFT:
             raise ValidationError(
                 notification_services.NOT_EDITABLE % {"status": self.instance.get_status_display().lower()}

@@ -68,7 +68,7 @@ DISPUTE_NEEDS_A_REASON = "Say what the customer disputes; it goes on the timelin
 HOLD_NEEDS_A_REASON = "Say why the case is put on hold; it goes on the timeline."
 HOLD_UNTIL_IN_PAST = "Choose a day after today, or leave it empty to hold the case until it is resumed."
 AMOUNT_NOT_POSITIVE = "Enter an amount above zero."
-PAID_IN_FUTURE = "A payment cannot be recorded before the day it was received."
+PAID_IN_FUTURE = account_services.PAID_IN_FUTURE
 SAY_WHEN = "Say when to send it."
 NOTE_MAX_LENGTH = 2000
 
@@ -96,28 +96,34 @@ class StepNowForm(forms.Form):
 
 
 class PromiseForm(forms.Form):
-    """A promise to pay: a day from today on and an amount in the case's currency (pauses and calls)."""
+    """A promise to pay: a day from today to the policy's limit, and an amount in the case's currency
+    up to what is overdue (pauses and calls)."""
 
-    promised_on = forms.DateField(
-        required=False, label="Promised by", widget=forms.DateInput(attrs={"type": "date"}), help_text="Promise only."
-    )
+    promised_on = forms.DateField(required=False, label="Promised by", widget=forms.DateInput(attrs={"type": "date"}))
     promised_amount = forms.DecimalField(required=False, label="Promised amount", help_text="Promise only.")
 
-    def __init__(self, *args, currency: str, **kwargs) -> None:
+    def __init__(self, *args, case: Case, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.currency = currency
-        self.fields["promised_amount"].label = f"Promised amount ({currency})"
+        self.case, self.currency = case, case.currency
+        self.fields["promised_amount"].label = f"Promised amount ({case.currency})"
+        self.fields["promised_on"].help_text = f"Promise only; at most {case.policy.max_promise_days} days ahead."
 
     def clean_promise(self, data: dict) -> None:
         """Check the promise's fields; the amount in minor units lands in data["promised_minor"]."""
         if not data.get("promised_on"):
             self.add_error("promised_on", PROMISE_NEEDS_DATE)
-        elif data["promised_on"] < timezone.localdate():
-            self.add_error("promised_on", services.PROMISE_DATE_IN_PAST)
         if data.get("promised_amount") is None and "promised_amount" not in self.errors:
             self.add_error("promised_amount", PROMISE_NEEDS_AMOUNT)
         else:
             data["promised_minor"] = _minor_units(self, "promised_amount", self.currency)
+        if data.get("promised_on") and data.get("promised_minor"):
+            problems = services.promise_problems(
+                case=self.case, promised_on=data["promised_on"], amount=data["promised_minor"]
+            )
+            for field, problem in problems.items():
+                self.add_error(field, problem)
+        elif data.get("promised_on") and data["promised_on"] < timezone.localdate():
+            self.add_error("promised_on", services.PROMISE_DATE_IN_PAST)
 
 
 class PauseForm(PromiseForm):
@@ -154,12 +160,9 @@ class PauseForm(PromiseForm):
         return data
 
     def pause(self) -> tuple[dt.datetime | None, str]:
-        """When the pause ends and the reason shown on the case, like a promise logged on a call."""
+        """When a dispute or a manual hold ends and the reason shown on the case (a promise is
+        recorded by services.case_promise_record)."""
         data, kind = self.cleaned_data, self.cleaned_data["kind"]
-        if kind == self.PROMISE:
-            return services.promise_terms(
-                promised_on=data["promised_on"], amount=data["promised_minor"], currency=self.currency
-            )
         reason = data["reason"].strip()
         if kind == self.DISPUTE:
             return None, f"Dispute: {reason}"
@@ -223,6 +226,12 @@ class ManualPaymentForm(forms.Form):
         data["minor"] = _minor_units(self, "amount", self.currency)
         if data.get("paid_on") and data["paid_on"] > timezone.localdate():
             self.add_error("paid_on", PAID_IN_FUTURE)
+        elif invoice and data.get("paid_on") and data["paid_on"] < invoice.issued_on:
+            self.add_error(
+                "paid_on",
+                account_services.PAID_BEFORE_ISSUED
+                % {"number": invoice.number, "issued_on": invoice.issued_on.isoformat()},
+            )
         if invoice and data["minor"] and data["minor"] > invoice.amount_remaining:
             self.add_error(
                 "amount",
@@ -282,8 +291,8 @@ class DraftEditForm(forms.Form):
         if (data.get("send") or self.SAVE) == self.LATER:
             if not data.get("send_at"):
                 self.add_error("send_at", SAY_WHEN)
-            elif data["send_at"] <= timezone.now():
-                self.add_error("send_at", notification_services.SCHEDULE_IN_PAST)
+            elif problem := notification_services.schedule_problem(send_at=data["send_at"], now=timezone.now()):
+                self.add_error("send_at", problem)
         return data
 
 

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -37,6 +38,11 @@ class Policy(models.Model):
     retry_window_days = models.PositiveSmallIntegerField(default=30)
     pre_dunning_days = models.PositiveSmallIntegerField(
         default=30, help_text="Warn customers this many days before their card expires; 0 turns it off."
+    )
+    max_promise_days = models.PositiveSmallIntegerField(
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="A promise to pay may hold a case this many days at most (from today to the promised day).",
     )
 
     class Meta:

@@ -51,12 +51,14 @@ class PolicyForm(MoneyFieldsForm):
             "retry_max_attempts",
             "retry_window_days",
             "pre_dunning_days",
+            "max_promise_days",
         ]
         labels = {
             "is_active": "Active",
             "retry_max_attempts": "Card retries at most",
             "retry_window_days": "Retry window (days)",
             "pre_dunning_days": "Warn before a card expires (days)",
+            "max_promise_days": "Promises to pay at most (days ahead)",
         }
 
     def __init__(self, *args, **kwargs) -> None:

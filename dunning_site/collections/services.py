@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Prefetch, ProtectedError, Q, Sum, prefetch_related_objects
-from django.utils import timezone
+from django.utils import dateformat, timezone
 from redis.exceptions import RedisError
 from rq.exceptions import DuplicateJobError
 
@@ -695,6 +695,8 @@ def enqueue_tick() -> None:
 NOT_A_CALL = "Only call tasks have an outcome."
 PROMISE_NEEDS_DATE_AND_AMOUNT = "A promise to pay needs a date and an amount."
 PROMISE_DATE_IN_PAST = "The promised date must be today or later."
+PROMISE_TOO_FAR = "The policy takes promises up to %(days)s days ahead: by %(latest)s at the latest."
+PROMISE_ABOVE_OWED = "The promise of %(amount)s is more than the %(owed)s overdue on this case."
 
 
 @transaction.atomic
@@ -733,6 +735,37 @@ def case_message_compose(
     return message
 
 
+def promise_problems(*, case: Case, promised_on: dt.date, amount: int, today: dt.date | None = None) -> dict[str, str]:
+    """What is wrong with a promise to pay on this case, by field: a day already gone or beyond the
+    policy's limit (a promise holds the ladder until then), an amount above what is overdue."""
+    today = today or timezone.localdate()
+    problems = {}
+    latest = today + dt.timedelta(days=case.policy.max_promise_days)
+    if promised_on < today:
+        problems["promised_on"] = PROMISE_DATE_IN_PAST
+    elif promised_on > latest:
+        problems["promised_on"] = PROMISE_TOO_FAR % {
+            "days": case.policy.max_promise_days,
+            "latest": dateformat.format(latest, "D j M Y"),
+        }
+    if amount > case.amount_overdue:
+        problems["promised_amount"] = PROMISE_ABOVE_OWED % {
+            "amount": format_money(amount, case.currency),
+            "owed": format_money(case.amount_overdue, case.currency),
+        }
+    return problems
+
+
+@transaction.atomic
+def case_promise_record(*, case: Case, promised_on: dt.date, amount: int, user: User | None = None) -> Case:
+    """A promise to pay taken on the case page: the case is held until the day after the promised day."""
+    case = Case.objects.select_for_update(of=("self",)).select_related("policy").get(pk=case.pk)
+    if problems := promise_problems(case=case, promised_on=promised_on, amount=amount):
+        raise ValidationError(problems)
+    until, reason = promise_terms(promised_on=promised_on, amount=amount, currency=case.currency)
+    return case_pause(case=case, until=until, reason=reason, user=user)
+
+
 def promise_terms(*, promised_on: dt.date, amount: int, currency: str) -> tuple[dt.datetime, str]:
     """A promise to pay holds the case until the day after the promised day, with a reason staff read
     (a call's outcome and the case page's hold make the same promise)."""
@@ -761,6 +794,10 @@ def call_outcome_record(
             raise ValidationError(PROMISE_NEEDS_DATE_AND_AMOUNT)
         if promised_on < timezone.localdate():
             raise ValidationError({"promised_on": PROMISE_DATE_IN_PAST})
+        promised_cases = Case.objects.filter(messages=message, status__in=Case.ACTIVE_STATUSES).select_related("policy")
+        for case in promised_cases:
+            if problems := promise_problems(case=case, promised_on=promised_on, amount=promised_amount):
+                raise ValidationError(problems)
     message.call_outcome, message.call_outcome_at, message.call_outcome_by = outcome, now, user
     message.save(update_fields=["call_outcome", "call_outcome_at", "call_outcome_by"])
     for case in Case.objects.filter(messages=message):

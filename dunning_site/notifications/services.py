@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import dateformat, timezone
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 
@@ -231,6 +231,23 @@ def messages_cancel(*, messages) -> int:
 
 NOT_EDITABLE = "This message is %(status)s; only drafts and messages not yet sent can be edited."
 SCHEDULE_IN_PAST = "Choose a time in the future, or send it now."
+# A message scheduled further ahead would speak of a debt as it is today to a customer months later
+# (and a typing slip, year 9999, would hold it for ever): beyond this, write it nearer the day.
+SCHEDULE_HORIZON = dt.timedelta(days=90)
+SCHEDULE_TOO_FAR = "Choose a time within %(days)s days from now (by %(latest)s at the latest)."
+
+
+def schedule_problem(*, send_at: dt.datetime, now: dt.datetime) -> str | None:
+    """Why a message cannot be scheduled for `send_at`, or None."""
+    if send_at <= now:
+        return SCHEDULE_IN_PAST
+    latest = now + SCHEDULE_HORIZON
+    if send_at > latest:
+        return SCHEDULE_TOO_FAR % {
+            "days": SCHEDULE_HORIZON.days,
+            "latest": dateformat.format(timezone.localtime(latest), "D j M Y, H:i"),
+        }
+    return None
 
 
 @transaction.atomic
@@ -260,8 +277,8 @@ def message_edit(*, message: Message, subject: str, body: str, html_body: str | 
 def message_release(*, message: Message, user: User, send_at: dt.datetime | None = None) -> Message:
     """Send a draft now, or at `send_at`; the contact rules still apply when it goes."""
     now = timezone.now()
-    if send_at is not None and send_at <= now:
-        raise ValidationError({"send_at": SCHEDULE_IN_PAST})
+    if send_at is not None and (problem := schedule_problem(send_at=send_at, now=now)):
+        raise ValidationError({"send_at": problem})
     message = Message.objects.select_for_update().get(pk=message.pk)
     if message.status != Message.Status.DRAFT:
         raise ValidationError(NOT_EDITABLE % {"status": message.get_status_display().lower()})

@@ -1,9 +1,13 @@
 """Bad input typed into the admin gets a clear message and writes nothing."""
 
-import pytest
+import datetime as dt
 
-from dunning_site.accounts.models import Customer, Invoice
-from dunning_site.accounts.tests.factories import CustomerFactory
+import pytest
+import time_machine
+
+from dunning_site.accounts.models import Customer, Invoice, Payment
+from dunning_site.accounts.services import PAID_BEFORE_ISSUED, PAID_IN_FUTURE
+from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.lib.validators import INVALID_PHONE, UNKNOWN_TIME_ZONE
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +112,25 @@ def test_revoking_portal_links_from_the_customer_list(admin_client):
     admin_client.post("/admin/accounts/customer/", {"action": "revoke_portal_links", "_selected_action": [customer.pk]})
     customer.refresh_from_db()
     assert customer.portal_link_version == 2
+
+
+@pytest.mark.parametrize(
+    ("day", "time", "problem"),
+    [
+        ("1900-01-01", "12:00:00", PAID_BEFORE_ISSUED % {"number": "INV-9", "issued_on": "2026-03-01"}),
+        ("2026-03-16", "18:00:00", PAID_IN_FUTURE),
+        ("9999-12-31", "12:00:00", PAID_IN_FUTURE),
+    ],
+)
+def test_a_manual_payment_dated_before_the_invoice_or_in_the_future_is_refused(
+    admin_client, customer, day, time, problem
+):
+    invoice = InvoiceFactory(
+        customer=customer, number="INV-9", total=5_000, issued_on=dt.date(2026, 3, 1), due_on=dt.date(2026, 3, 15)
+    )
+    form = {"invoice": invoice.pk, "amount": "50.00", "method": "bank_transfer", "status": "succeeded"}
+    with time_machine.travel(dt.datetime(2026, 3, 16, 10, 0, tzinfo=dt.UTC), tick=False):
+        response = admin_client.post("/admin/accounts/payment/add/", form | {"at_0": day, "at_1": time})
+    assert form_errors(response)["at"] == [problem]
+    invoice.refresh_from_db()
+    assert not Payment.objects.exists() and invoice.amount_paid == 0

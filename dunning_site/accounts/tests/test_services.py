@@ -2,10 +2,17 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.core.exceptions import ValidationError
 
 from dunning_site.accounts.models import Invoice, Payment
-from dunning_site.accounts.services import OVERPAYMENT, invoice_create, payment_record
+from dunning_site.accounts.services import (
+    OVERPAYMENT,
+    PAID_BEFORE_ISSUED,
+    PAID_IN_FUTURE,
+    invoice_create,
+    payment_record,
+)
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.lib.money import (
     AMOUNT_TOO_LARGE,
@@ -126,3 +133,42 @@ def test_the_largest_amount_a_bigint_holds_is_taken_exactly_and_shown():
     # Sums of many amounts (a dashboard total) may pass a bigint; they are still shown exactly.
     assert from_minor_units(10**40 + 1, "EUR") == Decimal("100000000000000000000000000000000000000.01")
     assert format_money(10**40 + 1, "JPY") == "¥10,000,000,000,000,000,000,000,000,000,000,000,000,001"
+
+
+# A Monday morning; the invoice was issued on 1 March 2026.
+PAYMENT_NOW = dt.datetime(2026, 3, 16, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("at", "status", "problem"),
+    [
+        (dt.datetime(1900, 1, 1, 12, tzinfo=dt.UTC), Payment.Status.SUCCEEDED, PAID_BEFORE_ISSUED),
+        (dt.datetime(1900, 1, 1, 12, tzinfo=dt.UTC), Payment.Status.FAILED, PAID_BEFORE_ISSUED),
+        # 1 March began at 10:00 UTC on 28 February in Kiritimati (UTC+14), the first place on earth.
+        (dt.datetime(2026, 2, 28, 9, 59, tzinfo=dt.UTC), Payment.Status.SUCCEEDED, PAID_BEFORE_ISSUED),
+        (PAYMENT_NOW + dt.timedelta(minutes=6), Payment.Status.SUCCEEDED, PAID_IN_FUTURE),
+        (dt.datetime(9999, 12, 31, tzinfo=dt.UTC), Payment.Status.FAILED, PAID_IN_FUTURE),
+    ],
+)
+def test_a_payment_dated_before_its_invoice_was_issued_or_in_the_future_is_refused(at, status, problem):
+    invoice = InvoiceFactory(number="INV-7", total=5_000, issued_on=dt.date(2026, 3, 1), due_on=dt.date(2026, 3, 15))
+    with time_machine.travel(PAYMENT_NOW, tick=False), pytest.raises(ValidationError) as error:
+        payment_record(invoice=invoice, amount=5_000, status=status, at=at)
+    assert error.value.message_dict == {"at": [problem % {"number": "INV-7", "issued_on": "2026-03-01"}]}
+    invoice.refresh_from_db()
+    assert not Payment.objects.exists() and (invoice.amount_paid, invoice.status) == (0, Invoice.Status.OPEN)
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        dt.datetime(2026, 2, 28, 10, 0, tzinfo=dt.UTC),  # the issue day, in Kiritimati
+        PAYMENT_NOW + dt.timedelta(minutes=5),  # a billing system's clock a little ahead of ours
+        None,  # now
+    ],
+)
+def test_a_payment_between_the_issue_day_and_now_is_recorded(at):
+    invoice = InvoiceFactory(total=5_000, issued_on=dt.date(2026, 3, 1), due_on=dt.date(2026, 3, 15))
+    with time_machine.travel(PAYMENT_NOW, tick=False):
+        payment = payment_record(invoice=invoice, amount=5_000, at=at)
+    assert payment.at == (at or PAYMENT_NOW)

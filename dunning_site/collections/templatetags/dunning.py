@@ -1,5 +1,6 @@
 from django import template
 
+from dunning_site.lib import dates
 from dunning_site.lib.money import format_money
 
 register = template.Library()
@@ -11,6 +12,19 @@ def money(minor: int | None, currency: str) -> str:
     if minor is None:
         return ""
     return format_money(minor, currency)
+
+
+@register.filter(expects_localtime=True)
+def moment(value) -> str:
+    """A day and time in the viewer's zone (or the zone the `timezone` filter chose), with the year
+    when it is not this year: "Tue 17 Mar, 09:00", "Fri 31 Dec 9999, 23:59"."""
+    return dates.moment(value, value.tzinfo) if value else ""
+
+
+@register.filter(expects_localtime=True)
+def day(value) -> str:
+    """A day alone, with the year when it is not this year: "5 Mar", "30 Dec 2025"."""
+    return dates.day(value, getattr(value, "tzinfo", None)) if value else ""
 
 
 @register.filter

@@ -5,13 +5,23 @@ import datetime as dt
 import pytest
 import time_machine
 from django.core import mail
+from django.core.exceptions import ValidationError
 
 from dunning_site.accounts.models import Customer
 from dunning_site.accounts.tests.factories import InvoiceFactory
 from dunning_site.collections.models import Case, CaseEvent, Step
-from dunning_site.collections.services import call_outcome_record, case_message_compose, case_pause, tick
+from dunning_site.collections.services import (
+    PROMISE_ABOVE_OWED,
+    PROMISE_TOO_FAR,
+    call_outcome_record,
+    case_message_compose,
+    case_pause,
+    case_promise_record,
+    tick,
+)
 from dunning_site.collections.tests.factories import PolicyFactory, ladder
 from dunning_site.notifications.models import Message, MessageTemplate
+from dunning_site.notifications.services import SCHEDULE_HORIZON, SCHEDULE_TOO_FAR, message_release
 
 pytestmark = pytest.mark.django_db
 
@@ -243,3 +253,66 @@ def test_pausing_cancels_reminders_waiting_to_go_out(clock, collector, django_ca
     case_pause(case=case, until=None, reason="dispute", user=collector)
     assert Message.objects.get().status == Message.Status.CANCELLED
     assert CaseEvent.objects.get(type="collections.case.paused").data["cancelled_messages"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Promises within the policy's limit and what is owed; schedules within the horizon (issue 9)
+
+# NOW is 5 March 2026; the policy takes promises up to 30 days ahead, the call's case owes €300.00.
+TOO_FAR = PROMISE_TOO_FAR % {"days": 30, "latest": "Sat 4 Apr 2026"}
+TOO_MUCH = PROMISE_ABOVE_OWED % {"amount": "€300.01", "owed": "€300.00"}
+
+
+@pytest.mark.parametrize(
+    ("promised_on", "amount", "problems"),
+    [
+        (dt.date(2026, 4, 5), 30_000, {"promised_on": [TOO_FAR]}),
+        (dt.date(9999, 12, 31), 30_000, {"promised_on": [TOO_FAR]}),
+        (dt.date(2026, 3, 10), 30_001, {"promised_amount": [TOO_MUCH]}),
+        (dt.date(2026, 4, 5), 30_001, {"promised_on": [TOO_FAR], "promised_amount": [TOO_MUCH]}),
+    ],
+)
+def test_the_services_refuse_a_promise_beyond_the_policy_or_above_what_is_owed(
+    call_case, collector, promised_on, amount, problems
+):
+    case, call = call_case
+    with pytest.raises(ValidationError) as refused:
+        call_outcome_record(
+            message=call, outcome="promise", user=collector, promised_on=promised_on, promised_amount=amount
+        )
+    assert refused.value.message_dict == problems
+    with pytest.raises(ValidationError) as refused:
+        case_promise_record(case=case, promised_on=promised_on, amount=amount, user=collector)
+    assert refused.value.message_dict == problems
+    call.refresh_from_db()
+    case.refresh_from_db()
+    assert (call.call_outcome, case.status) == ("", Case.Status.OPEN)
+    assert not CaseEvent.objects.filter(type__in=["collections.call.logged", "collections.case.paused"]).exists()
+
+
+def test_the_admin_refuses_a_call_promise_beyond_the_policy_or_above_what_is_owed(call_case, admin_client):
+    case, call = call_case
+    response = admin_client.post(
+        f"/admin/collections/calltask/{call.pk}/change/",
+        {"outcome": "promise", "note": "", "promised_on": "2026-04-05", "promised_amount": "300.01"},
+    )
+    errors = response.context["adminform"].form.errors
+    assert (errors["promised_on"], errors["promised_amount"]) == ([TOO_FAR], [TOO_MUCH])
+    assert Message.objects.get(pk=call.pk).call_outcome == ""
+    assert Case.objects.get(pk=case.pk).status == Case.Status.OPEN
+
+
+def test_a_draft_cannot_be_scheduled_beyond_the_horizon(reviewed_case, collector, admin_client):
+    draft = Message.objects.get()
+    too_far = SCHEDULE_TOO_FAR % {"days": 90, "latest": "Wed 3 Jun 2026, 10:00"}
+    form = {"subject": draft.subject, "body": draft.body, "html_body": "", "send": "later"}
+    response = admin_client.post(f"/admin/collections/draft/{draft.pk}/change/", form | {"send_at": "9999-12-31 09:30"})
+    assert response.context["adminform"].form.errors["send_at"] == [too_far]
+    with pytest.raises(ValidationError) as refused:
+        message_release(message=draft, user=collector, send_at=NOW + SCHEDULE_HORIZON + dt.timedelta(minutes=1))
+    assert refused.value.message_dict == {"send_at": [too_far]}
+    draft.refresh_from_db()
+    assert draft.status == Message.Status.DRAFT
+    message_release(message=draft, user=collector, send_at=NOW + SCHEDULE_HORIZON)
+    draft.refresh_from_db()
+    assert (draft.status, draft.send_after) == (Message.Status.QUEUED, dt.datetime(2026, 6, 3, 10, tzinfo=dt.UTC))

@@ -16,7 +16,7 @@ from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import dateformat, timezone
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -34,6 +34,7 @@ from dunning_site.collections.forms import (
     StepNowForm,
 )
 from dunning_site.collections.models import Case, Step
+from dunning_site.lib import dates
 from dunning_site.lib.money import format_money
 from dunning_site.notifications import services as notification_services
 from dunning_site.notifications.models import Message
@@ -80,12 +81,12 @@ def case_page_context(request: HttpRequest, case: Case, **bound: Form) -> dict:
     context |= {
         "drafts": [message for message in case_messages if message.status == Message.Status.DRAFT],
         "calls": [
-            (call, call_forms.get(call.pk) or CallOutcomeForm(currency=case.currency, auto_id=f"call-{call.pk}-%s"))
+            (call, call_forms.get(call.pk) or CallOutcomeForm(case=case, auto_id=f"call-{call.pk}-%s"))
             for call in calls
         ],
         "can_personalize": bool(case.next_step)
         and case.next_step.action in (Step.Action.REMINDER, Step.Action.FINAL_NOTICE),
-        "pause_form": bound.get("pause_form") or PauseForm(currency=case.currency, auto_id="pause-%s"),
+        "pause_form": bound.get("pause_form") or PauseForm(case=case, auto_id="pause-%s"),
         "assign_form": bound.get("assign_form")
         or AssignForm(initial={"assignee": case.assignee_id}, auto_id="assign-%s"),
         "note_form": bound.get("note_form") or NoteForm(auto_id="note-%s"),
@@ -328,8 +329,8 @@ def message_edit(request: HttpRequest, case_id: int, message_id: int) -> HttpRes
                 messages.success(request, "Sent to the outbox: it goes out now (the contact rules still apply).")
             elif send == DraftEditForm.LATER:
                 when = form.cleaned_data["send_at"]
-                yours = dateformat.format(timezone.localtime(when), "D j M, H:i")
-                theirs = dateformat.format(when.astimezone(zoneinfo.ZoneInfo(case.customer.time_zone)), "D j M, H:i")
+                yours = dates.moment(when)
+                theirs = dates.moment(when, zoneinfo.ZoneInfo(case.customer.time_zone))
                 messages.success(request, f"Scheduled for {yours} your time ({theirs} for the customer).")
             else:
                 messages.success(request, "Draft saved.")
@@ -371,16 +372,22 @@ def message_preview(request: HttpRequest, case_id: int, message_id: int) -> Http
 @permission_required(WORK, raise_exception=True)
 @require_POST
 def case_pause(request: HttpRequest, case_id: int) -> HttpResponse:
-    case = get_object_or_404(Case, pk=case_id)
-    form = PauseForm(request.POST, currency=case.currency, auto_id="pause-%s")
+    case = get_object_or_404(Case.objects.select_related("policy"), pk=case_id)
+    form = PauseForm(request.POST, case=case, auto_id="pause-%s")
     if form.is_valid():
-        until, reason = form.pause()
+        data = form.cleaned_data
         try:
-            services.case_pause(case=case, until=until, reason=reason, user=request.user)
+            if data["kind"] == PauseForm.PROMISE:
+                case = services.case_promise_record(
+                    case=case, promised_on=data["promised_on"], amount=data["promised_minor"], user=request.user
+                )
+            else:
+                until, reason = form.pause()
+                case = services.case_pause(case=case, until=until, reason=reason, user=request.user)
         except ValidationError as error:
             _service_errors(form, error)
         else:
-            return _done(request, case_id, f"On hold: {reason}.")
+            return _done(request, case_id, f"On hold: {case.pause_reason}.")
     return _invalid(request, case_id, pause_form=form)
 
 
@@ -434,9 +441,9 @@ def case_note_add(request: HttpRequest, case_id: int) -> HttpResponse:
 @permission_required(WORK, raise_exception=True)
 @require_POST
 def call_outcome(request: HttpRequest, case_id: int, message_id: int) -> HttpResponse:
-    case = get_object_or_404(Case, pk=case_id)
+    case = get_object_or_404(Case.objects.select_related("policy"), pk=case_id)
     call = get_object_or_404(Message, pk=message_id, cases=case, channel=Channel.CALL)
-    form = CallOutcomeForm(request.POST, currency=case.currency, auto_id=f"call-{call.pk}-%s")
+    form = CallOutcomeForm(request.POST, case=case, auto_id=f"call-{call.pk}-%s")
     if form.is_valid():
         try:
             services.call_outcome_record(

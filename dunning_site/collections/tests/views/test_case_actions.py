@@ -17,20 +17,31 @@ from dunning_site.collections.forms import (
     PROMISE_NEEDS_AMOUNT,
     PROMISE_NEEDS_DATE,
 )
-from dunning_site.collections.models import Approval, Case, CaseEvent, Step, StepExecution
+from dunning_site.collections.models import Approval, Case, CaseEvent, Policy, Step, StepExecution
 from dunning_site.collections.roles import COLLECTOR, VIEWER
-from dunning_site.collections.services import PROMISE_DATE_IN_PAST, STEP_ALREADY_PERFORMED, tick
+from dunning_site.collections.services import (
+    PROMISE_ABOVE_OWED,
+    PROMISE_DATE_IN_PAST,
+    PROMISE_TOO_FAR,
+    STEP_ALREADY_PERFORMED,
+    tick,
+)
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.conftest import signed_in
 from dunning_site.collections.tests.views.moment import NOW
 from dunning_site.collections.views.case_actions import NOT_A_DRAFT, SUBJECT_TOO_LONG
 from dunning_site.lib.money import AMOUNT_TOO_LARGE, TOO_MANY_DECIMALS
 from dunning_site.notifications.models import Message
-from dunning_site.notifications.services import SCHEDULE_IN_PAST
+from dunning_site.notifications.services import SCHEDULE_IN_PAST, SCHEDULE_TOO_FAR
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
+# NOW is Monday 16 March 2026, 10:00 UTC; the collector works in UTC. The case owes €100.00 and
+# its policy takes promises up to 30 days ahead.
+PROMISE_BEYOND_POLICY = PROMISE_TOO_FAR % {"days": 30, "latest": "Wed 15 Apr 2026"}
+PROMISE_ABOVE_CASE = PROMISE_ABOVE_OWED % {"amount": "€100.01", "owed": "€100.00"}
+TOO_FAR = SCHEDULE_TOO_FAR % {"days": 90, "latest": "Sun 14 Jun 2026, 10:00"}
 TOO_LARGE_IN_EUR = AMOUNT_TOO_LARGE % {"currency": "EUR", "largest": "€92,233,720,368,547,758.07"}
 
 
@@ -255,10 +266,33 @@ def test_a_draft_is_scheduled_in_the_viewers_zone(client, collector, case, draft
     assert "Scheduled for Tue 17 Mar, 09:00 your time (Tue 17 Mar, 14:00 for the customer)" in page_of(response)
 
 
+def test_a_draft_scheduled_on_the_last_day_of_the_horizon_goes(client, collector, case, draft):
+    data = {"subject": "Hello", "body": "Hello again", "send": "later", "send_at": "2026-06-14T10:00"}
+    client.post(f"/cases/{case.pk}/messages/{draft.pk}/edit/", data)
+    draft.refresh_from_db()
+    assert (draft.status, draft.send_after) == (Message.Status.QUEUED, dt.datetime(2026, 6, 14, 10, tzinfo=dt.UTC))
+
+
+def test_a_time_in_another_year_is_shown_with_its_year(client, collector, case, draft, clock):
+    clock.move_to(dt.datetime(2026, 12, 21, 10, 0, tzinfo=dt.UTC))
+    client.force_login(collector)  # nine months on, the session has expired
+    response = client.post(
+        f"/cases/{case.pk}/messages/{draft.pk}/edit/",
+        {"subject": "Hello", "body": "Hello again", "send": "later", "send_at": "2027-01-05T09:00"},
+        follow=True,
+    )
+    page = page_of(response)
+    assert "Scheduled for Tue 5 Jan 2027, 09:00 your time (Tue 5 Jan 2027, 10:00 for the customer)" in page
+    assert "to go Tue 5 Jan 2027, 09:00" in page
+    assert "Mon 16 Mar, 10:00" in page  # when the draft was written: this year, no year
+
+
 @pytest.mark.parametrize(
     ("data", "error"),
     [
         ({"subject": "Hi", "body": "Hi", "send": "later", "send_at": "2026-03-16T09:00"}, SCHEDULE_IN_PAST),
+        ({"subject": "Hi", "body": "Hi", "send": "later", "send_at": "9999-12-31T23:59"}, TOO_FAR),
+        ({"subject": "Hi", "body": "Hi", "send": "later", "send_at": "2026-06-14T10:01"}, TOO_FAR),
         ({"subject": "Hi", "body": "Hi", "send": "later", "send_at": ""}, "Say when to send it."),
         ({"subject": "Hi", "body": "{{ nope }}", "send": "now"}, "“nope” is not something a message can use"),
         ({"subject": "Hi", "body": "", "send": "now"}, "This field is required."),
@@ -361,6 +395,9 @@ def test_a_manual_hold_and_resume(client, collector, case):
             TOO_MANY_DECIMALS % {"currency": "EUR", "decimals": 2},
         ),
         ({"kind": "promise", "promised_on": "2026-03-20", "promised_amount": "0"}, "Enter an amount above zero."),
+        ({"kind": "promise", "promised_on": "2026-04-16", "promised_amount": "10"}, PROMISE_BEYOND_POLICY),
+        ({"kind": "promise", "promised_on": "9999-12-31", "promised_amount": "10"}, PROMISE_BEYOND_POLICY),
+        ({"kind": "promise", "promised_on": "2026-03-20", "promised_amount": "100.01"}, PROMISE_ABOVE_CASE),
         ({"kind": "dispute", "reason": "  "}, DISPUTE_NEEDS_A_REASON),
         ({"kind": "hold", "reason": "Wait", "until": "2026-03-16"}, HOLD_UNTIL_IN_PAST),
         ({"kind": "holiday"}, "Select a valid choice."),
@@ -462,6 +499,34 @@ def test_a_bad_call_outcome_is_refused(client, collector, case, call):
     assert response.status_code == 400
     assert PROMISE_NEEDS_DATE in page_of(response) and PROMISE_NEEDS_AMOUNT in page_of(response)
     assert Message.objects.get(pk=call.pk).call_outcome == ""
+
+
+@pytest.mark.parametrize(
+    ("promise", "field", "error"),
+    [
+        ({"promised_on": "2026-04-16", "promised_amount": "10"}, "promised_on", PROMISE_BEYOND_POLICY),
+        ({"promised_on": "2026-03-20", "promised_amount": "100.01"}, "promised_amount", PROMISE_ABOVE_CASE),
+    ],
+)
+def test_a_promise_on_a_call_beyond_the_policy_or_above_what_is_owed_is_refused(
+    client, collector, case, call, promise, field, error
+):
+    response = client.post(f"/cases/{case.pk}/calls/{call.pk}/outcome/", {"outcome": "promise"} | promise, **HTMX)
+    assert response.status_code == 400
+    assert error in page_of(response)
+    assert Message.objects.get(pk=call.pk).call_outcome == ""
+    assert Case.objects.get(pk=case.pk).status == Case.Status.OPEN
+    assert not CaseEvent.objects.filter(type__in=["collections.call.logged", "collections.case.paused"]).exists()
+
+
+def test_the_promise_limit_is_the_policys_own(client, collector, case):
+    Policy.objects.filter(pk=case.policy_id).update(max_promise_days=7)
+    data = {"kind": "promise", "promised_on": "2026-03-24", "promised_amount": "100"}
+    response = client.post(f"/cases/{case.pk}/pause/", data)
+    assert PROMISE_TOO_FAR % {"days": 7, "latest": "Mon 23 Mar 2026"} in page_of(response)
+    assert "at most 7 days ahead" in page_of(response)
+    client.post(f"/cases/{case.pk}/pause/", data | {"promised_on": "2026-03-23"})
+    assert Case.objects.get(pk=case.pk).pause_reason == "Promise to pay €100.00 by 2026-03-23"
 
 
 def test_only_a_call_of_this_case_takes_an_outcome(client, collector, case):

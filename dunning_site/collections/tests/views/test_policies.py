@@ -33,6 +33,7 @@ POLICY_FIELDS = {
     "retry_max_attempts": "8",
     "retry_window_days": "30",
     "pre_dunning_days": "30",
+    "max_promise_days": "30",
 }
 
 
@@ -73,6 +74,7 @@ def fields_of(policy: Policy) -> dict:
         "retry_max_attempts": policy.retry_max_attempts,
         "retry_window_days": policy.retry_window_days,
         "pre_dunning_days": policy.pre_dunning_days,
+        "max_promise_days": policy.max_promise_days,
     }
 
 
@@ -276,3 +278,21 @@ def test_the_policy_page_takes_the_same_queries_for_few_or_many_steps(
     with django_assert_max_num_queries(15):
         response = client.get(f"/policies/{policy.pk}/")
     assert response.status_code == 200
+
+
+def test_a_manager_sets_how_far_ahead_promises_may_go(client, manager, admin_client):
+    policy = standard_policy(name="Standard")
+    response = client.post(f"/policies/{policy.pk}/", posted(saved_rows(policy), policy, max_promise_days="14"))
+    assert response.status_code == 302
+    policy.refresh_from_db()
+    assert policy.max_promise_days == 14
+    assert 'name="max_promise_days" value="14"' in client.get(f"/policies/{policy.pk}/").content.decode()
+    for wrong, error in (("0", "greater than or equal to 1"), ("366", "less than or equal to 365")):
+        response = client.post(f"/policies/{policy.pk}/", posted(saved_rows(policy), policy, max_promise_days=wrong))
+        assert response.status_code == 400
+        assert error in response.context["form"].errors["max_promise_days"][0]
+    policy.refresh_from_db()
+    assert policy.max_promise_days == 14
+    assert (
+        'name="max_promise_days"' in admin_client.get(f"/admin/collections/policy/{policy.pk}/change/").content.decode()
+    )

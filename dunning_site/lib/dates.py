@@ -1,0 +1,31 @@
+"""Dates and times as staff read them: short, and with the year whenever it is not this year's.
+
+"Tue 17 Mar, 09:00" is enough for this year; a message scheduled for next January, a case opened
+last December, or a slip typed as year 9999 must show its year, or it reads as something else.
+"""
+
+import datetime as dt
+
+from django.utils import dateformat, timezone
+
+THIS_YEAR = "D j M, H:i"
+OTHER_YEAR = "D j M Y, H:i"
+THIS_YEAR_DAY = "j M"
+OTHER_YEAR_DAY = "j M Y"
+
+
+def moment(value: dt.datetime, zone: dt.tzinfo | None = None) -> str:
+    """A day and a time in `zone` (the current time zone by default): "Tue 17 Mar, 09:00", or
+    "Fri 31 Dec 9999, 23:59" when not this year."""
+    zone = zone or timezone.get_current_timezone()
+    local = value.astimezone(zone)
+    shape = THIS_YEAR if local.year == timezone.now().astimezone(zone).year else OTHER_YEAR
+    return dateformat.format(local, shape)
+
+
+def day(value: dt.datetime | dt.date, zone: dt.tzinfo | None = None) -> str:
+    """A day alone: "17 Mar", or "17 Mar 2025" when not this year."""
+    zone = zone or timezone.get_current_timezone()
+    local = value.astimezone(zone) if isinstance(value, dt.datetime) else value
+    shape = THIS_YEAR_DAY if local.year == timezone.now().astimezone(zone).year else OTHER_YEAR_DAY
+    return dateformat.format(local, shape)

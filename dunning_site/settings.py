@@ -225,20 +225,26 @@ SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 # ANYMAIL_* variables (ANYMAIL_POSTMARK_SERVER_TOKEN=… becomes ANYMAIL["POSTMARK_SERVER_TOKEN"]).
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Accounts Receivable <billing@example.com>")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# SMTP goes through Django's backend with one addition: a failure after the message was handed
+# over (the final "." of DATA) is told apart, so it is never resent blindly.
+SMTP_EMAIL_BACKEND = "dunning_site.notifications.smtp.EmailBackend"
 if env.str("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_BACKEND = SMTP_EMAIL_BACKEND
 else:
     EMAIL_BACKEND = env.str(
         "EMAIL_BACKEND",
-        default="django.core.mail.backends.filebased.EmailBackend"
-        if DEBUG
-        else "django.core.mail.backends.smtp.EmailBackend",
+        default="django.core.mail.backends.filebased.EmailBackend" if DEBUG else SMTP_EMAIL_BACKEND,
     )
+# Seconds an SMTP server (or an ESP's API) may stay silent before the attempt gives up: well inside
+# the `messages` queue's job timeout (RQ_QUEUES), so a provider that never answers cannot leave a
+# message `sending` until the job is killed.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=20)
 EMAIL_FILE_PATH = env.path("EMAIL_FILE_PATH", default=BASE_DIR / "var" / "sent-emails")
 ANYMAIL = {
     key.removeprefix("ANYMAIL_"): value for key, value in env.ENVIRON.items() if key.startswith("ANYMAIL_") and value
 }
+ANYMAIL.setdefault("REQUESTS_TIMEOUT", EMAIL_TIMEOUT)
 
 # Dunning engine.
 DUNNING_TICK_BATCH_SIZE = env.int("DUNNING_TICK_BATCH_SIZE", default=100)

@@ -1,16 +1,22 @@
 """The outbox: messages are rows first, delivered by a job after the writing transaction commits."""
 
+import contextlib
 import datetime as dt
 import logging
+import math
+import time
+from collections.abc import Callable
 
 import django_rq
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import dateformat, timezone
 from redis.exceptions import RedisError
-from rq import Queue, Retry
+from rq import Queue, get_current_job
+from rq.exceptions import DuplicateJobError
+from rq.job import JobStatus
 
 from dunning_site.accounts.models import Channel, Customer, User
 from dunning_site.accounts.services import consent_record, contact_mark_unusable
@@ -28,6 +34,12 @@ QUEUE_NAME = "messages"
 DELIVERY_BACKOFF = [30, 120, 600, 1800, 3600]
 MAX_DELIVERY_ATTEMPTS = 10
 GAVE_UP = "Gave up after %(attempts)d attempts: %(error)s"
+UNEXPECTED_FAILURE = (
+    "Sending failed unexpectedly (%(error)s), so the message may or may not have gone out. "
+    "It is not sent again automatically: check the provider's log before sending it by hand."
+)
+# Pauses (seconds) before writing a send's outcome again when the database connection broke.
+OUTCOME_WRITE_PAUSES = (0.2, 0.5, 1, 2, 4)
 
 
 def messages_enqueue_on_commit(messages: list[Message]) -> None:
@@ -39,22 +51,41 @@ def messages_enqueue_on_commit(messages: list[Message]) -> None:
 
 
 def _enqueue_delivery(message_ids: list[int], *, at: dt.datetime | None = None) -> None:
+    """Deliver now, or at `at`: the one way a delivery is (re)scheduled — deferrals, retries after a
+    transient failure, scheduled drafts, the sweeper. If Redis is unreachable the rows stay `queued`
+    and the sweeper enqueues them once it is back: nothing is lost, so a warning is enough."""
     from dunning_site.notifications.jobs import deliver
 
     queue: Queue = django_rq.get_queue(QUEUE_NAME)
-    retry = Retry(max=len(DELIVERY_BACKOFF), interval=DELIVERY_BACKOFF)
-    # One round trip for the whole batch. If Redis is unreachable the rows stay `queued` and the
-    # sweeper enqueues them once it is back: nothing is lost, so a warning is enough.
     try:
-        if at is not None:
-            for message_id in message_ids:
-                queue.enqueue_at(at, deliver, message_id, retry=retry, result_ttl=0)
+        if at is None:
+            # One round trip for the whole batch.
+            queue.enqueue_many(
+                [Queue.prepare_data(deliver, args=(message_id,), result_ttl=0) for message_id in message_ids]
+            )
             return
-        queue.enqueue_many(
-            [Queue.prepare_data(deliver, args=(message_id,), retry=retry, result_ttl=0) for message_id in message_ids]
-        )
+        for message_id in message_ids:
+            _schedule_delivery(queue, deliver, message_id, at)
     except RedisError as error:
         logger.warning("Could not enqueue %d deliveries (%s); the sweeper will.", len(message_ids), error)
+
+
+def _schedule_delivery(queue: Queue, deliver: Callable, message_id: int, at: dt.datetime) -> None:
+    """RQ runs a scheduled job at the whole second it was given, dropping the fraction: a job for
+    12:00:30.4 runs at 12:00:30.0 and finds its message not yet due. So the second is rounded up.
+
+    One job per message and second (its id says which): scheduling the same delivery twice, as a
+    deferral and a stray early job may, keeps one job, so jobs never multiply."""
+    second = math.ceil(at.timestamp())
+    job_id = f"deliver-{message_id}-at-{second}"
+    current = get_current_job()
+    if current is not None and current.id == job_id:
+        # This very job ran early (a worker's clock behind the scheduler's): the next second.
+        second += 1
+        job_id = f"deliver-{message_id}-at-{second}"
+    job = queue.create_job(deliver, args=(message_id,), job_id=job_id, result_ttl=0, status=JobStatus.SCHEDULED)
+    with contextlib.suppress(DuplicateJobError):  # already waiting for that second
+        queue.schedule_job(job, dt.datetime.fromtimestamp(second, dt.UTC), unique=True)
 
 
 @transaction.atomic
@@ -87,16 +118,20 @@ def message_deliver(*, message_id: int, now: dt.datetime | None = None) -> str:
     The rules are decided and the message claimed (queued → sending) in one transaction holding
     the customer's row, so two workers delivering to the same customer cannot both slip under a
     cap. The provider call happens after that commit; its id is recorded before anything else.
+    Whatever the transport raises, the message leaves `sending` with what became of it.
     """
     now = now or timezone.now()
     with transaction.atomic():
         message = (
-            Message.objects.select_related("contact_rules")
-            .filter(pk=message_id, status=Message.Status.QUEUED, send_after__lte=now)
-            .first()
+            Message.objects.select_related("contact_rules").filter(pk=message_id, status=Message.Status.QUEUED).first()
         )
         if message is None:
             return "not claimable"
+        if message.send_after > now:
+            # Early (RQ schedules by whole seconds, clocks differ): make sure a job runs when it is due.
+            send_after = message.send_after
+            transaction.on_commit(lambda: _enqueue_delivery([message_id], at=send_after), robust=True)
+            return "not due"
         customer = Customer.objects.select_for_update().get(pk=message.customer_id)
         if not Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).exists():
             return "not claimable"  # another worker claimed it while this one waited for the lock
@@ -118,17 +153,54 @@ def message_deliver(*, message_id: int, now: dt.datetime | None = None) -> str:
         )
         if not claimed:
             return "not claimable"
-    message = Message.objects.select_related("customer").get(pk=message_id)
+        # Read under the claim, so what is sent is what the row says (an edit committed before it).
+        message = Message.objects.select_related("customer").get(pk=message_id)
     try:
         provider_id = transport_for(message.channel).send(message)
     except TransportError as error:
         return _delivery_failed(message, error, now)
+    except Exception as error:
+        logger.exception("Sending message %s failed unexpectedly", message_id)
+        unexpected = TransportError(UNEXPECTED_FAILURE % {"error": repr(error)}, permanent=True)
+        return _delivery_failed(message, unexpected, now)
     # Recorded before anything else, so a crash from here on cannot cause a second send.
-    Message.objects.filter(pk=message.pk).update(
-        status=Message.Status.SENT, provider_message_id=provider_id, sent_at=timezone.now(), error=""
-    )
-    _status_changed(message, Message.Status.SENDING, Message.Status.SENT)
+    _write_outcome(lambda: _record_sent(message, provider_id))
     return "sent"
+
+
+def _write_outcome(write: Callable[[], None]) -> None:
+    """Write what became of a send in one transaction, reconnecting when the database connection
+    broke meanwhile (a failover, a restart, an idle connection cut by a proxy). The provider has
+    already acted: losing this write would leave the message `sending`, for the sweeper to fail as
+    "may have gone out", inviting staff to send again by hand what the customer already received."""
+    for pause in (*OUTCOME_WRITE_PAUSES, None):
+        try:
+            with transaction.atomic():
+                write()
+            return
+        except (OperationalError, InterfaceError) as error:
+            if pause is None or connection.in_atomic_block:
+                raise  # out of tries, or inside a caller's transaction, which a reconnect would lose
+            logger.warning("Could not record a delivery's outcome (%s); reconnecting in %s s", error, pause)
+            connection.close()
+            time.sleep(pause)
+
+
+def _record_sent(message: Message, provider_id: str) -> None:
+    current = Message.objects.select_for_update().get(pk=message.pk)
+    if current.provider_message_id == provider_id and current.sent_at is not None:
+        return  # an earlier try committed; only its acknowledgement was lost
+    fields: dict = {"provider_message_id": provider_id, "sent_at": timezone.now()}
+    # A provider's event may have come first (delivered, bounced): it is further along than "sent".
+    # `failed` is the sweeper's guess for a send that took too long; the provider's answer is truth.
+    moves_on = current.status in (Message.Status.SENDING, Message.Status.FAILED)
+    if moves_on:
+        fields |= {"status": Message.Status.SENT, "error": ""}
+    Message.objects.filter(pk=message.pk).update(**fields)
+    message.provider_message_id, message.sent_at = provider_id, fields["sent_at"]
+    if moves_on:
+        message.error = ""
+        _status_changed(message, current.status, Message.Status.SENT)
 
 
 def recipient_of(customer: Customer) -> rules.Recipient:
@@ -167,21 +239,41 @@ def _defer(message: Message, until: dt.datetime, reason: str) -> None:
     transaction.on_commit(lambda: _enqueue_delivery([message.pk], at=until), robust=True)
 
 
-class DeliveryDeferred(Exception):
-    """Raised so RQ schedules the next attempt; the message is back in `queued`."""
-
-
 def _delivery_failed(message: Message, error: TransportError, now: dt.datetime) -> str:
+    """A refused address bounces (and is retired, as a hard bounce retires it, so the case's next
+    step takes another channel); a permanent failure, or the last attempt, fails with its reason;
+    anything else goes back to `queued` for the next attempt, after the backoff."""
+    if error.recipient_refused:
+        reason = str(error)
+        _write_outcome(
+            lambda: message_tracking_record(
+                message=message, kind="bounced", at=now, reason=reason, data={"refused_when_sending": reason}
+            )
+        )
+        return "bounced"
     if error.permanent or message.attempts >= MAX_DELIVERY_ATTEMPTS:
         reason = str(error) if error.permanent else GAVE_UP % {"attempts": message.attempts, "error": error}
-        Message.objects.filter(pk=message.pk).update(status=Message.Status.FAILED, failed_at=now, error=reason)
-        _status_changed(message, Message.Status.SENDING, Message.Status.FAILED)
+
+        def fail() -> None:
+            Message.objects.filter(pk=message.pk).update(
+                status=Message.Status.FAILED, failed_at=now, error=reason, provider_message_id=error.provider_id
+            )
+            message.error, message.provider_message_id = reason, error.provider_id
+            _status_changed(message, Message.Status.SENDING, Message.Status.FAILED)
+
+        _write_outcome(fail)
         return "failed"
     delay = DELIVERY_BACKOFF[min(message.attempts, len(DELIVERY_BACKOFF)) - 1]
-    Message.objects.filter(pk=message.pk).update(
-        status=Message.Status.QUEUED, send_after=now + dt.timedelta(seconds=delay), error=str(error)
-    )
-    raise DeliveryDeferred(str(error))
+    next_attempt = now + dt.timedelta(seconds=delay)
+
+    def retry_later() -> None:
+        Message.objects.filter(pk=message.pk).update(
+            status=Message.Status.QUEUED, send_after=next_attempt, error=str(error)
+        )
+        transaction.on_commit(lambda: _enqueue_delivery([message.pk], at=next_attempt), robust=True)
+
+    _write_outcome(retry_later)
+    return "retrying"
 
 
 def _status_changed(message: Message, previous: str, status: str, *, event: str = "") -> None:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 from django.utils.module_loading import import_string
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -27,7 +26,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from dunning_site.notifications.models import Message
-from dunning_site.notifications.transports import NO_ADDRESS, Transport, TransportError
+from dunning_site.notifications.transports import NO_ADDRESS, Transport, TransportError, handed_over
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +39,8 @@ TWILIO_NOT_CONFIGURED = "Twilio is not configured: set TWILIO_ACCOUNT_SID, TWILI
 TWILIO_ERROR = "Twilio error %(code)s (HTTP %(status)s): %(message)s"
 TWILIO_UNREACHABLE = "Could not reach Twilio: %(error)s"
 TWILIO_NO_ANSWER = (
-    "Twilio did not answer in time, so the SMS may or may not have gone out. "
+    "Twilio received the request but its answer was lost (no answer in time, or the connection dropped), "
+    "so the SMS may or may not have gone out. "
     "It is not retried automatically, to avoid texting the customer twice: check the Twilio console."
 )
 # Seconds to wait for Twilio. The default client waits forever, which would leave the message
@@ -135,11 +135,10 @@ class TwilioBackend(BaseSmsBackend):
             created = client.messages.create(to=to, body=body, **sender)
         except (TwilioRestException, TwilioServiceException) as error:
             raise _twilio_error(error) from error
-        except requests.ReadTimeout as error:
-            # The request reached Twilio but no answer came back: retrying could send it twice.
-            raise TransportError(TWILIO_NO_ANSWER, permanent=True) from error
-        except (TwilioException, OSError) as error:
-            # requests' connection errors are OSErrors: the request most likely never arrived.
+        except (TwilioException, OSError) as error:  # requests' errors are OSErrors
+            if handed_over(error):
+                # The request reached Twilio but no answer came back: retrying could text twice.
+                raise TransportError(TWILIO_NO_ANSWER, permanent=True) from error
             raise TransportError(TWILIO_UNREACHABLE % {"error": error}, permanent=False) from error
         logger.info("Twilio accepted SMS %s (key %s)", created.sid, idempotency_key)
         return str(created.sid)

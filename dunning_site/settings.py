@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "dunning_site.accounts",
     "dunning_site.notifications",
     "dunning_site.collections",
+    "dunning_site.ops",
 ]
 
 MIDDLEWARE = [
@@ -255,8 +256,17 @@ DUNNING_SEND_HOUR = env.int("DUNNING_SEND_HOUR", default=9)
 # Public base address of the product, for links in messages.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
+# The health endpoint (/health/, for an operator's monitor). With a token set, only requests carrying
+# it are answered: the report holds no customer data, but says when the engine is down.
+HEALTH_CHECK_TOKEN = env.str("HEALTH_CHECK_TOKEN", default="")
+# The tick runs every minute: older than this, the cron or the `default` workers have stopped.
+HEALTH_TICK_MAX_AGE_SECONDS = env.int("HEALTH_TICK_MAX_AGE_SECONDS", default=300)
+# A due message still queued DUNNING_SWEEP_AFTER_SECONDS plus this long: nothing is delivering.
+HEALTH_MESSAGE_MARGIN_SECONDS = env.int("HEALTH_MESSAGE_MARGIN_SECONDS", default=600)
+
 # Production hardening: on unless DEBUG; `manage.py check --deploy` is clean with DEBUG=false.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]  # a monitor on the same host may ask gunicorn over plain HTTP
 # Trusted only when set (e.g. "HTTP_X_FORWARDED_PROTO,https"): without a proxy that overwrites the
 # header, any client could claim https. Gunicorn already trusts X-Forwarded-Proto from the addresses
 # in its FORWARDED_ALLOW_IPS (default: this machine), which covers a proxy on the same host.

@@ -55,6 +55,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("django-rq/", include((_rq_patterns(), "django_rq"))),
+    path("", include("dunning_site.ops.urls")),
     path("", include("dunning_site.notifications.urls")),
     path("", include("dunning_site.collections.urls")),
 ]

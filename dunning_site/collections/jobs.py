@@ -2,11 +2,18 @@
 
 import dataclasses
 
+import django_rq
+from django.utils import timezone
+
 from dunning_site.collections import billing, predunning, service_hooks, services
+from dunning_site.lib.heartbeat import TICK, heartbeat_record
 
 
 def tick() -> dict:
-    return dataclasses.asdict(services.tick())
+    result = dataclasses.asdict(services.tick())
+    # For the health endpoint: an operator's monitor sees a stopped cron or a stuck worker by its age.
+    heartbeat_record(TICK, at=timezone.now(), connection=django_rq.get_connection("default"))
+    return result
 
 
 def billing_event_process(billing_event_id: int) -> str:

@@ -1,0 +1,121 @@
+"""The project's own checks for `manage.py check --deploy`: settings that would let a stranger change
+data, or that leave a feature silently dead, in production.
+
+All are errors, so `check --deploy` exits non-zero and a deployment script stops:
+- the sandbox without DEBUG marks invoices paid for whoever holds a card link — never acceptable with
+  real customers, and a demo server with made-up ones can silence dunning.E001;
+- a webhook without its secret is either open to forgery or, where the code refuses unsigned calls
+  (Anymail, Twilio, Stripe) and never sends them (the service webhook), a feature that does nothing:
+  bounces not recorded, STOP replies lost, Stripe payments never seen, suspensions never told;
+- without a bounded EMAIL_TIMEOUT a provider that accepts and never answers holds the delivery until
+  RQ kills the job, and the message is then failed although it may have gone out.
+"""
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+from django.utils.module_loading import import_string
+
+from dunning_site.notifications.sms import TwilioBackend
+from dunning_site.notifications.tracking import anymail_webhook_secret_configured
+
+# An SMTP send waits for several replies (greeting, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, the final
+# one), each up to EMAIL_TIMEOUT: a quarter of the job's time lets a slow server finish before RQ kills it.
+EMAIL_TIMEOUT_SHARE_OF_JOB = 4
+
+SANDBOX_LIVE = Error(
+    "PAYMENTS_SANDBOX is on without DEBUG and without STRIPE_API_KEY: anyone holding a customer's card link "
+    "can pick a test card, and the next tick marks that customer's invoices paid.",
+    hint="Set STRIPE_API_KEY for real payments, or remove PAYMENTS_SANDBOX (payments are then 'not configured'). "
+    "Only a demo server with made-up customers may run the sandbox.",
+    id="dunning.E001",
+)
+ANYMAIL_WITHOUT_SECRET = Error(
+    "Email goes through an ESP (EMAIL_BACKEND=%(backend)s) but ANYMAIL_WEBHOOK_SECRET is not set: every "
+    "Anymail webhook is refused, so bounces, complaints and unsubscribes are never recorded.",
+    hint="Set ANYMAIL_WEBHOOK_SECRET=<user>:<password> (random) and give the ESP the tracking webhook "
+    "https://<user>:<password>@<host>/webhooks/anymail/<esp>/tracking/.",
+    id="dunning.E002",
+)
+TWILIO_WITHOUT_TOKEN = Error(
+    "SMS go through Twilio (SMS_BACKEND) but TWILIO_AUTH_TOKEN is empty: no SMS can be sent, and Twilio's "
+    "delivery reports and STOP replies are refused (their signature cannot be checked).",
+    hint="Set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER (or TWILIO_MESSAGING_SERVICE_SID).",
+    id="dunning.E003",
+)
+SERVICE_WEBHOOK_WITHOUT_SECRET = Error(
+    "SERVICE_WEBHOOK_URL is set but SERVICE_WEBHOOK_SECRET is empty: nothing is sent unsigned, so your "
+    "product is never told to suspend or reinstate a customer.",
+    hint="Set SERVICE_WEBHOOK_SECRET to a long random value, and check it in your product "
+    "(collections/service_hooks.py has verify_signature to copy).",
+    id="dunning.E004",
+)
+STRIPE_WITHOUT_WEBHOOK_SECRET = Error(
+    "STRIPE_API_KEY is set but STRIPE_WEBHOOK_SECRET is empty: every Stripe event is refused, so payments "
+    "made at Stripe, new cards and disputes never reach the back-office.",
+    hint="Set STRIPE_WEBHOOK_SECRET to the signing secret (whsec_…) of the endpoint https://<host>/webhooks/stripe/.",
+    id="dunning.E005",
+)
+EMAIL_TIMEOUT_UNBOUNDED = Error(
+    "EMAIL_TIMEOUT is %(timeout)s: a mail server that accepts the connection and never answers holds the "
+    "delivery until RQ kills the job after %(job_timeout)s s, and the message is failed although it may have gone out.",
+    hint="Set EMAIL_TIMEOUT to a number of seconds above 0 and at most %(most)s (a quarter of the "
+    "`messages` queue's job timeout), e.g. 20.",
+    id="dunning.E006",
+)
+
+
+def _error(template: Error, **values) -> Error:
+    return Error(
+        template.msg % values if values else template.msg,
+        hint=template.hint % values if values else template.hint,
+        id=template.id,
+    )
+
+
+@register(Tags.security, deploy=True)
+def payments_sandbox_check(app_configs=None, **kwargs) -> list[Error]:
+    if settings.PAYMENTS_SANDBOX and not settings.DEBUG and not settings.STRIPE_API_KEY:
+        return [_error(SANDBOX_LIVE)]
+    return []
+
+
+def _esp_backend() -> str:
+    """The Anymail backend that sends email, if one does (its test backend has no webhooks)."""
+    backend = settings.EMAIL_BACKEND
+    if backend.startswith("anymail.backends.") and backend != "anymail.backends.test.EmailBackend":
+        return backend
+    return ""
+
+
+def _twilio_sends_sms() -> bool:
+    try:
+        backend = import_string(settings.SMS_BACKEND)
+    except ImportError:
+        return False
+    return isinstance(backend, type) and issubclass(backend, TwilioBackend)
+
+
+@register(Tags.security, deploy=True)
+def webhook_secrets_check(app_configs=None, **kwargs) -> list[Error]:
+    errors = []
+    backend = _esp_backend()
+    if backend and not anymail_webhook_secret_configured():
+        errors.append(_error(ANYMAIL_WITHOUT_SECRET, backend=backend))
+    if _twilio_sends_sms() and not settings.TWILIO_AUTH_TOKEN:
+        errors.append(_error(TWILIO_WITHOUT_TOKEN))
+    if settings.SERVICE_WEBHOOK_URL and not settings.SERVICE_WEBHOOK_SECRET:
+        errors.append(_error(SERVICE_WEBHOOK_WITHOUT_SECRET))
+    if settings.STRIPE_API_KEY and not settings.STRIPE_WEBHOOK_SECRET:
+        errors.append(_error(STRIPE_WITHOUT_WEBHOOK_SECRET))
+    return errors
+
+
+@register("dunning", deploy=True)
+def email_timeout_check(app_configs=None, **kwargs) -> list[Error]:
+    timeout = getattr(settings, "EMAIL_TIMEOUT", None)
+    job_timeout = settings.RQ_QUEUES["messages"].get("DEFAULT_TIMEOUT", 180)  # RQ's own default is 180 s
+    most = job_timeout / EMAIL_TIMEOUT_SHARE_OF_JOB
+    if timeout is None or not 0 < timeout <= most:
+        shown = "unset" if timeout is None else f"{timeout:g} s"
+        return [_error(EMAIL_TIMEOUT_UNBOUNDED, timeout=shown, job_timeout=job_timeout, most=f"{most:g}")]
+    return []

@@ -100,7 +100,9 @@ def test_an_esp_is_chosen_by_backend_and_configured_by_anymail_variables():
         ANYMAIL_POSTMARK_SERVER_TOKEN="token-123",
     )
     # EMAIL_TIMEOUT's default bounds the ESP's API calls too.
-    assert shown == "anymail.backends.postmark.EmailBackend {'POSTMARK_SERVER_TOKEN': 'token-123', 'REQUESTS_TIMEOUT': 20}"
+    assert shown == (
+        "anymail.backends.postmark.EmailBackend {'POSTMARK_SERVER_TOKEN': 'token-123', 'REQUESTS_TIMEOUT': 20}"
+    )
 
 
 def test_without_database_url_the_demo_runs_on_sqlite_in_wal_mode(tmp_path):

@@ -29,6 +29,7 @@ from dunning_site.notifications.services import (
     DELIVERY_BACKOFF,
     STUCK_AFTER,
     STUCK_SENDING,
+    UNEXPECTED_FAILURE,
     message_deliver,
     messages_create,
     messages_sweep,
@@ -133,6 +134,29 @@ def test_a_transient_failure_schedules_the_next_attempt_on_the_next_whole_second
     with django_capture_on_commit_callbacks(execute=True):
         assert message_deliver(message_id=message.pk) == "retrying"
     assert [at for _, at in scheduled_deliveries()] == [dt.datetime(2026, 3, 2, 12, 0, 31, tzinfo=dt.UTC)]
+
+
+class BreaksUnexpectedly:
+    """An email backend failing in a way no transport foresaw (a bug, a library's surprise)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.fail_silently = False
+
+    def send_messages(self, messages):
+        raise KeyError("x-message-id")
+
+
+def test_an_unexpected_error_while_sending_fails_the_message_with_its_reason_instead_of_leaving_it_sending(
+    clock, settings
+):
+    (message,) = messages_create([reminder()])
+    settings.EMAIL_BACKEND = f"{__name__}.BreaksUnexpectedly"
+
+    assert deliver(message.pk) == "failed"
+    message.refresh_from_db()
+    assert message.status == Message.Status.FAILED
+    assert message.error == UNEXPECTED_FAILURE % {"error": repr(KeyError("x-message-id"))}
+    assert message.failed_at == NOW
 
 
 # ---------------------------------------------------------------------------------------------

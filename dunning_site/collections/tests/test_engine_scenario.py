@@ -71,7 +71,7 @@ def test_reminders_go_out_on_their_days_and_the_final_notice_waits_for_approval(
     sent = mail.outbox[0]
     assert sent.to == [invoice.customer.email]
     message = Message.objects.get(subject=sent.subject)
-    assert sent.metadata["message_id"] == str(message.pk)
+    assert sent.metadata["tracking_token"] == message.tracking_token
     assert message.status == Message.Status.SENT
     assert message.provider_message_id == str(sent.anymail_status.message_id)
 

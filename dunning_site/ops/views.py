@@ -4,7 +4,7 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from dunning_site.ops.health import health_report
 
@@ -22,7 +22,7 @@ def _token_accepted(request: HttpRequest) -> bool:
 
 
 @never_cache
-@require_GET
+@require_safe  # GET, and HEAD for monitors that only look at the status
 def health(request: HttpRequest) -> JsonResponse:
     if not _token_accepted(request):
         return JsonResponse({"error": TOKEN_REQUIRED}, status=403)

@@ -141,7 +141,12 @@ AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token"]
 # counting in the shared cache below), so nobody can mail-bomb a colleague or probe addresses.
 PASSWORD_RESET_RATE_PER_IP = env.str("PASSWORD_RESET_RATE_PER_IP", default="10/h")
 PASSWORD_RESET_RATE_PER_EMAIL = env.str("PASSWORD_RESET_RATE_PER_EMAIL", default="3/h")
-RATELIMIT_IP_META_KEY = "axes.helpers.get_client_ip_address"  # one answer to "which address is this?"
+# One answer to "which address is this?" for both: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies
+# the address the outermost one saw (lib/client_address.py). Behind a proxy left at 0, every client
+# would share the proxy's address: one lockout for everybody.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "dunning_site.lib.client_address.client_address"
+RATELIMIT_IP_META_KEY = "dunning_site.lib.client_address.client_address"
 # Two-factor sign-in (django-otp, TOTP). STAFF_2FA_REQUIRED: "false" (nobody has to, anyone may
 # enrol), "true" (Managers and Admins, superusers included), or the role names, comma-separated.
 _two_factor = env.str("STAFF_2FA_REQUIRED", default="false").strip()

@@ -36,8 +36,10 @@ from django.utils.safestring import mark_safe
 from dunning_site.notifications.models import MessageTemplate
 
 # The tags a message may use; everything else (load, include, extends, debug, url, csrf_token…)
-# is unknown to the engine and refused at compile time. "for" is the sandbox's own (below).
-ALLOWED_TAGS = ["if", "for", "with", "firstof", "now", "spaceless", "comment", "cycle", "autoescape", "filter"]
+# is unknown to the engine and refused at compile time. "for" is the sandbox's own (below). Not
+# "autoescape": turned off, it would put customer-supplied text (names arrive from Stripe events the
+# customer controls) into HTML emails as markup.
+ALLOWED_TAGS = ["if", "for", "with", "firstof", "now", "spaceless", "comment", "cycle", "filter"]
 # The filters a message may use: formatting of words and numbers, whose output is never much
 # longer than their input. Left out: those that multiply text (join, make_list, stringformat's
 # widths), those that mean nothing on our plain values (date, time, timesince…), those that mark

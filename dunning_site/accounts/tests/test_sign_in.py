@@ -145,3 +145,36 @@ def test_the_reset_link_still_lets_you_choose_a_new_password_and_sign_in(client,
     response = client.post(form.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
     assert response.status_code == 302
     assert sign_in(client, "grace", new_password).status_code == 302
+
+
+def test_behind_a_trusted_proxy_each_client_is_locked_on_its_own(client, grace, settings):
+    """The proxy's own address is the same for everyone; the address it saw tells clients apart, and
+    what a client writes into X-Forwarded-For itself does not let it start afresh."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    proxy = "10.0.0.2"
+    for forged in range(5):
+        client.post(
+            SIGN_IN,
+            {"username": "grace", "password": "wrong"},
+            REMOTE_ADDR=proxy,
+            HTTP_X_FORWARDED_FOR=f"192.0.2.{forged}, 198.51.100.7",
+        )
+    attacker = client.post(
+        SIGN_IN, {"username": "grace", "password": PASSWORD}, REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="198.51.100.7"
+    )
+    assert attacker.status_code == 429
+    colleague = client.post(
+        SIGN_IN, {"username": "grace", "password": PASSWORD}, REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="203.0.113.20"
+    )
+    assert colleague.status_code == 302
+
+
+def test_without_trusted_proxies_a_forwarded_header_changes_nothing(client, grace):
+    for forged in range(5):
+        client.post(
+            SIGN_IN,
+            {"username": "grace", "password": "wrong"},
+            REMOTE_ADDR="198.51.100.7",
+            HTTP_X_FORWARDED_FOR=f"192.0.2.{forged}",
+        )
+    assert sign_in(client, "grace", PASSWORD, address="198.51.100.7").status_code == 429

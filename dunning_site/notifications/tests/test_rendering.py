@@ -36,6 +36,8 @@ CONTEXT = {"customer_name": "Ada", "total_overdue": "€12.00", "invoices": [{"n
         ("{% if request.user.is_superuser %}x{% endif %}", "body", "“request.user.is_superuser” is not"),
         ("{% for x in invoices %}{{ x.number|default:secret }}{% endfor %}", "body", "“secret” is not"),
         ("{% with s=settings %}{{ s }}{% endwith %}", "html_body", "“settings” is not"),
+        # A customer's name arrives from Stripe; unescaped, it would be markup in the email.
+        ("{% autoescape off %}{{ customer_name }}{% endautoescape %}", "html_body", "Invalid block tag on line 1"),
     ],
 )
 def test_injection_payloads_are_refused_when_saved(payload, field, expected):

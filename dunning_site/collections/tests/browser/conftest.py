@@ -64,6 +64,12 @@ def screenshot(page, output_path):
     return save
 
 
+def htmx_ready(page) -> None:
+    """Wait until the page has loaded and htmx has taken it over. Playwright acts as soon as an element
+    shows, which can be before the deferred scripts have run; typed then, an input triggers nothing."""
+    page.wait_for_function("() => document.readyState === 'complete' && window.htmx !== undefined")
+
+
 def staff(role: str, username: str, **fields):
     user = UserFactory(username=username, **fields)
     user.set_password(PASSWORD)

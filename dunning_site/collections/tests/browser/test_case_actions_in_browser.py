@@ -11,7 +11,7 @@ from dunning_site.collections.forms import DISPUTE_NEEDS_A_REASON
 from dunning_site.collections.models import Case
 from dunning_site.collections.roles import COLLECTOR
 from dunning_site.collections.services import tick
-from dunning_site.collections.tests.browser.conftest import sign_in, staff
+from dunning_site.collections.tests.browser.conftest import htmx_ready, sign_in, staff
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.notifications.models import Message
 
@@ -40,6 +40,7 @@ def test_a_collector_personalizes_the_next_reminder_and_sees_it_on_the_timeline(
     # Personalize the next reminder: the preview follows the typing, for this customer.
     page.get_by_role("button", name="Personalize, then send").click()
     expect(page.get_by_role("heading", name="Personalize the email to Ada Lovelace")).to_be_visible()
+    htmx_ready(page)
     message = page.get_by_label("Message")
     preview = page.get_by_role("region", name="Preview: what Ada Lovelace receives")
     message.fill("Dear {{ customer_nme }}")

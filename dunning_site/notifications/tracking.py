@@ -5,7 +5,8 @@ customer's reminders. Anymail authenticates each webhook the way the configured 
 shared secret in the webhook URL's basic auth, plus the ESP's own signature where it has one:
 Mailgun's, Postmark's…) and refuses a failure with a 400 before our receiver runs; but without
 ANYMAIL_WEBHOOK_SECRET it only warns and lets everything through, so `anymail_webhooks()` refuses
-every Anymail webhook (tracking and inbound) until the secret is configured.
+every Anymail webhook (tracking and inbound) until the secret is configured. The webhook of an ESP
+whose own settings are missing (one the site does not send through) answers 404, not a server error.
 
 Events find their message by the unguessable tracking token the email carried in its metadata, or
 else by the ESP's own message id, never by our sequential primary key.
@@ -16,10 +17,11 @@ import logging
 from collections.abc import Callable
 
 import anymail.urls
+from anymail.exceptions import AnymailConfigurationError, AnymailImproperlyInstalled
 from anymail.signals import AnymailTrackingEvent, tracking
 from anymail.utils import get_anymail_setting
 from django.dispatch import receiver
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.urls import URLPattern
 
 from dunning_site.notifications.models import Message
@@ -54,7 +56,10 @@ def _refused_without_webhook_secret(view: Callable[..., HttpResponse]) -> Callab
         if not anymail_webhook_secret_configured():
             logger.warning("Refused an Anymail webhook (%s): ANYMAIL_WEBHOOK_SECRET is not set", request.path)
             return HttpResponseForbidden(WEBHOOK_SECRET_MISSING)
-        return view(request, *args, **kwargs)
+        try:
+            return view(request, *args, **kwargs)
+        except (AnymailConfigurationError, AnymailImproperlyInstalled) as error:
+            raise Http404("This ESP is not configured.") from error
 
     return wrapped
 

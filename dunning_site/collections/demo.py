@@ -4,7 +4,8 @@ Two halves. `build_book` is a pure function of (seed, today) that returns plain 
 the same date always plans the same book and tests can compare the database with the plan. `book_write`
 turns a plan into rows through the real services, then replays the past weeks day by day through the
 real engine (`tick`), so every case, message, approval and event is one the product itself would have
-written; only delivery is pretended: messages of past days are marked sent, today's are left for the worker.
+written; only delivery is pretended: messages of past days are marked sent at the first moment the contact
+rules allowed, today's are left for the worker.
 """
 
 import dataclasses
@@ -21,8 +22,7 @@ from typing import TypeVar
 import phonenumbers
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models import CharField, Count, F, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import Count
 from faker import Faker
 
 from dunning_site.accounts.models import Channel, Consent, Customer, Invoice, Payment, User
@@ -30,8 +30,10 @@ from dunning_site.accounts.services import customer_create, invoice_create, paym
 from dunning_site.collections.models import Approval, Case, CaseEvent, Policy, Step
 from dunning_site.collections.services import approval_decide, tick
 from dunning_site.lib.money import currency_exponent
+from dunning_site.notifications import rules
 from dunning_site.notifications.models import Message, MessageTemplate, Tone
 from dunning_site.notifications.rendering import template_errors
+from dunning_site.notifications.services import recent_contacts, recipient_of
 
 DEFAULT_SEED = 2026
 CUSTOMER_COUNT = 200
@@ -1050,7 +1052,7 @@ def _replay(
                 perform()
             tick(now=until)
             if not live:
-                _messages_mark_sent(until)
+                _messages_deliver_history(until)
         if not live and (index + 1) % 10 == 0:
             progress(f"  … {until.date()}")
 
@@ -1090,28 +1092,61 @@ def _approve(approval: Approval, at: dt.datetime, manager: User, plan: PlannedCu
     approval_decide(approval=approval, approve=True, user=manager, note=plan.approval_note, now=at)
 
 
-def _messages_mark_sent(until: dt.datetime) -> None:
-    """Pretend the delivery worker ran: the replayed tick's messages went out when they were written."""
-    queued = Message.objects.filter(status=Message.Status.QUEUED, created_at__lte=until)
-    links = list(
-        Case.messages.through.objects.filter(message__in=queued).values_list(
-            "case_id", "message_id", "message__channel"
-        )
+def _messages_deliver_history(until: dt.datetime) -> None:
+    """Pretend the delivery worker ran through the replayed day, under the contact rules as it would:
+    each message goes at the first moment its rules allow (inside the customer's hours, never on a
+    Sunday, under the weekly cap), waits for a later day when that moment is after `until`, or is
+    cancelled as delivery would cancel it. History that broke the rules would teach newcomers the
+    product does."""
+    queued = (
+        Message.objects.filter(status=Message.Status.QUEUED, send_after__lte=until)
+        .select_related("customer", "contact_rules")
+        .prefetch_related("customer__consents")
+        .order_by("send_after", "pk")
     )
-    queued.update(
-        status=Message.Status.SENT,
-        sent_at=F("created_at"),
-        provider_message_id=Concat(Value("demo-"), Cast("pk", output_field=CharField())),
-    )
-    # The same event the delivery receiver records, so each case's timeline shows the message leaving.
+    for message in queued:
+        moment, decision = message.send_after, None
+        for _ in range(5):  # each answer is a moment every rule allows; the loop only guards that
+            decision = rules.decide(
+                channel=message.channel,
+                now=moment,
+                rules=rules.Rules.of(message.contact_rules),
+                recipient=recipient_of(message.customer),
+                recent=recent_contacts(customer=message.customer, now=moment),
+            )
+            if decision.send or decision.cancel or decision.defer_until > until:
+                break
+            moment = decision.defer_until
+        if decision.cancel:
+            Message.objects.filter(pk=message.pk).update(
+                status=Message.Status.CANCELLED, cancelled_at=moment, error=decision.reason
+            )
+            _message_events(message, Message.Status.CANCELLED, moment, error=decision.reason)
+        elif not decision.send:
+            Message.objects.filter(pk=message.pk).update(
+                send_after=decision.defer_until, deferred_reason=decision.reason
+            )
+        else:
+            Message.objects.filter(pk=message.pk).update(
+                status=Message.Status.SENT,
+                claimed_at=moment,
+                sent_at=moment,
+                deferred_reason="",
+                provider_message_id=f"demo-{message.pk}",
+            )
+            _message_events(message, Message.Status.SENT, moment)
+
+
+def _message_events(message: Message, status: str, at: dt.datetime, *, error: str = "") -> None:
+    """The event the delivery receiver records, so each case's timeline shows the message leaving."""
     CaseEvent.objects.bulk_create(
         CaseEvent(
             case_id=case_id,
-            type=f"collections.message.{Message.Status.SENT}",
-            data={"message_id": message_id, "channel": channel, "error": ""},
-            at=until,
+            type=f"collections.message.{status}",
+            data={"message_id": message.pk, "channel": message.channel, "error": error},
+            at=at,
         )
-        for case_id, message_id, channel in links
+        for case_id in Case.messages.through.objects.filter(message=message).values_list("case_id", flat=True)
     )
 
 

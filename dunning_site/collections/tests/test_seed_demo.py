@@ -2,6 +2,7 @@
 
 import datetime as dt
 import io
+import zoneinfo
 
 import phonenumbers
 import pytest
@@ -13,6 +14,7 @@ from dunning_site.accounts.tests.factories import CustomerFactory
 from dunning_site.collections import demo
 from dunning_site.collections.management.commands.seed_demo import ALREADY_SEEDED, BOOK_EXISTS
 from dunning_site.collections.models import Approval, Case, CaseEvent, Policy, Step
+from dunning_site.notifications import rules
 from dunning_site.notifications.models import Message, MessageTemplate
 from dunning_site.notifications.rendering import render_message, template_errors
 
@@ -155,3 +157,21 @@ def test_it_refuses_to_seed_over_existing_customers():
         seed()
     assert BOOK_EXISTS.startswith("The database already has customers")
     assert not Invoice.objects.exists()
+
+
+def test_the_history_it_replays_keeps_the_contact_rules():
+    """What a newcomer reads on the timelines must be what the product does: every message of the
+    replayed weeks went inside its customer's contact hours, and no customer got more than the
+    weekly cap."""
+    seed("--seed", "7")
+    sent = Message.objects.filter(sent_at__isnull=False).select_related("customer", "contact_rules")
+    assert sent.count() > 50
+    for message in sent:
+        zone = zoneinfo.ZoneInfo(message.customer.time_zone)
+        allowed = rules.next_window_opening(message.sent_at, zone, rules.Rules.of(message.contact_rules))
+        assert allowed == message.sent_at, (message.customer.time_zone, message.sent_at.astimezone(zone))
+        week = sent.filter(customer=message.customer, sent_at__gt=message.sent_at - rules.WEEK)
+        assert (
+            week.filter(sent_at__lte=message.sent_at).count()
+            <= rules.Rules.of(message.contact_rules).max_contacts_per_week
+        )

@@ -1,4 +1,4 @@
-"""Reads of the outbox, for operators and `make run`'s console."""
+"""Reads of the outbox, for operators, `make run`'s console and the staff who release a message."""
 
 import dataclasses
 import datetime as dt
@@ -6,7 +6,9 @@ import datetime as dt
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
+from dunning_site.notifications import rules
 from dunning_site.notifications.models import Message
+from dunning_site.notifications.services import recent_contacts, recipient_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,3 +55,32 @@ def outbox_summary(*, now: dt.datetime | None = None) -> OutboxSummary:
             groups[reason] = Held(reason, known.count + row["count"], min(known.until, row["until"]))
     held = sorted(groups.values(), key=lambda group: group.until)
     return OutboxSummary(counts["sent"], counts["failed"], counts["due"], held, counts["drafts"])
+
+
+# Statuses in which a message will not reach the customer (its `error` says why).
+NOT_GOING = (Message.Status.CANCELLED, Message.Status.FAILED, Message.Status.BOUNCED)
+
+
+def message_outlook(*, message_id: int, at: dt.datetime | None = None) -> rules.Decision:
+    """When a message released for `at` (now by default) may go, as the delivery job will decide
+    it then (`services.message_deliver`): sent at that moment, held until a later one, or not at all,
+    with the rule's reason. Nothing is written. A message the job has already handled says what
+    became of it, so whoever released it is told the truth even if a worker was quicker."""
+    at = at or timezone.now()
+    message = Message.objects.select_related("contact_rules", "customer").get(pk=message_id)
+    if message.status in NOT_GOING:
+        return rules.Decision(send=False, cancel=True, reason=message.error)
+    if message.status not in Message.PENDING_STATUSES:
+        return rules.SEND  # handed to the provider already
+    # Not before the moment it is queued for (a deferral may already have moved it on).
+    due = max(at, message.send_after) if message.status == Message.Status.QUEUED else at
+    decision = rules.decide(
+        channel=message.channel,
+        now=due,
+        rules=rules.Rules.of(message.contact_rules),
+        recipient=recipient_of(message.customer),
+        recent=recent_contacts(customer=message.customer, now=due),
+    )
+    if decision.send and due > at:
+        return rules.Decision(send=False, defer_until=due, reason=message.deferred_reason)
+    return decision

@@ -6,6 +6,7 @@ so the status line, the next step, the messages and the timeline all show the ch
 form is re-rendered with its errors next to the fields and a 400.
 """
 
+import datetime as dt
 import zoneinfo
 
 from django.contrib import messages
@@ -36,6 +37,7 @@ from dunning_site.collections.forms import (
 from dunning_site.collections.models import Case, Step
 from dunning_site.lib import dates
 from dunning_site.lib.money import format_money
+from dunning_site.notifications import selectors as notification_selectors
 from dunning_site.notifications import services as notification_services
 from dunning_site.notifications.models import Message
 from dunning_site.notifications.rendering import one_line, render_html, render_text, template_errors
@@ -48,6 +50,11 @@ CANNOT_RENDER = "This cannot be rendered: %(error)s"
 SUBJECT_TOO_LONG = (
     "Written out for this customer the subject has %(length)d characters; a subject can have at most %(max_length)d."
 )
+# What becomes of a message once released, as the contact rules decide it (the ends of sentences
+# that begin "Sent to the outbox: it …", "Day 10: Reminder (Email): the email …").
+GOES_NOW = "goes out now."
+HELD = "is held by the contact rules until %(yours)s your time (%(theirs)s for the customer)"
+WILL_NOT_GO = "will not go: %(reason)s"
 # Fields of the case page's forms that a service names differently in its errors.
 SERVICE_FIELDS = {"paused_until": "until", "promised_on": "promised_on", "amount": "amount"}
 
@@ -146,6 +153,23 @@ def _refused(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
+def _outlook(case: Case, message: Message, at: dt.datetime | None = None) -> tuple[int, str]:
+    """What the delivery will do with a message just released for `at` (now by default), decided
+    by the same contact rules, and how loudly to say it: a collector who reads "it goes out now"
+    must be able to tell the customer so."""
+    decision = notification_selectors.message_outlook(message_id=message.pk, at=at)
+    if decision.send:
+        return messages.SUCCESS, GOES_NOW
+    if decision.cancel:
+        return messages.WARNING, WILL_NOT_GO % {"reason": decision.reason}
+    until = decision.defer_until
+    held = HELD % {
+        "yours": dates.moment(until),
+        "theirs": dates.moment(until, zoneinfo.ZoneInfo(case.customer.time_zone)),
+    }
+    return messages.WARNING, f"{held}: {decision.reason}" if decision.reason else f"{held}."
+
+
 # ---------------------------------------------------------------------------------------------
 # The next step, now
 
@@ -161,16 +185,17 @@ def _perform_next_step(request: HttpRequest, case_id: int, *, draft: bool) -> tu
     return case, message
 
 
-def _step_outcome(case: Case, step_label: str, message: Message | None) -> str:
+def _step_outcome(case: Case, step_label: str, message: Message | None) -> tuple[int, str]:
     if case.status == Case.Status.AWAITING_APPROVAL:
-        return f"{step_label} needs a manager's approval: it is now waiting for one."
+        return messages.SUCCESS, f"{step_label} needs a manager's approval: it is now waiting for one."
     if message is None:
-        return f"Done: {step_label}."
+        return messages.SUCCESS, f"Done: {step_label}."
     if message.status == Message.Status.DRAFT:
-        return f"{step_label}: written as a draft. Personalize it, then send it."
+        return messages.SUCCESS, f"{step_label}: written as a draft. Personalize it, then send it."
     if message.channel == Channel.CALL:
-        return f"{step_label}: the call is on the list of calls to make."
-    return f"{step_label}: the {message.get_channel_display().lower()} is on its way (the contact rules still apply)."
+        return messages.SUCCESS, f"{step_label}: the call is on the list of calls to make."
+    level, what_happens = _outlook(case, message)
+    return level, f"{step_label}: the {message.get_channel_display().lower()} {what_happens}"
 
 
 @login_required
@@ -183,7 +208,8 @@ def case_step_now(request: HttpRequest, case_id: int) -> HttpResponse:
         case, message = _perform_next_step(request, case_id, draft=False)
     except ValidationError as error:
         return _done(request, case_id, _refused(error), messages.ERROR)
-    return _done(request, case_id, _step_outcome(case, step_label, message))
+    level, text = _step_outcome(case, step_label, message)
+    return _done(request, case_id, text, level)
 
 
 @login_required
@@ -197,7 +223,7 @@ def case_step_personalize(request: HttpRequest, case_id: int) -> HttpResponse:
     except ValidationError as error:
         return _done(request, case_id, _refused(error), messages.ERROR)
     if message is None or message.status != Message.Status.DRAFT:
-        return _done(request, case_id, _step_outcome(case, step_label, message), messages.WARNING)
+        return _done(request, case_id, _step_outcome(case, step_label, message)[1], messages.WARNING)
     url = reverse("collections:message_edit", args=[case_id, message.pk])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
@@ -326,12 +352,17 @@ def message_edit(request: HttpRequest, case_id: int, message_id: int) -> HttpRes
             _service_errors(form, error)
         else:
             if send == DraftEditForm.NOW:
-                messages.success(request, "Sent to the outbox: it goes out now (the contact rules still apply).")
+                level, what_happens = _outlook(case, message)
+                messages.add_message(request, level, f"Sent to the outbox: it {what_happens}")
             elif send == DraftEditForm.LATER:
                 when = form.cleaned_data["send_at"]
                 yours = dates.moment(when)
                 theirs = dates.moment(when, zoneinfo.ZoneInfo(case.customer.time_zone))
-                messages.success(request, f"Scheduled for {yours} your time ({theirs} for the customer).")
+                scheduled = f"Scheduled for {yours} your time ({theirs} for the customer)."
+                level, what_happens = _outlook(case, message, at=when)
+                if level != messages.SUCCESS:
+                    scheduled += f" Then it {what_happens}"
+                messages.add_message(request, level, scheduled)
             else:
                 messages.success(request, "Draft saved.")
             url = reverse("collections:case_detail", args=[case_id])

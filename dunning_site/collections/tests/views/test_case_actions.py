@@ -6,9 +6,10 @@ import django_rq
 import pytest
 from django.core import mail
 from django.test import Client
+from django.utils.html import escape
 
-from dunning_site.accounts.models import Invoice, Payment
-from dunning_site.accounts.services import OVERPAYMENT
+from dunning_site.accounts.models import Channel, Customer, Invoice, Payment
+from dunning_site.accounts.services import OVERPAYMENT, consent_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 from dunning_site.collections.forms import (
     DISPUTE_NEEDS_A_REASON,
@@ -32,6 +33,7 @@ from dunning_site.collections.tests.views.moment import NOW
 from dunning_site.collections.views.case_actions import NOT_A_DRAFT, SUBJECT_TOO_LONG
 from dunning_site.lib.money import AMOUNT_TOO_LARGE, TOO_MANY_DECIMALS
 from dunning_site.notifications.models import Message
+from dunning_site.notifications.rules import OPTED_OUT, OUTSIDE_HOURS
 from dunning_site.notifications.services import SCHEDULE_IN_PAST, SCHEDULE_TOO_FAR
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +76,7 @@ def test_do_it_now_sends_the_next_step_once_through_the_engine(
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/cases/{case.pk}/send-now/", {"step": step.pk}, follow=True)
     assert response.redirect_chain == [(f"/cases/{case.pk}/", 302)]
-    assert "Day 10: Reminder (Email): the email is on its way" in page_of(response)
+    assert "Day 10: Reminder (Email): the email goes out now." in page_of(response)
     run_jobs()
     assert [email.subject for email in mail.outbox] == ["[firm] Day 10: €100.00 overdue"]
     case.refresh_from_db()
@@ -99,7 +101,7 @@ def test_do_it_now_with_htmx_answers_with_the_refreshed_case(client, collector, 
     page = page_of(response)
     assert page.lstrip().startswith('<div id="case-main"')
     assert "<html" not in page
-    assert "the email is on its way" in page
+    assert "the email goes out now." in page
     assert "Day 20: Final notice (Email)" in page  # the next step moved on
     assert "[firm] Day 10" in page  # in the messages list
     assert "Step brought forward" in page  # and on the timeline
@@ -212,7 +214,7 @@ def test_the_edited_text_is_what_the_customer_receives(
             follow=True,
         )
     assert response.redirect_chain == [(f"/cases/{case.pk}/", 302)]
-    assert "Sent to the outbox" in page_of(response)
+    assert "Sent to the outbox: it goes out now." in page_of(response)
     run_jobs()
     expected = "Dear Ada Lovelace,\n\nas agreed on the phone, €100.00 is still open.\n\nGrace\n"
     (email,) = mail.outbox
@@ -222,6 +224,69 @@ def test_the_edited_text_is_what_the_customer_receives(
     page = page_of(client.get(f"/cases/{case.pk}/"))
     assert "As agreed: €100.00" in page  # the messages list
     assert "Message personalized" in page and "Message sent" in page  # the timeline
+
+
+# Monday 16 March 2026, 23:28 UTC: 00:28 on Tuesday in Berlin, outside the default contact hours.
+BERLIN_NIGHT = dt.datetime(2026, 3, 16, 23, 28, tzinfo=dt.UTC)
+HELD_UNTIL_BERLIN_MORNING = escape(
+    "is held by the contact rules until Tue 17 Mar, 07:00 your time (Tue 17 Mar, 08:00 for the customer): "
+    + OUTSIDE_HOURS % {"start": "08:00", "end": "20:00", "days": "Mon–Sat", "zone": "Europe/Berlin"}
+)
+
+
+def test_send_now_at_night_says_the_contact_hours_hold_the_message_until_when(
+    client, collector, case, draft, clock, run_jobs, django_capture_on_commit_callbacks
+):
+    Customer.objects.filter(pk=case.customer_id).update(time_zone="Europe/Berlin")
+    clock.move_to(BERLIN_NIGHT)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/cases/{case.pk}/messages/{draft.pk}/edit/", {"subject": "Hi", "body": "Hi", "send": "now"}, follow=True
+        )
+    page = page_of(response)
+    assert f'class="flash flash-warning" role="status">Sent to the outbox: it {HELD_UNTIL_BERLIN_MORNING}' in page
+    assert "goes out now" not in page
+    # The delivery decides the same: nothing goes, and the message waits for 08:00 in Berlin.
+    run_jobs()
+    assert mail.outbox == []
+    draft.refresh_from_db()
+    assert (draft.status, draft.send_after) == (Message.Status.QUEUED, dt.datetime(2026, 3, 17, 7, tzinfo=dt.UTC))
+
+
+def test_send_now_says_a_message_the_contact_rules_forbid_will_not_go(
+    client, collector, case, draft, run_jobs, django_capture_on_commit_callbacks
+):
+    consent_record(customer=case.customer, channel=Channel.EMAIL, granted=False, source="unsubscribe")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/cases/{case.pk}/messages/{draft.pk}/edit/", {"subject": "Hi", "body": "Hi", "send": "now"}, **HTMX
+        )
+    assert response["HX-Redirect"] == f"/cases/{case.pk}/"
+    reason = OPTED_OUT % {"channel": "Email"}
+    assert f"Sent to the outbox: it will not go: {reason}" in page_of(client.get(f"/cases/{case.pk}/"))
+    run_jobs()
+    assert mail.outbox == []
+    draft.refresh_from_db()
+    assert (draft.status, draft.error) == (Message.Status.CANCELLED, reason)
+
+
+def test_a_draft_scheduled_for_a_sunday_says_the_contact_rules_hold_it_to_monday(client, collector, case, draft):
+    data = {"subject": "Hello", "body": "Hello again", "send": "later", "send_at": "2026-03-22T10:00"}
+    response = client.post(f"/cases/{case.pk}/messages/{draft.pk}/edit/", data, follow=True)
+    hours = OUTSIDE_HOURS % {"start": "08:00", "end": "20:00", "days": "Mon–Sat", "zone": "Europe/Paris"}
+    assert escape(
+        "Scheduled for Sun 22 Mar, 10:00 your time (Sun 22 Mar, 11:00 for the customer). Then it is held by the "
+        f"contact rules until Mon 23 Mar, 07:00 your time (Mon 23 Mar, 08:00 for the customer): {hours}"
+    ) in page_of(response)
+
+
+def test_do_it_now_at_night_says_the_step_is_held_until_the_customers_morning(client, collector, case, clock):
+    Customer.objects.filter(pk=case.customer_id).update(time_zone="Europe/Berlin")
+    clock.move_to(BERLIN_NIGHT)
+    response = client.post(f"/cases/{case.pk}/send-now/", {"step": firm_reminder(case).pk}, **HTMX)
+    assert response.status_code == 200
+    assert f"Day 10: Reminder (Email): the email {HELD_UNTIL_BERLIN_MORNING}" in page_of(response)
+    assert "goes out now" not in page_of(response)
 
 
 def test_an_email_with_an_html_version_is_personalized_in_both(client, collector, case):

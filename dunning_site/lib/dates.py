@@ -29,3 +29,12 @@ def day(value: dt.datetime | dt.date, zone: dt.tzinfo | None = None) -> str:
     local = value.astimezone(zone) if isinstance(value, dt.datetime) else value
     shape = THIS_YEAR_DAY if local.year == timezone.now().astimezone(zone).year else OTHER_YEAR_DAY
     return dateformat.format(local, shape)
+
+
+def part_of_day(value: dt.datetime, zone: dt.tzinfo | None = None) -> str:
+    """Morning, afternoon or evening by the clock in `zone` (the current time zone by default): a
+    greeting must fit the hour where the reader is, not a.m. or p.m. (23:27 is no afternoon)."""
+    hour = value.astimezone(zone or timezone.get_current_timezone()).hour
+    if hour < 12:
+        return "morning"
+    return "afternoon" if hour < 18 else "evening"

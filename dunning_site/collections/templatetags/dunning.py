@@ -1,4 +1,5 @@
 from django import template
+from django.utils import timezone
 
 from dunning_site.lib import dates
 from dunning_site.lib.money import format_money
@@ -25,6 +26,12 @@ def moment(value) -> str:
 def day(value) -> str:
     """A day alone, with the year when it is not this year: "5 Mar", "30 Dec 2025"."""
     return dates.day(value, getattr(value, "tzinfo", None)) if value else ""
+
+
+@register.simple_tag
+def part_of_day() -> str:
+    """Now in the viewer's zone: "morning", "afternoon" or "evening", for a greeting."""
+    return dates.part_of_day(timezone.now())
 
 
 @register.filter

@@ -45,3 +45,24 @@ def test_worklist_items_lead_to_their_case(client, collector):
 
     case = Case.objects.get()
     assert f'<a href="/cases/{case.pk}/">{case.customer}</a>' in client.get("/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("utc_time", "zone", "greeting"),
+    [
+        (dt.time(0, 0), "UTC", "Good morning, Maria"),
+        (dt.time(11, 59), "UTC", "Good morning, Maria"),
+        (dt.time(12, 0), "UTC", "Good afternoon, Maria"),
+        (dt.time(17, 59), "UTC", "Good afternoon, Maria"),
+        (dt.time(18, 0), "UTC", "Good evening, Maria"),
+        (dt.time(23, 27), "UTC", "Good evening, Maria"),
+        (dt.time(23, 27), "Asia/Tokyo", "Good morning, Maria"),  # 08:27 the next day where she is
+        (dt.time(10, 0), "America/Los_Angeles", "Good morning, Maria"),  # 03:00
+        (dt.time(3, 0), "America/Los_Angeles", "Good evening, Maria"),  # 20:00 the day before
+    ],
+)
+def test_the_worklist_greets_by_the_viewers_own_clock(client, manager, clock, utc_time, zone, greeting):
+    manager.time_zone = zone
+    manager.save()
+    clock.move_to(dt.datetime.combine(NOW.date(), utc_time, tzinfo=dt.UTC))
+    assert f"<h1>{greeting}</h1>" in client.get("/").content.decode()

@@ -96,6 +96,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dunning_site.lib.context_processors.billing",
                 "dunning_site.collections.context_processors.worklist_counts",
+                "dunning_site.accounts.two_factor.second_factor_owed",
             ],
         },
     },

@@ -7,12 +7,15 @@ sign-in, two-factor and sign-out pages, so the finance UI, the admin and every o
 rely on the same check. Pages cost no extra query: the answer is in the session.
 """
 
+import time
+
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in
 from django.contrib.auth.views import redirect_to_login
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from dunning_site.accounts.models import User
@@ -47,6 +50,26 @@ def two_factor_required(user: User) -> bool:
 
 def confirmed_device(user: User) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+
+
+def code_already_used(device: TOTPDevice, token: str) -> bool:
+    """Whether `token` is a code the app may still show (within the device's tolerance) that was
+    accepted already: django-otp accepts each 30-second code once (it keeps the last one's step in
+    `last_t`), so a second browser signing in with it, or a sign-in right after enrolling, is
+    refused though the code is right. That is no guess, and should not count as one."""
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time()
+    # `verify` leaves `drift` at the step that matched, so `t()` is that code's step.
+    return totp.verify(int(token), device.tolerance) and totp.t() <= device.last_t
+
+
+def second_factor_owed(request: HttpRequest) -> dict:
+    """Context processor: whether the signed-in user still owes their code (or their enrolment), so
+    pages show no navigation, no counts and no name until then — every link would lead back anyway."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {"second_factor_owed": request.session.get(SESSION_KEY) in (CODE_ASKED, ENROLMENT_ASKED)}
 
 
 def what_to_ask(user: User) -> str:

@@ -24,9 +24,15 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_ratelimit.decorators import ratelimit
 
 from dunning_site.accounts.forms import CodeForm
-from dunning_site.accounts.two_factor import confirmed_device, second_factor_given, two_factor_required
+from dunning_site.accounts.two_factor import (
+    code_already_used,
+    confirmed_device,
+    second_factor_given,
+    two_factor_required,
+)
 
 WRONG_CODE = "That code is not the one your app shows now. Type the six digits it shows, before they change."
+CODE_JUST_USED = "This code was just used; wait for your app's next code."
 ENROLLED = "Two-factor sign-in is on: from now on, signing in asks for a code from your app."
 LOCKED_STATUS = 429
 
@@ -74,7 +80,8 @@ def _next_page(request: HttpRequest) -> str:
 @login_required
 def two_factor_verify(request: HttpRequest) -> HttpResponse:
     """The code after the password. A wrong code is a failed sign-in for the lockout (django-axes),
-    like a wrong password; once locked out, the half-open session is closed."""
+    like a wrong password; once locked out, the half-open session is closed. A right code already
+    used (each is accepted once) is said to be so, and is no failure: whoever typed it has the app."""
     device = confirmed_device(request.user)
     if device is None:  # removed by an Admin since the password was accepted
         if two_factor_required(request.user):
@@ -89,7 +96,11 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
         if not AxesProxyHandler.is_allowed(request, credentials):
             logout(request)
             return locked_out(request, None, credentials)
-        if device.verify_token(form.cleaned_data["otp_token"]):
+        token = form.cleaned_data["otp_token"]
+        if code_already_used(device, token):
+            form.add_error("otp_token", CODE_JUST_USED)
+            return _code_page(request, form)
+        if device.verify_token(token):
             otp_login(request, device)
             second_factor_given(request)
             return redirect(_next_page(request))
@@ -98,6 +109,10 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
             logout(request)
             return locked_out(request, None, credentials)
         form.add_error("otp_token", WRONG_CODE)
+    return _code_page(request, form)
+
+
+def _code_page(request: HttpRequest, form: CodeForm) -> HttpResponse:
     return render(
         request,
         "registration/two_factor_verify.html",

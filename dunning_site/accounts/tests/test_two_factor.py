@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from axes.models import AccessAttempt
 from django.contrib.auth.models import Group
+from django.test import Client
+from django.utils.html import escape
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from dunning_site.accounts.tests.factories import UserFactory
-from dunning_site.accounts.views import ENROLLED, WRONG_CODE
+from dunning_site.accounts.views import CODE_JUST_USED, ENROLLED, WRONG_CODE
 
 pytestmark = pytest.mark.django_db
 
@@ -47,8 +50,8 @@ def sign_in(client, username: str, password: str = PASSWORD):
     return client.post("/accounts/login/", {"username": username, "password": password}, REMOTE_ADDR="198.51.100.7")
 
 
-def enrolled(username: str, role: str | None = None):
-    user = staff(username, role)
+def enrolled(username: str, role: str | None = None, **fields):
+    user = staff(username, role, **fields)
     return user, TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
 
 
@@ -84,8 +87,85 @@ def test_a_code_cannot_be_used_twice(client, clock):
     clock.shift(dt.timedelta(seconds=5))
     sign_in(client, "grace")
     response = client.post(VERIFY, {"otp_token": used})
-    assert response.status_code == 400 and WRONG_CODE in response.content.decode()
+    assert response.status_code == 400 and escape(CODE_JUST_USED) in response.content.decode()
     assert client.get("/cases/").status_code == 302
+
+
+def test_a_second_browser_reusing_the_code_is_told_to_wait_and_no_failure_counts(clock, settings):
+    _user, device = enrolled("grace", "Collector")
+    first, second = Client(), Client()
+    used = code(device)
+    sign_in(first, "grace")
+    assert first.post(VERIFY, {"otp_token": used}).status_code == 302
+    sign_in(second, "grace")
+    # More reuses than the lockout allows failures: none of them is one.
+    for attempt in range(settings.AXES_FAILURE_LIMIT + 1):
+        clock.shift(dt.timedelta(seconds=1))
+        response = second.post(VERIFY, {"otp_token": used})
+        assert response.status_code == 400, attempt
+        page = response.content.decode()
+        assert escape(CODE_JUST_USED) in page and escape(WRONG_CODE) not in page
+    assert not AccessAttempt.objects.exists()
+    device.refresh_from_db()
+    assert device.throttling_failure_count == 0
+    assert second.get("/cases/").status_code == 302, "still not signed in"
+    clock.shift(dt.timedelta(seconds=30))  # the app shows the next code
+    assert second.post(VERIFY, {"otp_token": code(device), "next": "/cases/"})["Location"] == "/cases/"
+    assert second.get("/cases/").status_code == 200
+
+
+def test_signing_in_again_right_after_enrolling_with_the_same_code_says_it_was_used(client, clock):
+    grace = staff("grace", "Collector")
+    sign_in(client, "grace")
+    client.get(ENROL)
+    device = TOTPDevice.objects.get(user=grace)
+    used = code(device)
+    assert client.post(ENROL, {"otp_token": used}).status_code == 302
+    client.post("/accounts/logout/")
+    clock.shift(dt.timedelta(seconds=10))
+    sign_in(client, "grace")
+    response = client.post(VERIFY, {"otp_token": used})
+    assert response.status_code == 400 and escape(CODE_JUST_USED) in response.content.decode()
+    assert not AccessAttempt.objects.exists()
+
+
+def test_a_wrong_code_next_to_a_used_one_still_counts(client, clock):
+    _user, device = enrolled("grace", "Collector")
+    used = code(device)
+    sign_in(client, "grace")
+    client.post(VERIFY, {"otp_token": used})
+    client.post("/accounts/logout/")
+    sign_in(client, "grace")
+    wrong = f"{(int(used) + 1) % 1_000_000:06d}"
+    response = client.post(VERIFY, {"otp_token": wrong})
+    assert response.status_code == 400 and escape(WRONG_CODE) in response.content.decode()
+    assert AccessAttempt.objects.get(username="grace").failures_since_start == 1
+
+
+def test_the_code_page_shows_nothing_but_the_way_out_until_the_code_is_given(client):
+    _user, device = enrolled("grace", "Collector", first_name="Grace", last_name="Hopper")
+    sign_in(client, "grace")
+    page = client.get(VERIFY).content.decode()
+    assert "Sign out" in page
+    for hidden in ("Grace Hopper", 'aria-label="Main"', "nav-count", "Two-factor sign-in", "/cases/", "Payments:"):
+        assert hidden not in page, hidden
+    assert 'href="/"' not in page, "not even the brand links to the worklist"
+    client.post(VERIFY, {"otp_token": code(device)})
+    page = client.get("/").content.decode()
+    assert "Grace Hopper" in page and 'aria-label="Main"' in page and "Sign out" in page
+
+
+def test_a_role_that_must_enrol_sees_only_the_way_out_until_it_has(client, settings):
+    settings.STAFF_2FA_REQUIRED = ["Manager"]
+    staff("morgan", "Manager", first_name="Morgan")
+    staff("casey", "Collector", first_name="Casey")
+    sign_in(client, "morgan")
+    page = client.get(ENROL).content.decode()
+    assert "Sign out" in page and 'aria-label="Main"' not in page and "Morgan" not in page
+    client.post("/accounts/logout/")
+    sign_in(client, "casey")  # enrolling by choice, fully signed in: the whole navigation
+    page = client.get(ENROL).content.decode()
+    assert 'aria-label="Main"' in page and "Casey" in page
 
 
 def test_wrong_codes_count_toward_the_lockout(client, clock, settings):

@@ -7,11 +7,18 @@ from dunning_site.notifications import rendering
 from dunning_site.notifications.models import MessageTemplate
 from dunning_site.notifications.rendering import (
     ADD_NUMBERS_ONLY,
+    BLOCKS_NESTED_TOO_DEEP,
+    CANNOT_COMPILE,
     FILTER_NUMBER_TOO_LARGE,
     LOOPS_NESTED_TOO_DEEP,
+    SOURCE_TOO_LONG,
     TEMPLATE_DOES_NOT_COMPILE,
+    TOO_MANY_OPERATORS,
+    TOO_MANY_TAGS,
+    TOO_SLOW,
     WITH_NESTED_TOO_DEEP,
     RenderRefused,
+    render_html,
     render_message,
     render_text,
     template_errors,
@@ -211,3 +218,95 @@ def test_a_message_shares_one_budget_between_its_subject_text_and_html():
     assert render_text(loop * 10, NAME) == "x" * 17_280
     with pytest.raises(RenderRefused):
         render_message(MessageTemplate(subject=loop, body=loop * 5, html_body=loop * 5), NAME)
+
+
+# ---------------------------------------------------------------------------------------------
+# Templates that cost nothing to refuse (issue 9): read before they are compiled. The attacks of the
+# security test, shared with the finance UI's tests; each took seconds to compile or exhausted
+# Python's recursion (a server error) before.
+
+EMPTY_IFS = "{% if customer_name %}{% endif %}" * 50_000
+CENTERED_NAMES = "{{ customer_name|center:100 }}" * 60_000
+NESTED_IFS = "{% if customer_name %}" * 500 + "{% endif %}" * 500
+ONE_IF_WITH_20_000_ANDS = "{% if " + " and ".join(["customer_name"] * 20_000) + " %}x{% endif %}"
+TEMPLATE_ATTACKS = {
+    "50,000 empty ifs": (EMPTY_IFS, SOURCE_TOO_LONG % {"length": "1,650,000", "limit": "20,000"}),
+    "60,000 centered names": (CENTERED_NAMES, SOURCE_TOO_LONG % {"length": "1,800,000", "limit": "20,000"}),
+    "500 nested ifs": (
+        NESTED_IFS,
+        TEMPLATE_DOES_NOT_COMPILE
+        % {"line": 1, "reason": BLOCKS_NESTED_TOO_DEEP % {"limit": 10, "tag": "if", "depth": 11}},
+    ),
+    "one if with 20,000 ands": (ONE_IF_WITH_20_000_ANDS, SOURCE_TOO_LONG % {"length": "360,016", "limit": "20,000"}),
+}
+
+
+@pytest.mark.parametrize(("attack", "refusal"), TEMPLATE_ATTACKS.values(), ids=TEMPLATE_ATTACKS.keys())
+def test_an_attack_is_refused_unread_when_saved_and_when_rendered(attack, refusal):
+    assert template_errors(subject="Reminder", body=attack) == {"body": [refusal]}
+    # Saved around the checks (an old row, or by hand): rendering refuses it the same way.
+    with pytest.raises(RenderRefused) as refused:
+        render_message(MessageTemplate(subject="Reminder", body=attack), NAME)
+    assert str(refused.value) == refusal
+
+
+def test_each_limit_is_reached_and_one_more_is_refused():
+    tags = "{{ customer_name }}" * 1_000
+    nested = "{% if customer_name %}\n" * 10 + "x" + "{% endif %}" * 10
+    condition = "{% if " + " and ".join(["customer_name"] * 21) + " %}x{% endif %}"
+    # Django skips a comment's content unread, and so do the limits.
+    commented = "{% comment %}" + "{% if customer_name %}" * 30 + "{% endcomment %}"
+    filler = "{{ customer_name }}\n" + "x" * (20_000 - 20)
+    for within in (tags, nested, condition, commented, filler):
+        assert template_errors(subject="Hi", body=within) == {}, within[:60]
+    assert len(render_text(tags, NAME)) == 12_000
+    assert render_text(nested + commented, NAME).strip() == "x"
+
+    assert template_errors(subject="Hi", body=tags + "{% now 'Y' %}") == {
+        "body": [TOO_MANY_TAGS % {"count": "1,001", "limit": "1,000"}]
+    }
+    deeper = "{% with a=customer_name %}" + nested + "{% endwith %}"
+    assert template_errors(subject="Hi", body=deeper) == {
+        "body": [
+            TEMPLATE_DOES_NOT_COMPILE
+            % {"line": 10, "reason": BLOCKS_NESTED_TOO_DEEP % {"limit": 10, "tag": "if", "depth": 11}}
+        ]
+    }
+    one_more = "{% if customer_name %}{% elif not " + " or not ".join(["days_overdue"] * 11) + " %}x{% endif %}"
+    assert template_errors(subject="Hi", body=one_more) == {
+        "body": [
+            TEMPLATE_DOES_NOT_COMPILE
+            % {"line": 1, "reason": TOO_MANY_OPERATORS % {"tag": "elif", "limit": 20, "count": "21"}}
+        ]
+    }
+    assert template_errors(subject="Hi", body=filler + "x") == {
+        "body": [SOURCE_TOO_LONG % {"length": "20,001", "limit": "20,000"}]
+    }
+
+
+def test_a_subject_and_an_html_part_have_their_own_lengths():
+    html = "<p>{{ customer_name }}</p>" + " " * (50_000 - 26)
+    assert template_errors(subject="x" * 255, body="", html_body=html) == {}
+    assert template_errors(subject="x" * 256, body="", html_body=html + " ") == {
+        "subject": [SOURCE_TOO_LONG % {"length": "256", "limit": "255"}],
+        "html_body": [SOURCE_TOO_LONG % {"length": "50,001", "limit": "50,000"}],
+    }
+    assert render_html(html, NAME).strip() == "<p>Ada Lovelace</p>"
+
+
+def test_whatever_stops_the_compiler_is_a_refusal_never_a_crash(monkeypatch):
+    # Were the nesting limit raised too far, Python's recursion limit would stop the compiler: a
+    # refusal with its reason, for the editor, the previews and the engine's fallback alike.
+    monkeypatch.setattr(rendering, "MAX_BLOCK_NESTING", 10_000)
+    (problem,) = template_errors(subject="Hi", body=NESTED_IFS)["body"]
+    assert problem == CANNOT_COMPILE % {"error": "maximum recursion depth exceeded"}
+    with pytest.raises(RenderRefused, match="too intricate to read"):
+        render_text(NESTED_IFS, NAME)
+
+
+def test_compiling_counts_against_the_render_time(monkeypatch):
+    # No loop and no filter: before, nothing ever looked at the clock for such a template.
+    monkeypatch.setattr(rendering, "MAX_RENDER_SECONDS", 0)
+    with pytest.raises(RenderRefused) as refused:
+        render_text("Hello {% if customer_name %}you{% endif %}", NAME)
+    assert str(refused.value) == TOO_SLOW % {"seconds": 0}

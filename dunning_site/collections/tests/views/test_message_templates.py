@@ -12,10 +12,12 @@ from dunning_site.notifications.rendering import (
     FILTER_NUMBER_TOO_LARGE,
     LOOPS_NESTED_TOO_DEEP,
     PROMOTIONAL_WORDING,
+    SOURCE_TOO_LONG,
     TEMPLATE_DOES_NOT_COMPILE,
     TOO_MANY_ITERATIONS,
 )
 from dunning_site.notifications.tests.factories import MessageTemplateFactory
+from dunning_site.notifications.tests.test_rendering import CENTERED_NAMES, TEMPLATE_ATTACKS
 
 pytestmark = pytest.mark.django_db
 
@@ -247,3 +249,66 @@ def test_the_editor_says_what_a_discreet_sms_leaves_empty(client, viewer, templa
         "<code>sender_company</code>, <code>sender_email</code>, <code>sender_name</code>, "
         "<code>sender_phone</code> have a value: every other variable is empty there, links included"
     ) in page
+
+
+# ---------------------------------------------------------------------------------------------
+# Templates that cost nothing to refuse (issue 9): the attacks the security test made, each refused
+# before it is compiled, wherever it arrives. Without that, each took seconds to compile on every
+# page view, or crashed the page with a RecursionError.
+
+attacks = pytest.mark.parametrize(("attack", "refusal"), TEMPLATE_ATTACKS.values(), ids=TEMPLATE_ATTACKS.keys())
+
+
+@attacks
+def test_the_editor_refuses_to_save_an_attack_next_to_the_field(client, manager, template, customers, attack, refusal):
+    response = client.post(f"/message-templates/{template.pk}/", FIELDS | {"body": attack, "save": "1"})
+    assert response.status_code == 400
+    assert response.context["form"].errors["body"] == [refusal]
+    assert escape(f"Body: {refusal}") in response.content.decode()
+    template.refresh_from_db()
+    assert template.body == "Dear {{ customer_name }},\npay."
+    assert not LogEntry.objects.exists()
+
+
+@attacks
+def test_the_live_preview_of_an_attack_says_why_and_renders_nothing(client, manager, customers, attack, refusal):
+    response = client.post("/message-templates/preview/", FIELDS | {"body": attack}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert escape(f"Body: {refusal}") in page
+    assert escape(PREVIEW_FAILED % {"error": refusal}) in page
+    assert "preview-subject" not in page
+
+
+@attacks
+def test_a_viewer_opening_an_attack_saved_in_the_database_sees_why_it_cannot_render(
+    client, viewer, customers, attack, refusal
+):
+    template = MessageTemplateFactory(key="hostile", subject="Hello", body=attack)  # around the form
+    response = client.get(f"/message-templates/{template.pk}/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert escape(PREVIEW_FAILED % {"error": refusal}) in page
+    assert "preview-subject" not in page
+
+
+@attacks
+def test_the_admin_refuses_to_save_an_attack(admin_client, customers, attack, refusal):
+    response = admin_client.post("/admin/notifications/messagetemplate/add/", FIELDS | {"body": attack})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["body"] == [refusal]
+    assert not MessageTemplate.objects.exists()
+
+
+def test_an_attack_in_the_subject_or_the_html_part_is_refused_there(client, manager, template, customers):
+    response = client.post(
+        f"/message-templates/{template.pk}/",
+        FIELDS | {"subject": "{{ customer_name }}" * 14, "html_body": CENTERED_NAMES, "save": "1"},
+    )
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert errors["subject"] == ["Ensure this value has at most 255 characters (it has 266)."]
+    assert errors["html_body"] == [SOURCE_TOO_LONG % {"length": "1,800,000", "limit": "50,000"}]
+    response = client.post("/message-templates/preview/", FIELDS | {"subject": "{{ customer_name }}" * 14})
+    refusal = SOURCE_TOO_LONG % {"length": "266", "limit": "255"}
+    assert escape(f"Subject: {refusal}") in response.content.decode()

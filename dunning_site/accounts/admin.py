@@ -165,7 +165,15 @@ class InvoiceAdmin(NoDeleteMixin, BookImportMixin, admin.ModelAdmin):
 
 
 class PaymentForm(MoneyFieldsForm):
+    """Money received outside the billing system. No method is chosen for staff: a default is what
+    gets saved by whoever does not look."""
+
     money_fields = {"amount": "Amount"}
+    method = forms.ChoiceField(
+        choices=[("", "---------"), *[(method.value, method.label) for method in Payment.MANUAL_METHODS]],
+        label="Method",
+        help_text="Card payments come from the billing system and are recorded by it.",
+    )
 
     class Meta:
         model = Payment
@@ -199,6 +207,10 @@ class PaymentForm(MoneyFieldsForm):
                         "number": invoice.number,
                     },
                 )
+            elif problem := services.manual_part_payment_problem(
+                invoice=invoice, amount=amount, method=cleaned.get("method", "")
+            ):
+                self.add_error("amount", problem)
         return cleaned
 
 

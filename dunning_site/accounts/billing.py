@@ -10,10 +10,13 @@ import dataclasses
 import enum
 import logging
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import stripe
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from dunning_site.accounts.models import Invoice
 
 logger = logging.getLogger(__name__)
 
@@ -340,6 +343,12 @@ def payments_mode() -> PaymentsMode:
     if settings.PAYMENTS_SANDBOX:
         return PaymentsMode.SANDBOX
     return PaymentsMode.NOT_CONFIGURED
+
+
+def invoice_collected_by_stripe(invoice: "Invoice") -> bool:
+    """Stripe holds this invoice and charges it by itself until it is told it was paid: what is paid
+    here by other means must reach Stripe (the sandbox and a book without Stripe keep no invoices)."""
+    return bool(invoice.external_id) and payments_mode() is PaymentsMode.STRIPE
 
 
 def gateway() -> BillingGateway:

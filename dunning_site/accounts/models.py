@@ -214,6 +214,11 @@ class Payment(models.Model):
         CHEQUE = "cheque", "Cheque"
         OTHER = "other", "Other"
 
+    # What staff may record by hand: money that did not come through the billing system, which Stripe
+    # is told about. Card payments are written by the billing integration only: one typed in by hand
+    # would close the invoice here while Stripe, never told, charged the card again.
+    MANUAL_METHODS = (Method.BANK_TRANSFER, Method.CHEQUE, Method.OTHER)
+
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
     amount = models.BigIntegerField(help_text="In minor units of the invoice's currency.")
     status = models.CharField(max_length=16, choices=Status.choices)

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from dunning_site.accounts.billing import invoice_collected_by_stripe
 from dunning_site.accounts.models import Channel, Consent, Customer, Invoice, Payment, User
 from dunning_site.accounts.signals import invoice_balance_changed
 from dunning_site.lib.money import format_money
@@ -16,6 +17,11 @@ INVOICE_NOT_OPEN = "Invoice %(number)s is %(status)s; payments are recorded on o
 AMOUNT_NOT_POSITIVE = "A payment must be more than zero."
 PAID_BEFORE_ISSUED = "Invoice %(number)s was issued on %(issued_on)s; a payment cannot be dated before that day."
 PAID_IN_FUTURE = "A payment cannot be dated in the future."
+PART_PAYMENT_OF_STRIPE_INVOICE = (
+    "Invoice %(number)s is collected by Stripe, which can only be told that the whole invoice was paid "
+    "elsewhere: after a part payment recorded here, Stripe would still charge the card for all of it. "
+    "Record the payment once the whole %(remaining)s left has arrived."
+)
 
 # An invoice's issue date is a calendar day with no time zone: a payment is refused as too early
 # only when it is dated before that day began anywhere on earth (UTC+14), so a payment received on
@@ -33,6 +39,23 @@ def payment_date_problem(*, invoice: Invoice, at: dt.datetime, now: dt.datetime)
     if at > now + CLOCK_TOLERANCE:
         return PAID_IN_FUTURE
     return None
+
+
+def manual_part_payment_problem(*, invoice: Invoice, amount: int, method: str) -> str | None:
+    """Why this money received outside the billing system cannot be recorded on its own, or None.
+
+    Stripe knows no partly paid invoice: it is told "paid out of band" for the whole invoice, and
+    until then its own retries charge the card for the whole amount. So a bank transfer or cheque
+    that leaves something to pay on an invoice Stripe collects would be charged again on top; it
+    waits until the rest has arrived, and is then recorded as one payment that settles the invoice."""
+    if method not in Payment.MANUAL_METHODS or amount >= invoice.total - invoice.amount_paid:
+        return None
+    if not invoice_collected_by_stripe(invoice):
+        return None
+    return PART_PAYMENT_OF_STRIPE_INVOICE % {
+        "number": invoice.number,
+        "remaining": format_money(invoice.total - invoice.amount_paid, invoice.currency),
+    }
 
 
 @transaction.atomic
@@ -127,6 +150,8 @@ def payment_record(
                     }
                 }
             )
+        if problem := manual_part_payment_problem(invoice=invoice, amount=amount, method=method):
+            raise ValidationError({"amount": problem})
     payment = Payment(
         invoice=invoice,
         amount=amount,

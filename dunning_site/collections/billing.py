@@ -20,7 +20,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 from rq import Retry
 
-from dunning_site.accounts.billing import ChargeOutcome, gateway, invoice_card_payments
+from dunning_site.accounts.billing import ChargeOutcome, gateway, invoice_card_payments, invoice_collected_by_stripe
 from dunning_site.accounts.models import BillingEvent, Channel, Customer, Invoice, Payment
 from dunning_site.accounts.services import (
     customer_upsert_from_billing,
@@ -809,7 +809,7 @@ def subscription_collection_set(*, case_id: int, paused: bool) -> list[str]:
 def invoice_paid_elsewhere_request(*, invoice: Invoice) -> None:
     """A bank transfer or cheque settled a Stripe invoice: tell Stripe (paid out of band), or its
     own retries would charge the card a second time. In a job after the commit."""
-    if not (invoice.external_id and settings.STRIPE_API_KEY):
+    if not invoice_collected_by_stripe(invoice):
         return
     from dunning_site.collections.jobs import invoice_paid_elsewhere as job
 

@@ -197,11 +197,12 @@ class CallOutcomeForm(PromiseForm):
 
 
 class ManualPaymentForm(forms.Form):
-    """A bank transfer or cheque received for one of the case's open invoices."""
+    """A bank transfer, cheque or other money received outside the billing system for one of the
+    case's open invoices (the admin's payment form offers the same methods)."""
 
     invoice = forms.TypedChoiceField(coerce=int, label="Invoice")
     method = forms.ChoiceField(
-        choices=[(Payment.Method.BANK_TRANSFER, "Bank transfer"), (Payment.Method.CHEQUE, "Cheque")], label="Paid by"
+        choices=[(method.value, method.label) for method in Payment.MANUAL_METHODS], label="Paid by"
     )
     amount = forms.DecimalField(label="Amount")
     paid_on = forms.DateField(label="Received on", widget=forms.DateInput(attrs={"type": "date"}))

@@ -12,7 +12,9 @@ from dunning_site.notifications.signals import message_status_changed
 @receiver(invoice_balance_changed)
 def reconcile_cases(sender, invoice, actor=None, at=None, payment=None, **kwargs) -> None:
     cases_reconcile_for_invoice(invoice=invoice, user=actor, now=at)
-    if payment is not None and payment.method != Payment.Method.CARD and invoice.status == Invoice.Status.PAID:
+    # Stripe can only be told that a whole invoice was paid elsewhere; a manual part payment of an
+    # invoice Stripe collects is refused when it is recorded (accounts.services.manual_part_payment_problem).
+    if payment is not None and payment.method in Payment.MANUAL_METHODS and invoice.status == Invoice.Status.PAID:
         from dunning_site.collections.billing import invoice_paid_elsewhere_request  # billing builds on services
 
         invoice_paid_elsewhere_request(invoice=invoice)

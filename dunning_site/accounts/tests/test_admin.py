@@ -1,6 +1,7 @@
 """Bad input typed into the admin gets a clear message and writes nothing."""
 
 import datetime as dt
+import re
 
 import pytest
 import time_machine
@@ -134,3 +135,65 @@ def test_a_manual_payment_dated_before_the_invoice_or_in_the_future_is_refused(
     assert form_errors(response)["at"] == [problem]
     invoice.refresh_from_db()
     assert not Payment.objects.exists() and invoice.amount_paid == 0
+
+
+PAYMENT_ADD = "/admin/accounts/payment/add/"
+
+
+def test_the_payment_form_offers_only_money_received_outside_the_billing_system_and_chooses_none(admin_client):
+    page = admin_client.get(PAYMENT_ADD).content.decode()
+    select = re.search(r'<select name="method".*?</select>', page, re.DOTALL)
+    assert select is not None
+    options = re.findall(r'<option value="([^"]*)"( selected)?>([^<]*)</option>', select.group(0))
+    assert options == [
+        ("", " selected", "---------"),
+        ("bank_transfer", "", "Bank transfer"),
+        ("cheque", "", "Cheque"),
+        ("other", "", "Other"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "problem"),
+    [
+        ("", "This field is required."),
+        ("card", "Select a valid choice. card is not one of the available choices."),
+    ],
+)
+def test_a_payment_without_a_method_or_by_card_is_refused_in_the_admin(admin_client, customer, method, problem):
+    invoice = InvoiceFactory(customer=customer, total=5_000, issued_on=dt.date(2026, 3, 1), due_on=dt.date(2026, 3, 15))
+    form = {"invoice": invoice.pk, "amount": "50.00", "method": method, "status": "succeeded"}
+    with time_machine.travel(dt.datetime(2026, 3, 16, 10, 0, tzinfo=dt.UTC), tick=False):
+        response = admin_client.post(PAYMENT_ADD, form | {"at_0": "2026-03-16", "at_1": "09:00:00"})
+    assert form_errors(response)["method"] == [problem]
+    invoice.refresh_from_db()
+    assert not Payment.objects.exists() and (invoice.amount_paid, invoice.status) == (0, "open")
+
+
+@pytest.mark.parametrize(
+    ("stripe_key", "external_id"),
+    [
+        pytest.param("sk_test_configured", None, id="an-invoice-stripe-does-not-hold"),
+        pytest.param("", "in_from_an_earlier_account", id="no-stripe-configured"),
+    ],
+)
+def test_a_part_payment_of_an_invoice_stripe_does_not_collect_is_recorded(
+    admin_client, customer, settings, stripe_key, external_id
+):
+    """Where Stripe does not charge the invoice by itself, the book is the only truth: a part payment
+    lowers what is owed."""
+    settings.STRIPE_API_KEY = stripe_key
+    invoice = InvoiceFactory(
+        customer=customer,
+        total=5_000,
+        external_id=external_id,
+        issued_on=dt.date(2026, 3, 1),
+        due_on=dt.date(2026, 3, 15),
+    )
+    form = {"invoice": invoice.pk, "amount": "20.00", "method": "other", "status": "succeeded", "reference": "Cash"}
+    with time_machine.travel(dt.datetime(2026, 3, 16, 10, 0, tzinfo=dt.UTC), tick=False):
+        response = admin_client.post(PAYMENT_ADD, form | {"at_0": "2026-03-16", "at_1": "09:00:00"})
+    assert response.status_code == 302
+    invoice.refresh_from_db()
+    assert (invoice.amount_paid, invoice.status) == (2_000, "open")
+    assert list(Payment.objects.values_list("amount", "method", "reference")) == [(2_000, "other", "Cash")]

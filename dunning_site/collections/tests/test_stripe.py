@@ -6,11 +6,14 @@ import zoneinfo
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Group
+from django.utils.html import escape
 
-from dunning_site.accounts.models import BillingEvent, Customer, Invoice, Payment
-from dunning_site.accounts.services import payment_record
+from dunning_site.accounts.models import BillingEvent, Customer, Invoice, Payment, User
+from dunning_site.accounts.services import PART_PAYMENT_OF_STRIPE_INVOICE, payment_record
 from dunning_site.collections.billing import invoice_sync
 from dunning_site.collections.models import Case, CaseEvent, PaymentRetry, Step
+from dunning_site.collections.roles import COLLECTOR
 from dunning_site.collections.services import tick
 from dunning_site.collections.tests import stripe_fake
 from dunning_site.collections.tests.factories import PolicyFactory, ladder, standard_policy
@@ -320,6 +323,62 @@ def test_a_bank_transfer_recorded_here_is_not_undone_by_stripe_news(
     invoice = Invoice.objects.get()
     assert (invoice.status, invoice.amount_paid) == ("paid", 4_900)
     assert Case.objects.get().status == Case.Status.RESOLVED
+
+
+def out_of_band_requests(stripe_api, invoice_id: str = "in_1") -> list:
+    return [request for request in stripe_api.requests if request[:2] == ("POST", f"/v1/invoices/{invoice_id}/pay")]
+
+
+def test_a_part_payment_by_bank_of_a_stripe_invoice_is_refused_in_the_admin_and_the_whole_one_tells_stripe(
+    clock, stripe_api, customer, deliver, run_jobs, admin_client, django_capture_on_commit_callbacks
+):
+    """Stripe's paid_out_of_band settles the whole invoice, and until it is told Stripe charges the card
+    for the whole amount: a part payment recorded here would be charged again on top."""
+    standard_policy()
+    deliver(failed_invoice(stripe_api))
+    invoice = Invoice.objects.get()
+    form = {"invoice": invoice.pk, "method": "bank_transfer", "status": "succeeded", "at_0": "2026-03-10"}
+    response = admin_client.post("/admin/accounts/payment/add/", form | {"amount": "20.00", "at_1": "13:30:00"})
+    assert response.status_code == 200
+    refusal = PART_PAYMENT_OF_STRIPE_INVOICE % {"number": invoice.number, "remaining": "$49.00"}
+    assert response.context["adminform"].form.errors["amount"] == [refusal]
+    run_jobs()
+    invoice.refresh_from_db()
+    assert (invoice.amount_paid, invoice.status) == (0, "open")
+    assert not Payment.objects.filter(status="succeeded").exists()
+    assert out_of_band_requests(stripe_api) == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post("/admin/accounts/payment/add/", form | {"amount": "49.00", "at_1": "13:35:00"})
+    assert response.status_code == 302
+    run_jobs()
+    assert stripe_api.invoices["in_1"]["paid_out_of_band"] is True
+    assert len(out_of_band_requests(stripe_api)) == 1
+    invoice.refresh_from_db()
+    assert (invoice.amount_paid, invoice.status) == (4_900, "paid")
+    assert Case.objects.get().status == Case.Status.RESOLVED
+
+
+def test_a_part_payment_by_cheque_of_a_stripe_invoice_is_refused_on_the_case_page(
+    clock, stripe_api, customer, deliver, run_jobs, client
+):
+    standard_policy()
+    deliver(failed_invoice(stripe_api))
+    collector = User.objects.create_user("grace")
+    collector.groups.add(Group.objects.get(name=COLLECTOR))
+    client.force_login(collector)
+    case, invoice = Case.objects.get(), Invoice.objects.get()
+    response = client.post(
+        f"/cases/{case.pk}/payments/",
+        {"invoice": invoice.pk, "method": "cheque", "amount": "48.99", "paid_on": "2026-03-10", "reference": "Q1"},
+    )
+    assert response.status_code == 400
+    refusal = PART_PAYMENT_OF_STRIPE_INVOICE % {"number": invoice.number, "remaining": "$49.00"}
+    assert escape(refusal) in response.content.decode()
+    run_jobs()
+    assert not Payment.objects.filter(status="succeeded").exists()
+    assert out_of_band_requests(stripe_api) == []
+    assert Case.objects.get().status == Case.Status.OPEN
 
 
 def test_a_retry_left_attempting_by_a_worker_that_died_is_attempted_again(clock, stripe_api, customer, deliver):

@@ -497,8 +497,9 @@ def call_outcome(request: HttpRequest, case_id: int, message_id: int) -> HttpRes
 @permission_required(WORK, raise_exception=True)
 @require_POST
 def case_payment_record(request: HttpRequest, case_id: int) -> HttpResponse:
-    """A bank transfer or cheque: recorded on the invoice like the admin does, which reconciles the
-    case and tells Stripe the invoice was paid out of band once it is paid in full."""
+    """Money received outside the billing system: recorded on the invoice like the admin does, which
+    reconciles the case and tells Stripe the invoice was paid out of band (a part payment of an invoice
+    Stripe collects is refused: Stripe would charge the whole invoice anyway)."""
     case = get_object_or_404(Case, pk=case_id)
     open_invoices = list(case.invoices.filter(status=Invoice.Status.OPEN).order_by("due_on"))
     form = ManualPaymentForm(request.POST, invoices=open_invoices, currency=case.currency, auto_id="payment-%s")

@@ -25,6 +25,7 @@ _READ = [
     "notifications.view_message",
     "notifications.view_messagetemplate",
     "notifications.view_contactrules",
+    "notifications.view_inboundsms",
 ]
 _WORK = [
     "collections.work_case",

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from dunning_site.notifications.models import ContactRules, DeliveryEvent, Message
+from dunning_site.notifications.models import ContactRules, DeliveryEvent, InboundSms, Message
 
 
 @admin.register(ContactRules)
@@ -64,6 +64,25 @@ class DeliveryEventAdmin(admin.ModelAdmin):
     list_display = ["at", "message", "kind", "provider_event_id"]
     list_filter = ["kind"]
     list_select_related = ["message__customer"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(InboundSms)
+class InboundSmsAdmin(admin.ModelAdmin):
+    """Customers' SMS as they came, each once: the evidence behind every opt-out and opt-in by reply."""
+
+    list_display = ["received_at", "sender", "keyword", "effect", "provider_id"]
+    list_filter = ["effect", "keyword"]
+    search_fields = ["sender", "provider_id"]
+    date_hierarchy = "received_at"
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -186,3 +186,35 @@ class DeliveryEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for message {self.message_id}"
+
+
+class InboundSms(models.Model):
+    """Each SMS a customer sent us, recorded once under the provider's id (Twilio's MessageSid).
+
+    Twilio's signatures carry no time: a signed START captured once could be posted again after a
+    later STOP and undo it. Recorded once, a repeated id changes nothing. The rows are also the
+    audit trail of the replies: who wrote which keyword, when, and what it did."""
+
+    class Effect(models.TextChoices):
+        OPTED_OUT = "opted_out", "Opted out of SMS"
+        OPTED_IN = "opted_in", "Opted in to SMS"
+        NONE = "none", "No change (not a keyword)"
+
+    provider_id = models.CharField(max_length=64, unique=True, help_text="Twilio's MessageSid.")
+    sender = models.CharField(max_length=64, help_text="The number it came from.")
+    keyword = models.CharField(max_length=16, blank=True, help_text="The opt-out or opt-in keyword it was, if any.")
+    effect = models.CharField(max_length=16, choices=Effect.choices)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        verbose_name = "inbound SMS"
+        verbose_name_plural = "inbound SMS"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(effect__in=["opted_out", "opted_in", "none"]), name="inbound_sms_effect_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.keyword or 'Reply'} from {self.sender}"

@@ -18,11 +18,11 @@ from rq import Queue, get_current_job
 from rq.exceptions import DuplicateJobError
 from rq.job import JobStatus
 
-from dunning_site.accounts.models import Channel, Customer, User
+from dunning_site.accounts.models import Channel, Consent, Customer, User
 from dunning_site.accounts.services import consent_record, contact_mark_unusable
 from dunning_site.lib.admin import admin_history_record
 from dunning_site.notifications import rules
-from dunning_site.notifications.models import DeliveryEvent, Message, MessageTemplate
+from dunning_site.notifications.models import DeliveryEvent, InboundSms, Message, MessageTemplate
 from dunning_site.notifications.rendering import one_line
 from dunning_site.notifications.signals import message_status_changed
 from dunning_site.notifications.transports import TransportError, transport_for
@@ -472,3 +472,50 @@ def message_template_save(*, form, user: User) -> MessageTemplate:
         raise ValidationError(TEMPLATE_SAVED_MEANWHILE) from None
     admin_history_record(user=user, obj=template, form=form, formsets=[], added=added)
     return template
+
+
+# ---------------------------------------------------------------------------------------------
+# Customers' replies by SMS
+
+# Twilio's default keywords (help.twilio.com, "Twilio support for opt-out keywords"): Twilio itself
+# answers them and blocks, or unblocks, our sender for that number, so the same words must change
+# the consent we keep, or the contact rules and Twilio would disagree. YES is one of Twilio's opt-in
+# words although a customer may write it in answer to anything: Twilio honours it anyway, and it
+# only restores SMS for someone who writes to our number. ARRET is not Twilio's by default (it is
+# the French-Canadian STOP some carriers require); recording more opt-outs than Twilio is safe.
+OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE", "ARRET"})
+OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
+
+
+@transaction.atomic
+def inbound_sms_receive(
+    *, provider_id: str, sender: str, body: str, at: dt.datetime | None = None
+) -> InboundSms | None:
+    """Record a customer's SMS and do what its keyword asks (opt out of SMS, or back in), once per
+    provider id: a webhook posted again — Twilio retrying, or someone replaying a captured request —
+    finds the row and changes nothing (None)."""
+    word = body.strip().upper()
+    if word in OPT_OUT_KEYWORDS:
+        effect, granted = InboundSms.Effect.OPTED_OUT, False
+    elif word in OPT_IN_KEYWORDS:
+        effect, granted = InboundSms.Effect.OPTED_IN, True
+    else:
+        effect, granted, word = InboundSms.Effect.NONE, None, ""
+    at = at or timezone.now()
+    # A second request with the same id waits on the unique index until the first commits, then finds its row.
+    inbound, created = InboundSms.objects.get_or_create(
+        provider_id=provider_id, defaults={"sender": sender[:64], "keyword": word, "effect": effect, "received_at": at}
+    )
+    if not created:
+        return None
+    if granted is not None and sender:
+        for customer in Customer.objects.filter(phone=sender):
+            consent_record(
+                customer=customer,
+                channel=Channel.SMS,
+                granted=granted,
+                source=Consent.Source.REPLY,
+                note=f"Replied {word}",
+                at=at,
+            )
+    return inbound

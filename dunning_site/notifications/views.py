@@ -5,7 +5,14 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core import signing
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+)
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -15,7 +22,7 @@ from twilio.request_validator import RequestValidator
 from dunning_site.accounts.models import Channel, Consent, Customer
 from dunning_site.accounts.services import consent_record, contact_mark_unusable
 from dunning_site.notifications.models import Message
-from dunning_site.notifications.services import message_tracking_record
+from dunning_site.notifications.services import inbound_sms_receive, message_tracking_record
 from dunning_site.notifications.unsubscribe import read_unsubscribe_token
 
 
@@ -64,11 +71,7 @@ DEAD_NUMBER_ERRORS = {
 UNDELIVERABLE_NUMBER = "Twilio error %(code)s: %(description)s"
 DELIVERY_FAILED = "Twilio reported %(status)s (error %(code)s)"
 
-# Twilio's default opt-out and opt-in keywords: Twilio itself answers them and, for an opt-out,
-# blocks further messages to the number from our sender; we record the choice so that the
-# contact rules stop choosing SMS for the customer.
-OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE", "ARRET"})
-OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
+MESSAGE_SID_MISSING = "MessageSid missing or longer than 64 characters: each reply is recorded once under it."
 
 
 def _signed_by_twilio(request: HttpRequest) -> bool:
@@ -121,20 +124,13 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def twilio_inbound(request: HttpRequest) -> HttpResponse:
+    """A customer's SMS to our number: a STOP or START changes their SMS consent, once per MessageSid
+    (the signature proves Twilio sent it, not when: a replayed request must change nothing)."""
     if not _signed_by_twilio(request):
         return HttpResponseForbidden(INVALID_SIGNATURE)
-    word = request.POST.get("Body", "").strip().upper()
-    sender = request.POST.get("From", "")
-    granted = False if word in OPT_OUT_KEYWORDS else True if word in OPT_IN_KEYWORDS else None
-    if granted is not None and sender:
-        with transaction.atomic():
-            for customer in Customer.objects.filter(phone=sender):
-                consent_record(
-                    customer=customer,
-                    channel=Channel.SMS,
-                    granted=granted,
-                    source=Consent.Source.REPLY,
-                    note=f"Replied {word}",
-                )
-    # Empty: Twilio sends the compliance reply to STOP and START itself.
+    sid = request.POST.get("MessageSid", "")
+    if not sid or len(sid) > 64:
+        return HttpResponseBadRequest(MESSAGE_SID_MISSING)
+    inbound_sms_receive(provider_id=sid, sender=request.POST.get("From", ""), body=request.POST.get("Body", ""))
+    # Empty, repeated or not: Twilio sends the compliance reply to STOP and START itself.
     return HttpResponse(EMPTY_TWIML, content_type="text/xml")

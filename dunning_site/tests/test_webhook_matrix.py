@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 from dunning_site.accounts.models import BillingEvent, Consent
 from dunning_site.accounts.tests.factories import CustomerFactory
 from dunning_site.collections.tests import stripe_fake
-from dunning_site.notifications.models import DeliveryEvent, Message
+from dunning_site.notifications.models import DeliveryEvent, InboundSms, Message
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +60,7 @@ def written() -> dict[str, int]:
         "billing events": BillingEvent.objects.count(),
         "delivery events": DeliveryEvent.objects.count(),
         "consents": Consent.objects.count(),
+        "inbound SMS": InboundSms.objects.count(),
         "messages changed": Message.objects.exclude(status=Message.Status.SENT).count(),
     }
 
@@ -112,11 +113,12 @@ def test_stripe_with_its_signature_is_accepted(client):
 
 def test_twilio_with_its_signature_is_accepted(client):
     customer = CustomerFactory(phone=PHONE)
-    params = {"From": PHONE, "Body": "STOP"}
+    params = {"From": PHONE, "Body": "STOP", "MessageSid": "SM" + "a" * 32}
     signature = RequestValidator(TWILIO_TOKEN).compute_signature("http://testserver/webhooks/twilio/inbound/", params)
     response = client.post("/webhooks/twilio/inbound/", params, HTTP_X_TWILIO_SIGNATURE=signature)
     assert response.status_code == 200
     assert Consent.objects.get(customer=customer, channel="sms").granted is False
+    assert InboundSms.objects.get().keyword == "STOP"
 
 
 def test_anymail_with_the_shared_secret_is_accepted(client):

@@ -23,7 +23,7 @@ from dunning_site.collections import services
 from dunning_site.collections.models import Case, PaymentRetry, ServiceHookDelivery
 from dunning_site.collections.roles import ADMIN, COLLECTOR, MANAGER, VIEWER
 from dunning_site.collections.tests.factories import standard_policy
-from dunning_site.notifications.models import ContactRules, DeliveryEvent, Message
+from dunning_site.notifications.models import ContactRules, DeliveryEvent, InboundSms, Message
 
 pytestmark = pytest.mark.django_db
 
@@ -54,6 +54,7 @@ ACTIONS = {
     "notifications.contactrules:delete_selected": ADMINS,  # refused while policies or messages use them
     "notifications.message:delete_selected": NOBODY,
     "notifications.deliveryevent:delete_selected": NOBODY,
+    "notifications.inboundsms:delete_selected": NOBODY,  # the evidence of each opt-out and opt-in
     "notifications.messagetemplate:delete_selected": ADMINS,  # refused while a step uses it
     "collections.policy:delete_selected": ADMINS,  # refused while cases use it
     "collections.step:delete_selected": NOBODY,  # steps change on their policy's page
@@ -135,6 +136,9 @@ def world():
         bounced = CustomerFactory(email_unusable_since=NOW, email_unusable_reason="550 User unknown")
         Consent.objects.create(customer=bounced, channel="sms", granted=True, source="staff")
         ContactRules.objects.create(name="Quiet weekends")
+        InboundSms.objects.create(
+            provider_id="SM" + "0" * 32, sender="+33612345678", keyword="STOP", effect="opted_out"
+        )
         Group.objects.create(name="Temporary staff")
         someone = UserFactory(username="someone")
         TOTPDevice.objects.create(user=someone, name="Phone", confirmed=True)

@@ -12,7 +12,7 @@ from twilio.request_validator import RequestValidator
 from dunning_site.accounts.models import Consent
 from dunning_site.accounts.tests.factories import CustomerFactory
 from dunning_site.notifications import sms
-from dunning_site.notifications.models import DeliveryEvent, Message
+from dunning_site.notifications.models import DeliveryEvent, InboundSms, Message
 from dunning_site.notifications.sms import (
     TWILIO_NO_ANSWER,
     TWILIO_NOT_CONFIGURED,
@@ -24,7 +24,7 @@ from dunning_site.notifications.sms import (
     sms_segments,
 )
 from dunning_site.notifications.transports import NO_ADDRESS, TransportError, transport_for
-from dunning_site.notifications.views import EMPTY_TWIML, INVALID_SIGNATURE
+from dunning_site.notifications.views import EMPTY_TWIML, INVALID_SIGNATURE, MESSAGE_SID_MISSING
 
 pytestmark = pytest.mark.django_db
 
@@ -491,10 +491,10 @@ def test_a_number_the_customer_no_longer_has_does_not_spoil_the_new_one(client, 
     assert message.customer.phone_unusable_since is None
 
 
-def inbound_params(body: str, sender: str = PHONE) -> dict[str, str]:
+def inbound_params(body: str, sender: str = PHONE, sid: str = "SM" + "d" * 32) -> dict[str, str]:
     return {
         "AccountSid": ACCOUNT_SID,
-        "MessageSid": "SM" + "d" * 32,
+        "MessageSid": sid,
         "From": sender,
         "To": "+15005550006",
         "Body": body,
@@ -514,7 +514,7 @@ def test_stop_revokes_sms_consent_and_start_restores_it(client, twilio_settings)
     assert (consent.granted, consent.source, consent.note) == (False, Consent.Source.REPLY, "Replied STOP")
     assert not Consent.objects.filter(customer=other).exists()
 
-    signed_post(client, INBOUND_URL, inbound_params("Start"))
+    signed_post(client, INBOUND_URL, inbound_params("Start", sid="SM" + "e" * 32))
     consent.refresh_from_db()
     assert (consent.granted, consent.source, consent.note) == (True, Consent.Source.REPLY, "Replied START")
 
@@ -538,6 +538,66 @@ def test_an_unsigned_stop_is_refused(client, twilio_settings):
     response = signed_post(client, INBOUND_URL, inbound_params("STOP"), signature="")
     assert response.status_code == 403
     assert not Consent.objects.exists()
+    assert not InboundSms.objects.exists()
+
+
+def test_a_captured_start_posted_again_after_a_stop_changes_nothing(client, twilio_settings):
+    """Twilio's signature carries no time: whoever captured a signed START could replay it to undo a
+    later STOP. Each reply is recorded once under its MessageSid; the replay finds it and is ignored."""
+    customer = CustomerFactory(phone=PHONE)
+    start = inbound_params("START", sid="SM" + "1" * 32)
+    stop = inbound_params("STOP", sid="SM" + "2" * 32)
+    for params in (start, stop, start):
+        response = signed_post(client, INBOUND_URL, params)
+        assert response.status_code == 200
+        assert response.content.decode() == EMPTY_TWIML
+    consent = Consent.objects.get(customer=customer, channel="sms")
+    assert (consent.granted, consent.note) == (False, "Replied STOP")
+    assert list(InboundSms.objects.order_by("pk").values_list("provider_id", "keyword", "effect")) == [
+        ("SM" + "1" * 32, "START", "opted_in"),
+        ("SM" + "2" * 32, "STOP", "opted_out"),
+    ]
+
+
+def test_every_reply_is_recorded_once_keyword_or_not(client, twilio_settings):
+    CustomerFactory(phone=PHONE)
+    signed_post(client, INBOUND_URL, inbound_params("I will pay on Friday", sid="SM" + "3" * 32))
+    signed_post(client, INBOUND_URL, inbound_params(" yes ", sender="+33698765432", sid="SM" + "4" * 32))
+    signed_post(client, INBOUND_URL, inbound_params(" yes ", sender="+33698765432", sid="SM" + "4" * 32))
+    rows = InboundSms.objects.order_by("pk").values_list("provider_id", "sender", "keyword", "effect")
+    assert list(rows) == [
+        ("SM" + "3" * 32, PHONE, "", "none"),
+        ("SM" + "4" * 32, "+33698765432", "YES", "opted_in"),  # nobody has that number: no consent changes
+    ]
+    assert not Consent.objects.exists()
+
+
+@pytest.mark.parametrize("sid", ["", "SM" + "5" * 63], ids=["missing", "too-long"])
+def test_a_signed_reply_without_a_usable_message_sid_is_refused(client, twilio_settings, sid):
+    CustomerFactory(phone=PHONE)
+    params = inbound_params("STOP", sid=sid)
+    if not sid:
+        del params["MessageSid"]
+    response = signed_post(client, INBOUND_URL, params)
+    assert response.status_code == 400
+    assert response.content.decode() == MESSAGE_SID_MISSING
+    assert not Consent.objects.exists() and not InboundSms.objects.exists()
+
+
+def test_staff_read_the_replies_in_the_admin_and_change_none(admin_client, client, twilio_settings):
+    signed_post(client, INBOUND_URL, inbound_params("STOP", sid="SM" + "6" * 32))
+    inbound = InboundSms.objects.get()
+    page = admin_client.get("/admin/notifications/inboundsms/").content.decode()
+    assert "SM" + "6" * 32 in page and "Opted out of SMS" in page
+    assert admin_client.get(f"/admin/notifications/inboundsms/{inbound.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/notifications/inboundsms/add/").status_code == 403
+    response = admin_client.post(f"/admin/notifications/inboundsms/{inbound.pk}/change/", {"keyword": "START"})
+    assert response.status_code == 403
+    assert (
+        admin_client.post(f"/admin/notifications/inboundsms/{inbound.pk}/delete/", {"post": "yes"}).status_code == 403
+    )
+    inbound.refresh_from_db()
+    assert (inbound.keyword, InboundSms.objects.count()) == ("STOP", 1)
 
 
 def test_the_webhooks_only_accept_post(client, twilio_settings):

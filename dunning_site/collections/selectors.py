@@ -1,8 +1,9 @@
 """Reads for the finance UI: querysets, never writes."""
 
+import dataclasses
 import datetime as dt
 
-from django.db.models import F, Func, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, F, Func, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from dunning_site.accounts.models import Customer, Invoice, User
@@ -104,6 +105,37 @@ def policies_for_list() -> QuerySet[Policy]:
 
 def policy_steps(*, policy: Policy) -> QuerySet[Step]:
     return policy.steps.select_related("template").order_by("position")
+
+
+@dataclasses.dataclass(frozen=True)
+class LadderCounts:
+    """Where a policy's active cases stand. Each case counts once in `last` (the step it went
+    through last, if any) and once in `next` (the step it waits for, approval included, if any),
+    so each of the two adds up to at most `active`."""
+
+    last: dict[int, int]  # step id → active cases whose last step it was
+    next: dict[int, int]  # step id → active cases that wait for it
+    active: int
+
+
+def ladder_counts(*, policy: Policy) -> LadderCounts:
+    # One row per (last step, next step) pair, counted by the database: never one row per case.
+    pairs = (
+        Case.objects.filter(policy=policy, status__in=Case.ACTIVE_STATUSES)
+        .order_by()
+        .values_list("current_step", "next_step")
+        .annotate(Count("pk"))
+    )
+    last: dict[int, int] = {}
+    waiting: dict[int, int] = {}
+    active = 0
+    for last_step, next_step, cases in pairs:
+        if last_step is not None:
+            last[last_step] = last.get(last_step, 0) + cases
+        if next_step is not None:
+            waiting[next_step] = waiting.get(next_step, 0) + cases
+        active += cases
+    return LadderCounts(last=last, next=waiting, active=active)
 
 
 def steps_in_use(*, policy: Policy) -> dict[int, int]:

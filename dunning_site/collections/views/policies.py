@@ -35,11 +35,10 @@ def policy_detail(request: HttpRequest, policy_id: int) -> HttpResponse:
         return _edit(request, policy)
     if request.method != "GET":
         raise PermissionDenied
-    in_use = selectors.steps_in_use(policy=policy)
     return render(
         request,
         "collections/policy_detail.html",
-        {"policy": policy, "title": policy.name, "ladder": _ladder(policy, in_use)},
+        {"policy": policy, "title": policy.name} | _ladder(policy),
     )
 
 
@@ -48,7 +47,7 @@ def _edit(request: HttpRequest, policy: Policy) -> HttpResponse:
     title = policy.name or "New policy"
     in_use = selectors.steps_in_use(policy=policy) if policy.pk else {}
     with_history = selectors.steps_with_history(policy=policy) if policy.pk else set()
-    ladder = _ladder(policy, in_use) if policy.pk else []
+    ladder = _ladder(policy) if policy.pk else {}
     data = request.POST if request.method == "POST" else None
     form = PolicyForm(data, instance=policy)
     steps = StepFormSet(data, instance=policy, prefix="steps", in_use=in_use, with_history=with_history)
@@ -69,11 +68,16 @@ def _edit(request: HttpRequest, policy: Policy) -> HttpResponse:
         "form": form,
         "steps": steps,
         "problems": problems,
-        "ladder": ladder,
-    }
+    } | ladder
     return render(request, "collections/policy_detail.html", context, status=400 if problems else 200)
 
 
-def _ladder(policy: Policy, in_use: dict[int, int]) -> list[tuple]:
-    """The saved steps in order, each with how many active cases stand on it."""
-    return [(step, in_use.get(step.pk, 0)) for step in selectors.policy_steps(policy=policy)]
+def _ladder(policy: Policy) -> dict:
+    """The saved steps in order, each with how many active cases went through it last and how many
+    wait for it: two counts that each add up to at most the policy's active cases."""
+    counts = selectors.ladder_counts(policy=policy)
+    steps = [
+        (step, counts.last.get(step.pk, 0), counts.next.get(step.pk, 0))
+        for step in selectors.policy_steps(policy=policy)
+    ]
+    return {"ladder": steps, "active_cases": counts.active}

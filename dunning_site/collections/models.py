@@ -8,6 +8,28 @@ from dunning_site.accounts.models import CURRENCY_SHAPE, Channel, Customer, Invo
 from dunning_site.lib.validators import validate_currency
 from dunning_site.notifications.models import ContactRules, Message, MessageTemplate, Tone
 
+# Every count of days in a policy and its ladder stays within ten years: dates computed from them
+# (an invoice's due date plus the grace, a case's anchor plus a step's offset) stay far from the
+# calendar's end, and a typo of a few extra digits is refused instead of meaning "never" (or, past
+# year 9999, stopping the engine). Forms and the admin refuse more with the validator; the database
+# refuses it from anywhere else.
+POLICY_DAYS_MAX = 3650
+POLICY_DAYS_TOO_MANY = "At most %(limit_value)s days (ten years)."
+PROMISE_DAYS_MAX = 365
+
+
+def days_at_most_ten_years() -> MaxValueValidator:
+    return MaxValueValidator(POLICY_DAYS_MAX, message=POLICY_DAYS_TOO_MANY)
+
+
+def days_in_range(field: str, *, name: str, low: int = 0, high: int = POLICY_DAYS_MAX) -> models.CheckConstraint:
+    label = field.replace("_", " ").capitalize()
+    return models.CheckConstraint(
+        condition=Q(**{f"{field}__gte": low, f"{field}__lte": high}),
+        name=name,
+        violation_error_message=f"{label} must be from {low} to {high:,}.",
+    )
+
 
 class Policy(models.Model):
     """An escalation ladder, chosen per case by segment, currency and amount (first match by priority)."""
@@ -29,19 +51,23 @@ class Policy(models.Model):
         help_text="Blank: the safe defaults (08:00–20:00 local, no Sundays, 3 contacts and 7 calls a week).",
     )
     grace_days = models.PositiveIntegerField(
-        default=1, help_text="Days after the due date before an unpaid invoice opens a case."
+        default=1,
+        validators=[days_at_most_ten_years()],
+        help_text="Days after the due date before an unpaid invoice opens a case.",
     )
     is_active = models.BooleanField(default=True)
     retry_max_attempts = models.PositiveSmallIntegerField(
         default=8, help_text="Card retries per invoice, at most, within the retry window (never beyond scheme limits)."
     )
-    retry_window_days = models.PositiveSmallIntegerField(default=30)
+    retry_window_days = models.PositiveSmallIntegerField(default=30, validators=[days_at_most_ten_years()])
     pre_dunning_days = models.PositiveSmallIntegerField(
-        default=30, help_text="Warn customers this many days before their card expires; 0 turns it off."
+        default=30,
+        validators=[days_at_most_ten_years()],
+        help_text="Warn customers this many days before their card expires; 0 turns it off.",
     )
     max_promise_days = models.PositiveSmallIntegerField(
         default=30,
-        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        validators=[MinValueValidator(1), MaxValueValidator(PROMISE_DAYS_MAX)],
         help_text="A promise to pay may hold a case this many days at most (from today to the promised day).",
     )
 
@@ -64,6 +90,10 @@ class Policy(models.Model):
                 name="policy_currency_iso_shape",
                 violation_error_message="The currency must be a three-letter ISO 4217 code, like EUR.",
             ),
+            days_in_range("grace_days", name="policy_grace_days_in_range"),
+            days_in_range("retry_window_days", name="policy_retry_window_days_in_range"),
+            days_in_range("pre_dunning_days", name="policy_pre_dunning_days_in_range"),
+            days_in_range("max_promise_days", name="policy_max_promise_days_in_range", low=1, high=PROMISE_DAYS_MAX),
         ]
 
     def __str__(self) -> str:
@@ -82,7 +112,9 @@ class Step(models.Model):
 
     policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveSmallIntegerField()
-    offset_days = models.PositiveIntegerField(help_text="Days after the oldest overdue invoice's due date.")
+    offset_days = models.PositiveIntegerField(
+        validators=[days_at_most_ten_years()], help_text="Days after the oldest overdue invoice's due date."
+    )
     action = models.CharField(max_length=20, choices=Action.choices)
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.EMAIL)
     template = models.ForeignKey(
@@ -102,6 +134,7 @@ class Step(models.Model):
         ordering = ["policy", "position"]
         constraints = [
             models.UniqueConstraint(fields=["policy", "position"], name="one_step_per_position"),
+            days_in_range("offset_days", name="step_offset_days_in_range"),
         ]
 
     def __str__(self) -> str:

@@ -10,7 +10,7 @@ from django.contrib.admin.models import LogEntry
 from dunning_site.accounts.models import Invoice
 from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
 from dunning_site.collections import policy_forms
-from dunning_site.collections.models import Approval, Case, CaseEvent, Step
+from dunning_site.collections.models import POLICY_DAYS_MAX, POLICY_DAYS_TOO_MANY, Approval, Case, CaseEvent, Step
 from dunning_site.collections.services import SELF_APPROVAL, tick
 from dunning_site.collections.tests.factories import standard_policy
 
@@ -245,3 +245,21 @@ def test_steps_are_not_changed_or_deleted_on_their_own_admin_page(admin_client, 
     assert admin_client.post(f"/admin/collections/step/{step.pk}/delete/", {"post": "yes"}).status_code == 403
     step.refresh_from_db()
     assert step.offset_days == 20
+
+
+def test_the_policy_admin_refuses_day_counts_beyond_ten_years_next_to_the_field(admin_client, waiting_case):
+    policy = waiting_case.policy
+    last = policy.steps.get(position=4)  # no case stands on it, so only its day can be wrong
+    page = f"/admin/collections/policy/{policy.pk}/change/"
+    form = admin_client.get(page)
+    step_field = f"{step_prefix(form, last)}-offset_days"
+    response = admin_client.post(page, change_form_data(form) | {"grace_days": "740000", step_field: "999999999"})
+    assert response.status_code == 200
+    too_many = POLICY_DAYS_TOO_MANY % {"limit_value": POLICY_DAYS_MAX}
+    assert response.context["adminform"].form.errors["grace_days"] == [too_many]
+    (formset,) = [inline.formset for inline in response.context["inline_admin_formsets"]]
+    (step_form,) = [step_form for step_form in formset.forms if step_form.instance.pk == last.pk]
+    assert step_form.errors["offset_days"] == [too_many]
+    policy.refresh_from_db()
+    last.refresh_from_db()
+    assert (policy.grace_days, last.offset_days) == (1, 30)

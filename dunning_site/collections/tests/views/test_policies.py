@@ -1,12 +1,12 @@
 import datetime as dt
 import json
-import re
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.db import IntegrityError, transaction
 
 from dunning_site.accounts.tests.factories import InvoiceFactory
-from dunning_site.collections.models import Case, Policy, Step, StepExecution
+from dunning_site.collections.models import POLICY_DAYS_MAX, POLICY_DAYS_TOO_MANY, Case, Policy, Step, StepExecution
 from dunning_site.collections.policy_forms import (
     MESSAGE_NEEDS_CHANNEL,
     MIN_AMOUNT_NEEDS_CURRENCY,
@@ -16,10 +16,8 @@ from dunning_site.collections.policy_forms import (
     STEP_IN_USE_CHANGED,
     STEP_IN_USE_DELETED,
 )
-from dunning_site.collections.roles import MANAGER
-from dunning_site.collections.services import case_open, tick
+from dunning_site.collections.services import case_open
 from dunning_site.collections.tests.factories import PolicyFactory, standard_policy
-from dunning_site.collections.tests.views.conftest import signed_in
 from dunning_site.collections.tests.views.moment import NOW
 
 pytestmark = pytest.mark.django_db
@@ -118,7 +116,7 @@ def test_a_viewer_sees_the_policy_and_its_ladder_without_a_form(client, viewer):
     active_case(policy)
     page = client.get(f"/policies/{policy.pk}/").content.decode()
     assert "Day 3" in page and "Day 30" in page and "needs a manager's approval" in page
-    assert "1 waits for it" in page and "1 active case on this policy" in page
+    assert "1 active case here" in page
     assert 'method="post" novalidate' not in page and "Only managers can change policies." in page
 
 
@@ -301,25 +299,45 @@ def test_a_manager_sets_how_far_ahead_promises_may_go(client, manager, admin_cli
     )
 
 
-def test_the_ladder_says_where_the_active_cases_stand_in_numbers_that_add_up(client, viewer):
+@pytest.mark.parametrize(
+    "field", ["grace_days", "retry_window_days", "pre_dunning_days"], ids=["grace", "retry window", "card warning"]
+)
+def test_a_policy_day_count_beyond_ten_years_is_refused_next_to_its_field(client, manager, field):
     policy = standard_policy(name="Standard")
-    for days in (2, 5, 6, 12, 21):  # overdue by: before day 3, twice past it, past day 10, at day 20
-        InvoiceFactory(due_on=NOW.date() - dt.timedelta(days=days))
-    tick()
-    assert Case.objects.filter(policy=policy, status__in=Case.ACTIVE_STATUSES).count() == 5
-    page = client.get(f"/policies/{policy.pk}/").content.decode()
-    ladder = page[page.index('<ol class="ladder">') : page.index("</ol>", page.index('<ol class="ladder">'))]
-    badges = [re.findall(r'<span class="badge">([^<]*)</span>', step) for step in ladder.split("<li>")[1:]]
-    assert badges == [
-        ["2 went through it last", "1 waits for it"],  # day 3
-        ["1 went through it last", "2 wait for it"],  # day 10
-        ["2 wait for it"],  # day 20: one due, one waiting for a manager's approval
-        [],  # day 30
-    ]
-    # Each count adds up to at most the active cases, which the page names.
-    assert "5 active cases on this policy: each counts once on the last step it went through" in page
-    assert "active case here" not in page
-    # A manager's form says why a step can only move: the cases that stand on it, whichever way.
-    signed_in(client, MANAGER, "maria")
-    form = client.get(f"/policies/{policy.pk}/").content.decode()
-    assert "In use by 3 active cases: their last step, their next, or waiting for approval" in form  # day 3
+    response = client.post(f"/policies/{policy.pk}/", posted(saved_rows(policy), policy, **{field: "740000"}))
+    assert response.status_code == 400
+    assert response.context["form"].errors[field] == [POLICY_DAYS_TOO_MANY % {"limit_value": POLICY_DAYS_MAX}]
+    assert "At most 3650 days (ten years)." in response.content.decode()
+    policy.refresh_from_db()
+    assert (policy.grace_days, policy.retry_window_days, policy.pre_dunning_days) == (1, 30, 30)
+    assert not LogEntry.objects.exists()
+
+    response = client.post(f"/policies/{policy.pk}/", posted(saved_rows(policy), policy, **{field: "3650"}))
+    assert response.status_code == 302
+    policy.refresh_from_db()
+    assert getattr(policy, field) == 3650
+
+
+def test_a_step_day_beyond_ten_years_is_refused_next_to_its_field(client, manager):
+    policy = standard_policy(name="Standard")
+    rows = saved_rows(policy)
+    response = client.post(f"/policies/{policy.pk}/", posted([*rows, step_row(5, 999_999_999, "call_task")], policy))
+    assert response.status_code == 400
+    new_step = response.context["steps"].forms[4]
+    assert new_step.errors["offset_days"] == [POLICY_DAYS_TOO_MANY % {"limit_value": POLICY_DAYS_MAX}]
+    assert policy.steps.count() == 4
+    assert not LogEntry.objects.exists()
+
+
+def test_the_database_refuses_day_counts_beyond_ten_years_from_anywhere(manager):
+    policy = standard_policy(name="Standard")
+    for field in ("grace_days", "retry_window_days", "pre_dunning_days"):
+        with pytest.raises(IntegrityError, match=f"policy_{field}_in_range"), transaction.atomic():
+            Policy.objects.filter(pk=policy.pk).update(**{field: POLICY_DAYS_MAX + 1})
+    for promise_days in (0, 366):
+        with pytest.raises(IntegrityError, match="policy_max_promise_days_in_range"), transaction.atomic():
+            Policy.objects.filter(pk=policy.pk).update(max_promise_days=promise_days)
+    with pytest.raises(IntegrityError, match="step_offset_days_in_range"), transaction.atomic():
+        Step.objects.filter(policy=policy, position=4).update(offset_days=999_999_999)
+    policy.refresh_from_db()
+    assert (policy.grace_days, policy.max_promise_days) == (1, 30)

@@ -1,5 +1,6 @@
 import datetime as dt
 import json
+import re
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
@@ -16,8 +17,10 @@ from dunning_site.collections.policy_forms import (
     STEP_IN_USE_CHANGED,
     STEP_IN_USE_DELETED,
 )
-from dunning_site.collections.services import case_open
+from dunning_site.collections.roles import MANAGER
+from dunning_site.collections.services import case_open, tick
 from dunning_site.collections.tests.factories import PolicyFactory, standard_policy
+from dunning_site.collections.tests.views.conftest import signed_in
 from dunning_site.collections.tests.views.moment import NOW
 
 pytestmark = pytest.mark.django_db
@@ -116,7 +119,7 @@ def test_a_viewer_sees_the_policy_and_its_ladder_without_a_form(client, viewer):
     active_case(policy)
     page = client.get(f"/policies/{policy.pk}/").content.decode()
     assert "Day 3" in page and "Day 30" in page and "needs a manager's approval" in page
-    assert "1 active case here" in page
+    assert "1 waits for it" in page and "1 active case on this policy" in page
     assert 'method="post" novalidate' not in page and "Only managers can change policies." in page
 
 
@@ -297,6 +300,30 @@ def test_a_manager_sets_how_far_ahead_promises_may_go(client, manager, admin_cli
     assert (
         'name="max_promise_days"' in admin_client.get(f"/admin/collections/policy/{policy.pk}/change/").content.decode()
     )
+
+
+def test_the_ladder_says_where_the_active_cases_stand_in_numbers_that_add_up(client, viewer):
+    policy = standard_policy(name="Standard")
+    for days in (2, 5, 6, 12, 21):  # overdue by: before day 3, twice past it, past day 10, at day 20
+        InvoiceFactory(due_on=NOW.date() - dt.timedelta(days=days))
+    tick()
+    assert Case.objects.filter(policy=policy, status__in=Case.ACTIVE_STATUSES).count() == 5
+    page = client.get(f"/policies/{policy.pk}/").content.decode()
+    ladder = page[page.index('<ol class="ladder">') : page.index("</ol>", page.index('<ol class="ladder">'))]
+    badges = [re.findall(r'<span class="badge">([^<]*)</span>', step) for step in ladder.split("<li>")[1:]]
+    assert badges == [
+        ["2 went through it last", "1 waits for it"],  # day 3
+        ["1 went through it last", "2 wait for it"],  # day 10
+        ["2 wait for it"],  # day 20: one due, one waiting for a manager's approval
+        [],  # day 30
+    ]
+    # Each count adds up to at most the active cases, which the page names.
+    assert "5 active cases on this policy: each counts once on the last step it went through" in page
+    assert "active case here" not in page
+    # A manager's form says why a step can only move: the cases that stand on it, whichever way.
+    signed_in(client, MANAGER, "maria")
+    form = client.get(f"/policies/{policy.pk}/").content.decode()
+    assert "In use by 3 active cases: their last step, their next, or waiting for approval" in form  # day 3
 
 
 @pytest.mark.parametrize(

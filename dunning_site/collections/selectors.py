@@ -182,22 +182,39 @@ def preview_customers() -> QuerySet[Customer]:
     return Customer.objects.filter(invoices__status=Invoice.Status.OPEN).distinct().order_by("name")
 
 
+def preview_customer_default() -> Customer | None:
+    """The customer a preview starts with: one a case is dunning for overdue invoices, so that
+    what a reminder says ("now past due", days overdue) is true of them; anyone owing otherwise."""
+    dunned = Customer.objects.filter(
+        cases__status__in=Case.ACTIVE_STATUSES,
+        invoices__status=Invoice.Status.OPEN,
+        invoices__due_on__lt=timezone.localdate(),
+    )
+    return dunned.distinct().order_by("name", "pk").first() or preview_customers().first()
+
+
 def template_preview(template: MessageTemplate, customer_id: str | int | None) -> dict:
-    """The template (saved or not) rendered with a real customer's open invoices (the first one
-    owing, by default); nothing is written."""
+    """The template (saved or not) rendered with a real customer's open invoices, the overdue ones
+    when there are any, as reminders speak of them (the customer chosen, or by default one being
+    dunned); nothing is written."""
     customers = preview_customers()
     customer_id = str(customer_id or "")
     customer = customers.filter(pk=customer_id).first() if customer_id.isdigit() else None
-    customer = customer or customers.first()
+    customer = customer or preview_customer_default()
     if customer is None:
         return {"preview_missing": NO_PREVIEW_CUSTOMER}
+    today = timezone.localdate()
     invoices = list(customer.invoices.filter(status=Invoice.Status.OPEN).order_by("due_on"))
+    invoices = [invoice for invoice in invoices if invoice.due_on < today] or invoices
     currency = invoices[0].currency
     invoices = [invoice for invoice in invoices if invoice.currency == currency]
-    context = message_context(customer=customer, currency=currency, invoices=invoices, today=timezone.localdate())
+    context = message_context(customer=customer, currency=currency, invoices=invoices, today=today)
+    choices = list(customers[:PREVIEW_CUSTOMERS_SHOWN])
+    if customer not in choices:
+        choices.insert(0, customer)  # the one shown is always the one selected
     found = {
         "preview_customer": customer,
-        "preview_customers": customers[:PREVIEW_CUSTOMERS_SHOWN],
+        "preview_customers": choices,
         "warnings": template_warnings(subject=template.subject, body=template.body, html_body=template.html_body),
     }
     try:

@@ -1,3 +1,4 @@
+import datetime as dt
 import json
 
 import pytest
@@ -6,6 +7,9 @@ from django.utils.html import escape
 
 from dunning_site.accounts.tests.factories import InvoiceFactory
 from dunning_site.collections.selectors import PREVIEW_FAILED
+from dunning_site.collections.services import tick
+from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.collections.tests.views.moment import NOW
 from dunning_site.collections.views.message_templates import SAVED
 from dunning_site.notifications.models import MessageTemplate
 from dunning_site.notifications.rendering import (
@@ -312,3 +316,23 @@ def test_an_attack_in_the_subject_or_the_html_part_is_refused_there(client, mana
     response = client.post("/message-templates/preview/", FIELDS | {"subject": "{{ customer_name }}" * 14})
     refusal = SOURCE_TOO_LONG % {"length": "266", "limit": "255"}
     assert escape(f"Subject: {refusal}") in response.content.decode()
+
+
+def test_the_preview_starts_on_a_customer_being_dunned_not_the_first_by_name(client, viewer, template):
+    """Alphabetically first is a customer whose only invoice is due next month: a reminder would
+    tell them it is past due. The preview starts on a customer a case is dunning instead."""
+    standard_policy()
+    early = InvoiceFactory(customer__name="Aaron Early", due_on=NOW.date() + dt.timedelta(days=30)).customer
+    late = InvoiceFactory(customer__name="Zoe Late", due_on=NOW.date() - dt.timedelta(days=12), total=4_200).customer
+    InvoiceFactory(customer=late, due_on=NOW.date() + dt.timedelta(days=20), total=100_000)  # not due yet
+    tick()
+    assert not early.cases.exists() and late.cases.get().is_active
+    template.body = "{{ customer_name }}: {{ total_overdue }}, {{ days_overdue }} days overdue."
+    template.save()
+    page = client.get(f"/message-templates/{template.pk}/").content.decode()
+    assert "Preview for Zoe Late" in page and "Zoe Late: €42.00, 12 days overdue." in page
+    # Everyone owing can still be chosen, the one shown is the one selected.
+    assert f'<option value="{early.pk}">Aaron Early' in page
+    assert f'<option value="{late.pk}" selected>Zoe Late' in page
+    page = client.get(f"/message-templates/{template.pk}/", {"preview_customer": early.pk}).content.decode()
+    assert "Preview for Aaron Early" in page and f'<option value="{early.pk}" selected>Aaron Early' in page

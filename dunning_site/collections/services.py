@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import django_rq
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Prefetch, ProtectedError, Q, Sum, prefetch_related_objects
 from django.utils import dateformat, timezone
 from redis.exceptions import RedisError
@@ -55,6 +55,16 @@ APPROVAL_NOT_PENDING = "This approval was already %(status)s."
 SELF_APPROVAL = "You requested this step yourself; another manager must approve it."
 PAUSE_IN_PAST = "The pause must end in the future."
 
+# An unexpected error in one case (or one customer's opening) must not stop the engine for everyone:
+# the case is set aside this long, with the error on its timeline, while the others go on. A lost
+# connection or a timeout is nobody's case: it stops the tick, and the next one does the work.
+FAILED_CASE_RETRY_AFTER = dt.timedelta(hours=1)
+ENGINE_TROUBLE = (OperationalError, InterfaceError)
+STEP_FAILED = "The engine could not perform this step (%(error)s); it tries again at %(retry_at)s."
+RESUME_FAILED = "The hold ended but the case could not be resumed (%(error)s); it tries again at %(retry_at)s."
+JOIN_FAILED = "New overdue invoices could not be added to this case (%(error)s); every tick tries again."
+JOIN_FAILED_NOTED_EVERY = dt.timedelta(days=1)
+
 
 @dataclasses.dataclass
 class TickResult:
@@ -62,6 +72,9 @@ class TickResult:
     resumed: int = 0
     advanced: int = 0
     retried: int = 0
+    failed: int = 0
+    # One line per case or customer set aside, for the operator: "case 12: OverflowError: …".
+    failures: list[str] = dataclasses.field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,9 +172,12 @@ def policy_for(*, policies: Iterable[Policy], segment: str, currency: str, amoun
     return None
 
 
-def cases_open_overdue(*, now: dt.datetime | None = None) -> int:
+def cases_open_overdue(*, now: dt.datetime | None = None, failures: list[str] | None = None) -> int:
     """Open a case (or join the open one) for every customer and currency with invoices unpaid
-    past their policy's grace period. Returns how many cases were opened."""
+    past their policy's grace period. Returns how many cases were opened.
+
+    Each customer and currency is its own transaction: one that raises is logged, noted on its
+    active case if it has one, and added to `failures` (when given), and the others are opened."""
     now = now or timezone.now()
     policies = list(Policy.objects.filter(is_active=True).prefetch_related("steps"))
     if not policies:
@@ -181,9 +197,38 @@ def cases_open_overdue(*, now: dt.datetime | None = None) -> int:
     )
     opened = 0
     for customer_id, currency in candidates:
-        with transaction.atomic():
-            opened += _open_or_join(customer_id=customer_id, currency=currency, policies=policies, now=now)
+        try:
+            with transaction.atomic():
+                opened += _open_or_join(customer_id=customer_id, currency=currency, policies=policies, now=now)
+        except ENGINE_TROUBLE:
+            raise
+        except Exception as error:
+            logger.exception("Could not open or update the %s case of customer %s", currency, customer_id)
+            _opening_failed(customer_id=customer_id, currency=currency, error=error, now=now)
+            if failures is not None:
+                failures.append(f"customer {customer_id} ({currency}): {_describe(error)}")
     return opened
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:300]
+
+
+def _opening_failed(*, customer_id: int, currency: str, error: Exception, now: dt.datetime) -> None:
+    """Say on the customer's active case, if there is one, that new invoices could not join it: once a
+    day per error, as every tick tries again (a customer without a case has no timeline; the log has it)."""
+    case = Case.objects.filter(customer_id=customer_id, currency=currency, status__in=Case.ACTIVE_STATUSES).first()
+    if case is None:
+        return
+    description = _describe(error)
+    noted = case.events.filter(
+        type="collections.case.join_failed", data__error=description, at__gt=now - JOIN_FAILED_NOTED_EVERY
+    )
+    if noted.exists():
+        return
+    case_event_record(
+        case, "collections.case.join_failed", at=now, error=description, reason=JOIN_FAILED % {"error": description}
+    )
 
 
 def _open_or_join(
@@ -270,19 +315,24 @@ def case_open(
 
 
 def tick(*, now: dt.datetime | None = None, batch_size: int | None = None) -> TickResult:
-    """One pass of the engine: open new cases, end expired pauses, perform every due step."""
+    """One pass of the engine: open new cases, end expired pauses, perform every due step. A case
+    that raises is set aside and counted in `failed`; the others go on."""
     now = now or timezone.now()
     batch_size = batch_size or settings.DUNNING_TICK_BATCH_SIZE
-    result = TickResult(opened=cases_open_overdue(now=now), resumed=cases_resume_expired(now=now))
+    result = TickResult()
+    result.opened = cases_open_overdue(now=now, failures=result.failures)
+    result.resumed = cases_resume_expired(now=now, failures=result.failures)
     while True:
-        advanced = cases_advance_batch(now=now, batch_size=batch_size)
-        result.advanced += advanced
-        if advanced < batch_size:
+        failed_before = len(result.failures)
+        claimed = cases_advance_batch(now=now, batch_size=batch_size, failures=result.failures)
+        result.advanced += claimed - (len(result.failures) - failed_before)
+        if claimed < batch_size:
             break
     from dunning_site.collections.billing import retries_perform_due, retries_recover_stuck  # billing builds on this
 
     retries_recover_stuck(now=now)
     result.retried = retries_perform_due(now=now)
+    result.failed = len(result.failures)
     return result
 
 
@@ -296,22 +346,83 @@ class _Pending:
     events: list[CaseEvent] = dataclasses.field(default_factory=list)
 
 
-@transaction.atomic
-def cases_advance_batch(*, now: dt.datetime, batch_size: int) -> int:
+def cases_advance_batch(*, now: dt.datetime, batch_size: int, failures: list[str] | None = None) -> int:
     """Claim up to `batch_size` due cases and perform each one's due step. Returns the number claimed.
 
     The number of queries is the same for 1 case or 200: everything is loaded and written in bulk.
+    If anything in the batch raises (one case's data, one step's message), the batch is rolled back
+    whole and its cases are performed one at a time, each in a transaction of its own: the case at
+    fault is set aside (see _case_step_failed) and added to `failures` (when given), and the others
+    go on. Exactly once still holds: a rolled-back step left no StepExecution and no message.
     """
-    cases = list(
+    try:
+        with transaction.atomic():
+            cases = _claim_due(now=now, limit=batch_size)
+            if cases:
+                _advance(cases, now=now)
+            return len(cases)
+    except ENGINE_TROUBLE:
+        raise
+    except Exception as error:
+        logger.warning("A batch of due cases failed (%s); performing them one at a time", _describe(error))
+    claimed = 0
+    while claimed < batch_size:
+        case_id = None
+        try:
+            with transaction.atomic():
+                cases = _claim_due(now=now, limit=1)
+                if not cases:
+                    break
+                case_id = cases[0].pk
+                _advance(cases, now=now)
+        except ENGINE_TROUBLE:
+            raise
+        except Exception as error:
+            if case_id is None:  # the claim itself failed: not one case's fault
+                raise
+            logger.exception("Case %s: its next step failed; it is set aside and tried again later", case_id)
+            _case_step_failed(case_id=case_id, error=error, now=now)
+            if failures is not None:
+                failures.append(f"case {case_id}: {_describe(error)}")
+        claimed += 1
+    return claimed
+
+
+def _claim_due(*, now: dt.datetime, limit: int) -> list[Case]:
+    """Lock up to `limit` due cases, the longest due first, passing over those another worker holds."""
+    return list(
         _cases_to_advance()
         .filter(status=Case.Status.OPEN, next_action_at__lte=now)
         .order_by("next_action_at")
-        .select_for_update(skip_locked=True, of=("self",))[:batch_size]
+        .select_for_update(skip_locked=True, of=("self",))[:limit]
     )
-    if not cases:
-        return 0
-    _advance(cases, now=now)
-    return len(cases)
+
+
+@transaction.atomic
+def _case_step_failed(*, case_id: int, error: Exception, now: dt.datetime) -> None:
+    """Set aside a case whose step raised: due again in FAILED_CASE_RETRY_AFTER, so it no longer
+    heads the queue, with the error on its timeline (a second failure writes a second entry)."""
+    case = (
+        Case.objects.select_for_update(of=("self",))
+        .select_related("next_step")
+        .filter(pk=case_id, status=Case.Status.OPEN, next_action_at__lte=now)
+        .first()
+    )
+    if case is None:  # moved on meanwhile (another worker, a collector): nothing to set aside
+        return
+    retry_at = now + FAILED_CASE_RETRY_AFTER
+    case.next_action_at = retry_at
+    case.save(update_fields=["next_action_at", "updated_at"])
+    description = _describe(error)
+    case_event_record(
+        case,
+        "collections.step.failed",
+        at=now,
+        error=description,
+        retry_at=retry_at.isoformat(),
+        reason=STEP_FAILED % {"error": description, "retry_at": f"{retry_at:%Y-%m-%d %H:%M} UTC"},
+        **(_step_data(case.next_step) if case.next_step else {}),
+    )
 
 
 def _cases_to_advance():
@@ -612,13 +723,47 @@ def case_resume(*, case: Case, user: User | None = None, now: dt.datetime | None
     return case
 
 
-def cases_resume_expired(*, now: dt.datetime) -> int:
+def cases_resume_expired(*, now: dt.datetime, failures: list[str] | None = None) -> int:
+    """Resume the cases whose hold has ended. One that raises is set aside (see _case_resume_failed)
+    and added to `failures` (when given); the others are resumed."""
     due = Case.objects.filter(status=Case.Status.PAUSED, paused_until__lte=now).values_list("pk", flat=True)
     resumed = 0
     for case_id in due[:1000]:
-        case_resume(case=Case(pk=case_id), now=now)
+        try:
+            case_resume(case=Case(pk=case_id), now=now)
+        except ENGINE_TROUBLE:
+            raise
+        except ValidationError:  # resumed by someone else since the query
+            continue
+        except Exception as error:
+            logger.exception("Case %s: could not be resumed; it is set aside and tried again later", case_id)
+            _case_resume_failed(case_id=case_id, error=error, now=now)
+            if failures is not None:
+                failures.append(f"case {case_id}: {_describe(error)}")
+            continue
         resumed += 1
     return resumed
+
+
+@transaction.atomic
+def _case_resume_failed(*, case_id: int, error: Exception, now: dt.datetime) -> None:
+    """Keep a case that could not be resumed on hold for FAILED_CASE_RETRY_AFTER more, with the error on
+    its timeline, so the next ticks do not fail on it again at once."""
+    case = Case.objects.select_for_update().filter(pk=case_id, status=Case.Status.PAUSED, paused_until__lte=now).first()
+    if case is None:
+        return
+    retry_at = now + FAILED_CASE_RETRY_AFTER
+    case.paused_until = retry_at
+    case.save(update_fields=["paused_until", "updated_at"])
+    description = _describe(error)
+    case_event_record(
+        case,
+        "collections.case.resume_failed",
+        at=now,
+        error=description,
+        retry_at=retry_at.isoformat(),
+        reason=RESUME_FAILED % {"error": description, "retry_at": f"{retry_at:%Y-%m-%d %H:%M} UTC"},
+    )
 
 
 @transaction.atomic

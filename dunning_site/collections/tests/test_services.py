@@ -8,7 +8,9 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from rq.cron import CronScheduler
 
+from dunning_site.accounts.models import Customer
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
+from dunning_site.collections import jobs
 from dunning_site.collections.models import Case, CaseEvent, Policy, Step, StepExecution
 from dunning_site.collections.services import (
     case_open,
@@ -18,7 +20,7 @@ from dunning_site.collections.services import (
     tick,
 )
 from dunning_site.collections.tests.factories import PolicyFactory, ladder, standard_policy
-from dunning_site.notifications.models import Message
+from dunning_site.notifications.models import Message, MessageTemplate
 
 pytestmark = pytest.mark.django_db
 
@@ -197,3 +199,144 @@ def test_steps_without_messages_change_the_case(clock):
     case = Case.objects.get()
     assert case.service_suspended
     assert CaseEvent.objects.filter(case=case, type="collections.case.suspended").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# One broken case never stops the engine
+
+
+def broken(case: Case) -> Case:
+    """A case first in line whose data breaks the engine, as an old row or a hand edit might: its
+    ladder counts from a day so late in the calendar that its next step's day is past year 9999."""
+    Case.objects.filter(pk=case.pk).update(
+        anchor_due_on=dt.date(9999, 12, 25), next_action_at=NOW - dt.timedelta(hours=2)
+    )
+    return case
+
+
+def test_a_case_whose_step_raises_is_set_aside_and_every_other_case_advances(clock, policy, caplog):
+    cases = due_cases(5, policy)
+    bad = broken(cases[2])
+
+    result = tick(batch_size=2)  # the broken case spoils the first batch, shared with another case
+
+    assert (result.advanced, result.failed) == (4, 1)
+    assert result.failures == [f"case {bad.pk}: OverflowError: date value out of range"]
+    assert Message.objects.count() == 4
+    assert StepExecution.objects.count() == 4
+    assert not StepExecution.objects.filter(case=bad).exists()
+    assert set(StepExecution.objects.values_list("case_id", flat=True)) == {c.pk for c in cases} - {bad.pk}
+    bad.refresh_from_db()
+    assert (bad.status, bad.next_action_at, bad.current_step) == (Case.Status.OPEN, NOW + dt.timedelta(hours=1), None)
+    event = CaseEvent.objects.get(case=bad, type="collections.step.failed")
+    assert event.data["error"] == "OverflowError: date value out of range"
+    assert event.data["step"] == "Day 3: Reminder (Email)"
+    assert event.data["reason"] == (
+        "The engine could not perform this step (OverflowError: date value out of range); "
+        "it tries again at 2026-03-02 13:00 UTC."
+    )
+    (logged,) = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert f"Case {bad.pk}" in logged.getMessage() and logged.exc_info[0] is OverflowError
+
+    # The next ticks leave it alone for an hour, then try it once more.
+    again = tick()
+    assert (again.advanced, again.failed) == (0, 0)
+    clock.move_to(NOW + dt.timedelta(hours=1))
+    later = tick()
+    assert (later.advanced, later.failed) == (0, 1)
+    assert CaseEvent.objects.filter(case=bad, type="collections.step.failed").count() == 2
+    assert StepExecution.objects.count() == 4
+
+
+def test_a_message_refused_when_the_batch_is_written_sets_aside_only_its_own_case(clock, policy):
+    """A fault in the batch's bulk writes, not in one case's own work: the batch is done again case by case."""
+    first_step = policy.steps.get(position=1)
+    MessageTemplate.objects.filter(pk=first_step.template_id).update(
+        subject="{{ customer_name }}, {{ customer_name }}: {{ total_overdue }} overdue"
+    )
+    cases = due_cases(3, policy)
+    # A name that fits its column, but twice over makes a subject longer than a message's 255 characters.
+    Customer.objects.filter(pk=cases[1].customer_id).update(name="N" * 150)
+
+    result = tick()
+
+    assert (result.advanced, result.failed) == (2, 1)
+    assert result.failures[0].startswith(f"case {cases[1].pk}: ValidationError")
+    assert "subject" in result.failures[0]
+    assert set(StepExecution.objects.values_list("case_id", flat=True)) == {cases[0].pk, cases[2].pk}
+    assert Message.objects.count() == 2
+    assert CaseEvent.objects.filter(case=cases[1], type="collections.step.failed").count() == 1
+
+
+def test_a_customer_whose_case_cannot_be_opened_does_not_stop_the_others(clock, policy, caplog):
+    overdue = NOW.date() - dt.timedelta(days=4)
+    lost = CustomerFactory(name="Atlantis Ltd")
+    # A zone name of the right shape that the time zone database no longer knows.
+    Customer.objects.filter(pk=lost.pk).update(time_zone="Europe/Atlantis")
+    for customer in (CustomerFactory(), lost, CustomerFactory()):
+        InvoiceFactory(customer=customer, due_on=overdue)
+
+    result = tick()
+
+    assert (result.opened, result.failed) == (2, 1)
+    assert result.failures[0].startswith(f"customer {lost.pk} (EUR): ZoneInfoNotFoundError")
+    assert not Case.objects.filter(customer=lost).exists()
+    assert Case.objects.count() == 2 and Message.objects.count() == 2
+    (logged,) = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert f"customer {lost.pk}" in logged.getMessage()
+
+
+def test_an_invoice_that_cannot_join_its_case_says_so_once_on_the_timeline(clock, policy):
+    (case,) = due_cases(1, policy)
+    other = due_cases(1, policy)[0]
+    # What entered dunning is already as large as the column holds: adding the new invoice overflows it.
+    Case.objects.filter(pk=case.pk).update(entered_amount=2**63 - 1)
+    InvoiceFactory(customer=case.customer, due_on=NOW.date() - dt.timedelta(days=2))
+    InvoiceFactory(customer=other.customer, due_on=NOW.date() - dt.timedelta(days=2))
+
+    for _ in range(2):
+        result = tick()
+        assert result.failed == 1
+        assert result.failures[0].startswith(f"customer {case.customer_id} (EUR): DataError")
+
+    (event,) = CaseEvent.objects.filter(case=case, type="collections.case.join_failed")
+    assert event.data["reason"].startswith("New overdue invoices could not be added to this case (DataError")
+    assert case.invoices.count() == 1
+    assert other.invoices.count() == 2, "the other customer's new invoice joined their case"
+
+
+def test_a_case_that_cannot_be_resumed_stays_on_hold_an_hour_and_the_others_resume(clock, policy):
+    stuck, fine = due_cases(2, policy)
+    for case in (stuck, fine):
+        case_pause(case=case, until=NOW + dt.timedelta(days=1), reason="Waiting for the audit")
+    Case.objects.filter(pk__in=[stuck.pk, fine.pk]).update(paused_until=NOW - dt.timedelta(minutes=1))
+    Customer.objects.filter(pk=stuck.customer_id).update(time_zone="Europe/Atlantis")
+
+    result = tick()
+
+    assert (result.resumed, result.failed) == (1, 1)
+    stuck.refresh_from_db()
+    fine.refresh_from_db()
+    assert fine.status == Case.Status.OPEN
+    assert (stuck.status, stuck.paused_until) == (Case.Status.PAUSED, NOW + dt.timedelta(hours=1))
+    assert CaseEvent.objects.filter(case=stuck, type="collections.case.resume_failed").count() == 1
+    assert tick().failed == 0, "not tried again within the hour"
+
+
+def test_the_operator_command_and_the_tick_job_report_the_cases_set_aside(clock, policy, capsys):
+    cases = due_cases(2, policy)
+    bad = broken(cases[0])
+    call_command("dunning_tick")
+    output = capsys.readouterr()
+    assert "advanced 1, failed 1." in output.out
+    assert f"Failed: case {bad.pk}: OverflowError: date value out of range" in output.err
+
+    clock.move_to(NOW + dt.timedelta(hours=1))
+    assert jobs.tick() | {"failures": None} == {
+        "opened": 0,
+        "resumed": 0,
+        "advanced": 0,
+        "retried": 0,
+        "failed": 1,
+        "failures": None,
+    }

@@ -8,14 +8,23 @@ All are errors, so `check --deploy` exits non-zero and a deployment script stops
   (Anymail, Twilio, Stripe) and never sends them (the service webhook), a feature that does nothing:
   bounces not recorded, STOP replies lost, Stripe payments never seen, suspensions never told;
 - without a bounded EMAIL_TIMEOUT a provider that accepts and never answers holds the delivery until
-  RQ kills the job, and the message is then failed although it may have gone out.
+  RQ kills the job, and the message is then failed although it may have gone out;
+- an email or SMS backend made for development (files, the console, memory, nowhere) accepts every
+  message, so each one is marked sent while nothing reaches the customer and the ladder climbs on;
+- seed_demo's logins, whose passwords are printed in the README, are a way in for anyone. Only this
+  check reads the database, so it runs when asked for one: `check --deploy --database default`; when
+  it cannot read the users it says so with a warning (dunning.W001), which does not stop a deployment.
 """
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import check_password
+from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import Warning as CheckWarning
+from django.db import DatabaseError
 from django.utils.module_loading import import_string
 
-from dunning_site.notifications.sms import TwilioBackend
+from dunning_site.notifications.sms import ConsoleBackend, LocmemBackend, TwilioBackend
 from dunning_site.notifications.tracking import anymail_webhook_secret_configured
 
 # An SMTP send waits for several replies (greeting, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, the final
@@ -63,9 +72,51 @@ EMAIL_TIMEOUT_UNBOUNDED = Error(
     id="dunning.E006",
 )
 
+EMAIL_DELIVERS_NOTHING = Error(
+    "EMAIL_BACKEND is %(backend)s without DEBUG: it %(what)s instead of sending them, yet every email is "
+    "marked sent, so customers get nothing and the ladder climbs on.",
+    hint="Set EMAIL_URL (smtp+tls://user:password@host:587) for plain SMTP, or EMAIL_BACKEND to an Anymail ESP "
+    "(e.g. anymail.backends.postmark.EmailBackend) with its ANYMAIL_* settings.",
+    id="dunning.E007",
+)
+SMS_DELIVER_NOTHING = Error(
+    "SMS_BACKEND is %(backend)s without DEBUG: it %(what)s instead of sending them, yet every SMS is marked "
+    "sent, so customers get nothing and the ladder climbs on.",
+    hint="Set SMS_BACKEND=dunning_site.notifications.sms.TwilioBackend (the default without DEBUG) with "
+    "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER.",
+    id="dunning.E008",
+)
+DEMO_LOGINS = Error(
+    "The demo's logins are here with their demo passwords (the user name): %(usernames)s. Anyone who has "
+    "read the README can sign in.",
+    hint="Delete these users, or give them strong passwords (manage.py changepassword <name>). seed_demo is "
+    "for development and demo servers without real customers.",
+    id="dunning.E009",
+)
+DEMO_LOGINS_UNCHECKED = CheckWarning(
+    "Could not look for the demo's logins in the %(alias)s database: %(error)s",
+    hint="Run `check --deploy --database default` once the database is reachable and migrated.",
+    id="dunning.W001",
+)
 
-def _error(template: Error, **values) -> Error:
-    return Error(
+# Development backends, most specific first (the file backend is the console backend writing to files).
+EMAIL_BACKENDS_DELIVERING_NOTHING = (
+    ("django.core.mail.backends.filebased.EmailBackend", "writes emails to files"),
+    ("django.core.mail.backends.console.EmailBackend", "prints emails on the console"),
+    ("django.core.mail.backends.locmem.EmailBackend", "keeps emails in memory"),
+    ("django.core.mail.backends.dummy.EmailBackend", "throws emails away"),
+    ("anymail.backends.test.EmailBackend", "keeps emails in memory"),
+)
+SMS_BACKENDS_DELIVERING_NOTHING = (
+    (ConsoleBackend, "prints SMS on the console"),
+    (LocmemBackend, "keeps SMS in memory"),
+)
+# The logins seed_demo creates with their user name as password (collections.demo.staff_users_ensure).
+DEMO_USERNAMES = ("admin", "collector", "manager", "viewer")
+
+
+def _error(template: CheckMessage, **values) -> CheckMessage:
+    return type(template)(
         template.msg % values if values else template.msg,
         hint=template.hint % values if values else template.hint,
         id=template.id,
@@ -119,3 +170,53 @@ def email_timeout_check(app_configs=None, **kwargs) -> list[Error]:
         shown = "unset" if timeout is None else f"{timeout:g} s"
         return [_error(EMAIL_TIMEOUT_UNBOUNDED, timeout=shown, job_timeout=job_timeout, most=f"{most:g}")]
     return []
+
+
+def _backend_class(path: str) -> type | None:
+    try:
+        backend = import_string(path)
+    except ImportError:
+        return None
+    return backend if isinstance(backend, type) else None
+
+
+@register("dunning", deploy=True)
+def backends_deliver_check(app_configs=None, **kwargs) -> list[Error]:
+    if settings.DEBUG:
+        return []  # development: emails in var/sent-emails/, SMS on the console, as intended
+    errors = []
+    email_backend = _backend_class(settings.EMAIL_BACKEND)
+    for path, what in EMAIL_BACKENDS_DELIVERING_NOTHING:
+        development_backend = _backend_class(path)
+        if email_backend and development_backend and issubclass(email_backend, development_backend):
+            errors.append(_error(EMAIL_DELIVERS_NOTHING, backend=settings.EMAIL_BACKEND, what=what))
+            break
+    sms_backend = _backend_class(settings.SMS_BACKEND)
+    for development_backend, what in SMS_BACKENDS_DELIVERING_NOTHING:
+        if sms_backend and issubclass(sms_backend, development_backend):
+            errors.append(_error(SMS_DELIVER_NOTHING, backend=settings.SMS_BACKEND, what=what))
+            break
+    return errors
+
+
+@register(Tags.security, Tags.database, deploy=True)
+def demo_logins_check(app_configs=None, databases=None, **kwargs) -> list[CheckMessage]:
+    """Whatever DEBUG says: whoever deploys may have run seed_demo on this database before."""
+    problems = []
+    for alias in databases or ():
+        try:
+            users = list(
+                get_user_model()
+                .objects.using(alias)
+                .filter(username__in=DEMO_USERNAMES, is_active=True)
+                .order_by("username")
+                .values_list("username", "password")
+            )
+        except DatabaseError as error:
+            problems.append(_error(DEMO_LOGINS_UNCHECKED, alias=alias, error=" ".join(str(error).split())))
+            continue
+        # The hashers' own check_password, not the user's: it never rewrites a hash (no write in a check).
+        known = [username for username, password in users if check_password(username, password)]
+        if known:
+            problems.append(_error(DEMO_LOGINS, usernames=", ".join(known)))
+    return problems

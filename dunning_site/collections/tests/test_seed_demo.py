@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from dunning_site.accounts.models import Consent, Customer, Invoice, Payment, User
 from dunning_site.accounts.tests.factories import CustomerFactory
 from dunning_site.collections import demo
-from dunning_site.collections.management.commands.seed_demo import ALREADY_SEEDED, BOOK_EXISTS
+from dunning_site.collections.management.commands.seed_demo import ALREADY_SEEDED, BOOK_EXISTS, DEBUG_REQUIRED
 from dunning_site.collections.models import Approval, Case, CaseEvent, Policy, Step
 from dunning_site.notifications import rules
 from dunning_site.notifications.models import Message, MessageTemplate
@@ -24,6 +24,12 @@ pytestmark = pytest.mark.django_db
 # today's reminders are already due and wait for the worker.
 NOW = dt.datetime(2026, 3, 16, 20, 0, tzinfo=dt.UTC)
 SUSPENSION_WORD = {"en": "suspend", "fr": "suspendre", "de": "sperren", "es": "suspender"}
+
+
+@pytest.fixture(autouse=True)
+def development(settings):
+    """The demo book is seeded in development, as `make run` does (DEBUG=true)."""
+    settings.DEBUG = True
 
 
 def seed(*args: str) -> str:
@@ -157,6 +163,25 @@ def test_it_refuses_to_seed_over_existing_customers():
         seed()
     assert BOOK_EXISTS.startswith("The database already has customers")
     assert not Invoice.objects.exists()
+
+
+def test_without_debug_it_refuses_and_writes_nothing(settings):
+    settings.DEBUG = False
+    before = row_counts()
+    for args in ((), ("--if-empty",), ("--seed", "7")):
+        with pytest.raises(CommandError) as refused:
+            seed(*args)
+        assert str(refused.value) == DEBUG_REQUIRED
+    assert row_counts() == before
+    assert not User.objects.filter(username__in=["admin", "collector", "manager", "viewer"]).exists()
+
+
+def test_a_demo_server_without_debug_says_so_by_name(settings):
+    settings.DEBUG = False
+    CustomerFactory()
+    assert ALREADY_SEEDED in seed("--if-empty", "--allow-without-debug")
+    with pytest.raises(CommandError, match="flush it first"):
+        seed("--allow-without-debug")  # past the DEBUG guard, stopped by the existing book
 
 
 def test_the_history_it_replays_keeps_the_contact_rules():

@@ -11,6 +11,11 @@ BOOK_EXISTS = "The database already has customers; flush it first (manage.py flu
 ALREADY_SEEDED = "The demo book already exists (the database has customers); nothing to do."
 ADMIN_LOGIN = "Admin login: %(site)s/admin/  user: admin  password: admin"
 TEAM_LOGINS = "Finance UI: %(site)s/  users collector, manager, viewer (password = user name)"
+DEBUG_REQUIRED = (
+    "seed_demo runs only with DEBUG=true: it writes 200 made-up customers and logins whose passwords everyone "
+    "knows (admin/admin, and collector, manager, viewer with their user name). On a demo server that will "
+    "never hold real customers, pass --allow-without-debug."
+)
 
 
 class Command(BaseCommand):
@@ -24,8 +29,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--if-empty", action="store_true", help="Do nothing when customers exist (for `make run`'s every start)."
         )
+        parser.add_argument(
+            "--allow-without-debug",
+            action="store_true",
+            help="Seed although DEBUG is off: only for a demo server that will never hold real customers.",
+        )
 
-    def handle(self, *args, seed: int, if_empty: bool, **options) -> None:
+    def handle(self, *args, seed: int, if_empty: bool, allow_without_debug: bool, **options) -> None:
+        # Its logins are public knowledge (README, the console): on a server with real customers they are
+        # a way in. check --deploy --database default reports them (dunning.E009) if they exist anyway.
+        if not settings.DEBUG and not allow_without_debug:
+            raise CommandError(DEBUG_REQUIRED)
         if Customer.objects.exists():
             if if_empty:
                 self.stdout.write(ALREADY_SEEDED)

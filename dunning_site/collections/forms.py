@@ -19,6 +19,22 @@ from dunning_site.notifications.rendering import template_errors
 CHOOSE_CASES = "Tick at least one case."
 CHOOSE_AN_ACTION = "Choose what to do with the ticked cases."
 PAUSE_NEEDS_A_REASON = "Say why the cases are put on hold; it goes on each timeline."
+HOLD_UNTIL_IN_PAST = "Choose a day after today, or leave it empty to hold the case until it is resumed."
+
+
+def hold_end(until: dt.date | None) -> dt.datetime | None:
+    """A hold's last day as typed (in the viewer's zone) as the moment it ends: the start of that day."""
+    return dt.datetime.combine(until, dt.time(), tzinfo=timezone.get_current_timezone()) if until else None
+
+
+def check_hold_until(form: forms.Form, until: dt.date | None) -> None:
+    """A hold's end: after today, within the services' horizon, or none (until resumed)."""
+    if until is None:
+        return
+    if until <= timezone.localdate():
+        form.add_error("until", HOLD_UNTIL_IN_PAST)
+    elif problem := services.hold_problem(until=hold_end(until), now=timezone.now()):
+        form.add_error("until", problem)
 
 
 def case_workers():
@@ -51,11 +67,19 @@ class BulkCaseForm(forms.Form):
     )
     assignee = WorkerChoiceField(queryset=case_workers(), required=False, empty_label="Nobody", label="Collector")
     reason = forms.CharField(max_length=200, required=False, label="Reason for the hold")
+    until = forms.DateField(
+        required=False,
+        label="On hold until",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=f"At most {services.HOLD_HORIZON.days} days ahead; empty: until someone resumes them.",
+    )
 
     def clean(self):
         data = super().clean()
-        if data.get("action") == self.PAUSE and not data.get("reason", "").strip():
-            self.add_error("reason", PAUSE_NEEDS_A_REASON)
+        if data.get("action") == self.PAUSE:
+            if not data.get("reason", "").strip():
+                self.add_error("reason", PAUSE_NEEDS_A_REASON)
+            check_hold_until(self, data.get("until"))
         return data
 
 
@@ -66,7 +90,6 @@ PROMISE_NEEDS_DATE = "Say by when they promised to pay."
 PROMISE_NEEDS_AMOUNT = "Say how much they promised to pay."
 DISPUTE_NEEDS_A_REASON = "Say what the customer disputes; it goes on the timeline."
 HOLD_NEEDS_A_REASON = "Say why the case is put on hold; it goes on the timeline."
-HOLD_UNTIL_IN_PAST = "Choose a day after today, or leave it empty to hold the case until it is resumed."
 AMOUNT_NOT_POSITIVE = "Enter an amount above zero."
 PAID_IN_FUTURE = account_services.PAID_IN_FUTURE
 SAY_WHEN = "Say when to send it."
@@ -139,7 +162,8 @@ class PauseForm(PromiseForm):
         required=False,
         label="On hold until",
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="Manual hold only; empty: until someone resumes the case.",
+        help_text=f"Manual hold only, at most {services.HOLD_HORIZON.days} days ahead; "
+        "empty: until someone resumes the case.",
     )
     reason = forms.CharField(max_length=200, required=False, label="Reason")
 
@@ -155,8 +179,7 @@ class PauseForm(PromiseForm):
         elif kind == self.HOLD:
             if not reason:
                 self.add_error("reason", HOLD_NEEDS_A_REASON)
-            if data.get("until") and data["until"] <= timezone.localdate():
-                self.add_error("until", HOLD_UNTIL_IN_PAST)
+            check_hold_until(self, data.get("until"))
         return data
 
     def pause(self) -> tuple[dt.datetime | None, str]:
@@ -166,10 +189,7 @@ class PauseForm(PromiseForm):
         reason = data["reason"].strip()
         if kind == self.DISPUTE:
             return None, f"Dispute: {reason}"
-        until = data.get("until")
-        return (
-            dt.datetime.combine(until, dt.time(), tzinfo=timezone.get_current_timezone()) if until else None
-        ), reason
+        return hold_end(data.get("until")), reason
 
 
 class AssignForm(forms.Form):

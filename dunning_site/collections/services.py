@@ -54,6 +54,13 @@ CASE_NOT_PAUSED = "The case of %(case)s is not on hold."
 APPROVAL_NOT_PENDING = "This approval was already %(status)s."
 SELF_APPROVAL = "You requested this step yourself; another manager must approve it."
 PAUSE_IN_PAST = "The pause must end in the future."
+# A hold with an end date is bounded like a scheduled message: otherwise a date years away would be a
+# promise to pay without the policy's limit. A hold without a date stays on the worklist until resumed.
+HOLD_HORIZON = dt.timedelta(days=90)
+HOLD_TOO_FAR = (
+    "A hold may end at most %(days)s days from now, by %(latest)s; "
+    "leave the end empty to hold the case until someone resumes it."
+)
 
 # An unexpected error in one case (or one customer's opening) must not stop the engine for everyone:
 # the case is set aside this long, with the error on its timeline, while the others go on. A lost
@@ -679,8 +686,29 @@ def case_assign(*, case: Case, assignee: User | None, user: User | None = None) 
     return case
 
 
+def hold_problem(*, until: dt.datetime, now: dt.datetime) -> str | None:
+    """Why a hold (a dispute, a manual hold) cannot end at `until`, or None."""
+    if until <= now:
+        return PAUSE_IN_PAST
+    latest = now + HOLD_HORIZON
+    if until > latest:
+        return HOLD_TOO_FAR % {
+            "days": HOLD_HORIZON.days,
+            "latest": dateformat.format(timezone.localtime(latest), "D j M Y"),
+        }
+    return None
+
+
 @transaction.atomic
 def case_pause(*, case: Case, until: dt.datetime | None, reason: str, user: User | None = None) -> Case:
+    """Hold the case until someone resumes it, or until `until`, at most HOLD_HORIZON ahead. (A
+    promise to pay holds it as far as the policy's max_promise_days: case_promise_record.)"""
+    if until is not None and (problem := hold_problem(until=until, now=timezone.now())):
+        raise ValidationError({"paused_until": problem})
+    return _pause(case=case, until=until, reason=reason, user=user)
+
+
+def _pause(*, case: Case, until: dt.datetime | None, reason: str, user: User | None) -> Case:
     case = Case.objects.select_for_update().get(pk=case.pk)
     if not case.is_active:
         raise ValidationError(CASE_NOT_ACTIVE % {"case": case_name(case), "status": case.get_status_display().lower()})
@@ -908,7 +936,7 @@ def case_promise_record(*, case: Case, promised_on: dt.date, amount: int, user: 
     if problems := promise_problems(case=case, promised_on=promised_on, amount=amount):
         raise ValidationError(problems)
     until, reason = promise_terms(promised_on=promised_on, amount=amount, currency=case.currency)
-    return case_pause(case=case, until=until, reason=reason, user=user)
+    return _pause(case=case, until=until, reason=reason, user=user)
 
 
 def promise_terms(*, promised_on: dt.date, amount: int, currency: str) -> tuple[dt.datetime, str]:
@@ -954,7 +982,7 @@ def call_outcome_record(
         case_event_record(case, "collections.call.logged", user=user, at=now, **data)
         if case.is_active and outcome == Message.CallOutcome.PROMISE:
             until, reason = promise_terms(promised_on=promised_on, amount=promised_amount, currency=case.currency)
-            case_pause(case=case, until=until, reason=reason, user=user)
+            _pause(case=case, until=until, reason=reason, user=user)
         elif case.is_active and outcome == Message.CallOutcome.DISPUTE:
             case_pause(case=case, until=None, reason="dispute", user=user)
     if outcome == Message.CallOutcome.WRONG_NUMBER and message.customer.phone == message.to_address:

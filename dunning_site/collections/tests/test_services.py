@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 import time_machine
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -13,8 +14,11 @@ from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactor
 from dunning_site.collections import jobs
 from dunning_site.collections.models import Case, CaseEvent, Policy, Step, StepExecution
 from dunning_site.collections.services import (
+    HOLD_HORIZON,
+    HOLD_TOO_FAR,
     case_open,
     case_pause,
+    case_promise_record,
     cases_advance_batch,
     cases_open_overdue,
     tick,
@@ -340,3 +344,23 @@ def test_the_operator_command_and_the_tick_job_report_the_cases_set_aside(clock,
         "failed": 1,
         "failures": None,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Holds end within a horizon; promises within their policy's limit
+
+
+def test_a_hold_ends_at_most_90_days_ahead_and_a_promise_as_far_as_its_policy_allows(clock, policy):
+    Policy.objects.filter(pk=policy.pk).update(max_promise_days=200)
+    held, promised = due_cases(2, policy)
+    with pytest.raises(ValidationError) as refused:
+        case_pause(case=held, until=dt.datetime(9999, 12, 31, tzinfo=dt.UTC), reason="Audit")
+    assert refused.value.message_dict == {"paused_until": [HOLD_TOO_FAR % {"days": 90, "latest": "Sun 31 May 2026"}]}
+    held.refresh_from_db()
+    assert held.status == Case.Status.OPEN
+
+    case_pause(case=held, until=NOW + HOLD_HORIZON, reason="Audit")
+    case_promise_record(case=promised, promised_on=NOW.date() + dt.timedelta(days=200), amount=100)
+    assert set(Case.objects.values_list("status", flat=True)) == {Case.Status.PAUSED}
+    promised.refresh_from_db()
+    assert promised.paused_until == dt.datetime(2026, 9, 19, tzinfo=dt.UTC)

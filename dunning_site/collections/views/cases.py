@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from dunning_site.collections import selectors, services
 from dunning_site.collections.filters import CaseFilter
-from dunning_site.collections.forms import BulkCaseForm
+from dunning_site.collections.forms import BulkCaseForm, hold_end
 from dunning_site.collections.models import Case
 from dunning_site.collections.views.case_actions import case_page_context
 from dunning_site.lib.money import from_minor_units
@@ -72,7 +72,8 @@ def case_list_bulk(request: HttpRequest) -> HttpResponse:
             if action == BulkCaseForm.ASSIGN:
                 services.case_assign(case=case, assignee=form.cleaned_data["assignee"], user=request.user)
             elif action == BulkCaseForm.PAUSE:
-                services.case_pause(case=case, until=None, reason=form.cleaned_data["reason"], user=request.user)
+                until = hold_end(form.cleaned_data["until"])
+                services.case_pause(case=case, until=until, reason=form.cleaned_data["reason"], user=request.user)
             else:
                 services.case_resume(case=case, user=request.user)
         except ValidationError as error:

@@ -21,6 +21,7 @@ from dunning_site.collections.forms import (
 from dunning_site.collections.models import Approval, Case, CaseEvent, Policy, Step, StepExecution
 from dunning_site.collections.roles import COLLECTOR, VIEWER
 from dunning_site.collections.services import (
+    HOLD_TOO_FAR,
     PROMISE_ABOVE_OWED,
     PROMISE_DATE_IN_PAST,
     PROMISE_TOO_FAR,
@@ -736,3 +737,29 @@ def test_the_collectors_case_page_costs_the_same_queries_for_10_or_100_rows(
     assert page_of(response).count("Log the outcome") == rows // 2
     with django_assert_max_num_queries(15):
         assert client.post(f"/cases/{case.pk}/notes/", {"text": "Called"}, **HTMX).status_code == 200
+
+
+# NOW is Monday 16 March 2026, 10:00 UTC: a hold may end 90 days later at the latest.
+HOLD_BEYOND_HORIZON = HOLD_TOO_FAR % {"days": 90, "latest": "Sun 14 Jun 2026"}
+
+
+@pytest.mark.parametrize("until", ["9999-12-31", "2026-06-15"])
+def test_a_manual_hold_ends_within_90_days_or_is_refused_next_to_the_field(client, collector, case, until):
+    data = {"kind": "hold", "reason": "Talking to their CFO", "until": until}
+    for extra in ({}, HTMX):
+        response = client.post(f"/cases/{case.pk}/pause/", data, **extra)
+        assert response.status_code == 400
+        assert response.context["pause_form"].errors["until"] == [HOLD_BEYOND_HORIZON]
+        assert HOLD_BEYOND_HORIZON in page_of(response)
+    assert Case.objects.get(pk=case.pk).status == Case.Status.OPEN
+    assert not CaseEvent.objects.filter(type="collections.case.paused").exists()
+
+
+def test_a_manual_hold_may_end_on_the_90th_day_or_wait_until_resumed(client, collector, case):
+    client.post(f"/cases/{case.pk}/pause/", {"kind": "hold", "reason": "Audit", "until": "2026-06-14"})
+    case.refresh_from_db()
+    assert (case.status, case.paused_until) == (Case.Status.PAUSED, dt.datetime(2026, 6, 14, tzinfo=dt.UTC))
+    client.post(f"/cases/{case.pk}/resume/")
+    client.post(f"/cases/{case.pk}/pause/", {"kind": "hold", "reason": "Until their CFO is back"})
+    case.refresh_from_db()
+    assert (case.status, case.paused_until) == (Case.Status.PAUSED, None)

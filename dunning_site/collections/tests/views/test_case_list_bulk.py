@@ -6,7 +6,7 @@ from dunning_site.accounts.services import payment_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.collections.forms import CHOOSE_AN_ACTION, CHOOSE_CASES, PAUSE_NEEDS_A_REASON
 from dunning_site.collections.models import Case, CaseEvent
-from dunning_site.collections.services import case_open
+from dunning_site.collections.services import HOLD_TOO_FAR, case_open
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
 
@@ -79,3 +79,18 @@ def test_applying_without_choosing_an_action_changes_nothing(client, collector, 
     response = client.post("/cases/bulk/", {"cases": [cases[0].pk], "action": "", "assignee": ""}, follow=True)
     assert CHOOSE_AN_ACTION in response.content.decode()
     assert Case.objects.get(pk=cases[0].pk).assignee == manager
+
+
+def test_a_hold_of_the_ticked_cases_ends_within_90_days_or_none_is_changed(client, collector, cases):
+    ids = [case.pk for case in cases]
+    hold = {"cases": ids, "action": "pause", "reason": "Waiting for the audit"}
+    response = client.post("/cases/bulk/", hold | {"until": "9999-12-31"}, follow=True)
+    assert HOLD_TOO_FAR % {"days": 90, "latest": "Sun 14 Jun 2026"} in response.content.decode()
+    assert not Case.objects.filter(status=Case.Status.PAUSED).exists()
+    assert not CaseEvent.objects.filter(type="collections.case.paused").exists()
+
+    response = client.post("/cases/bulk/", hold | {"until": "2026-06-14"}, follow=True)
+    assert "Put on hold: 3 cases." in response.content.decode()
+    assert set(Case.objects.values_list("status", "paused_until")) == {
+        (Case.Status.PAUSED, dt.datetime(2026, 6, 14, tzinfo=dt.UTC))
+    }

@@ -102,14 +102,21 @@ class CardUpdateUnavailable(Exception):
         self.temporary = temporary
 
 
-def card_update_session_url(*, customer: Customer, token: str) -> str:
-    """Where to send the customer to give a new card: a fresh session each time the link is
-    opened (a Checkout session dies within a day, the link lives two weeks)."""
+def card_update_possible(*, customer: Customer) -> None:
+    """Raise CardUpdateUnavailable when this customer cannot give a card online at all: the card page
+    says so instead of opening a session, and the page the customer comes back to after it says so
+    too, whatever its URL claims (no card can have been saved)."""
     mode = payments_mode()
     if mode is PaymentsMode.NOT_CONFIGURED:
         raise CardUpdateUnavailable("Payments are not configured", temporary=False)
     if mode is PaymentsMode.STRIPE and not customer.external_id:
         raise CardUpdateUnavailable("The customer has no billing-system id", temporary=False)
+
+
+def card_update_session_url(*, customer: Customer, token: str) -> str:
+    """Where to send the customer to give a new card: a fresh session each time the link is
+    opened (a Checkout session dies within a day, the link lives two weeks)."""
+    card_update_possible(customer=customer)
     try:
         return gateway().card_update_url(customer_id=customer.external_id or "", return_url=card_update_done_url(token))
     except stripe.StripeError as error:

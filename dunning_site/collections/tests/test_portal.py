@@ -266,6 +266,25 @@ def test_without_stripe_or_the_sandbox_the_card_link_says_online_card_updates_ar
     assert "SANDBOX" not in done and "pm_card_visa" not in done
 
 
+@pytest.mark.parametrize("query", ["?updated=1", "", "?sandbox=1"])
+def test_without_stripe_or_the_sandbox_the_page_after_the_card_page_claims_nothing_was_saved(
+    client, case_with_a_test_card, query
+):
+    token = portal.card_update_token(case_with_a_test_card.customer)
+    response = client.get(reverse("collections:portal_card_done", args=[token]) + query)
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "cannot be updated online" in content and "Nothing was changed" in content
+    assert "Thank you" not in content and "saved" not in content and "SANDBOX" not in content
+
+
+def test_the_page_after_the_card_page_claims_nothing_for_a_customer_stripe_does_not_know(clock, client, stripe_api):
+    token = portal.card_update_token(CustomerFactory(external_id=None))
+    content = client.get(reverse("collections:portal_card_done", args=[token]) + "?updated=1").content.decode()
+    assert "cannot be updated online" in content
+    assert "Thank you" not in content and "saved" not in content
+
+
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_without_stripe_or_the_sandbox_the_sandbox_url_answers_404_and_changes_nothing(
     client, case_with_a_test_card, django_capture_on_commit_callbacks, method

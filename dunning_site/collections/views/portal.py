@@ -41,9 +41,13 @@ def portal_card(request: HttpRequest, token: str) -> HttpResponse:
     try:
         url = portal.card_update_session_url(customer=customer, token=token)
     except portal.CardUpdateUnavailable as error:
-        context = _sender() | {"temporary": error.temporary}
-        return render(request, "portal/card_unavailable.html", context, status=503 if error.temporary else 200)
+        return _card_unavailable(request, error)
     return redirect(url)
+
+
+def _card_unavailable(request: HttpRequest, error: portal.CardUpdateUnavailable) -> HttpResponse:
+    context = _sender() | {"temporary": error.temporary}
+    return render(request, "portal/card_unavailable.html", context, status=503 if error.temporary else 200)
 
 
 @never_cache
@@ -52,9 +56,14 @@ def portal_card_done(request: HttpRequest, token: str) -> HttpResponse:
     """Where the billing system sends the customer back; in the sandbox, the test-card picker."""
     max_age = portal.CARD_UPDATE_LINK_MAX_AGE + portal.CHECKOUT_SESSION_LIFETIME
     try:
-        portal.read_card_update_token(token, max_age=max_age)
+        customer = portal.read_card_update_token(token, max_age=max_age)
     except portal.PortalLinkInvalid as error:
         return _link_refused(request, error)
+    try:
+        portal.card_update_possible(customer=customer)
+    except portal.CardUpdateUnavailable as error:
+        # "?updated=1" is only a URL anyone can type: with no way to give a card, none was saved.
+        return _card_unavailable(request, error)
     if request.GET.get("sandbox") and portal.gateway_is_sandbox():
         return _sandbox_page(request, token)
     context = _sender() | {"updated": bool(request.GET.get("updated")), "retry_url": _card_path(token)}

@@ -292,9 +292,19 @@ X_FRAME_OPTIONS = "DENY"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "permission_denied_without_traceback": {"()": "dunning_site.lib.log_filters.PermissionDeniedWithoutTraceback"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"fontTools": {"level": "WARNING"}},  # font subsetting logs every glyph at INFO, per letter
+    "loggers": {
+        "fontTools": {"level": "WARNING"},  # font subsetting logs every glyph at INFO, per letter
+        # Django's own console handler (DEBUG only) printed every django.* line a second time after
+        # ours; its mail_admins handler mails nobody, ADMINS being empty. The root's console says it once.
+        "django": {"handlers": [], "level": "INFO"},
+        # A 403 is logged as its one-line warning, without the PermissionDenied's traceback.
+        "django.request": {"filters": ["permission_denied_without_traceback"]},
+    },
 }
 
 # Who the messages come from, as the templates sign them.

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from dunning_site.notifications.models import ContactRules, DeliveryEvent, InboundSms, Message
+from dunning_site.notifications.models import CONTACT_DAYS_EMPTY, ContactRules, DeliveryEvent, InboundSms, Message
 
 
 @admin.register(ContactRules)
@@ -16,6 +16,11 @@ class ContactRulesAdmin(admin.ModelAdmin):
         "max_calls_per_week",
         "discreet_sms",
     ]
+
+    def get_form(self, request, obj=None, **kwargs):
+        # To a form an empty list is merely "required"; the model's own words say why it is refused.
+        kwargs["error_messages"] = {"contact_days": {"required": CONTACT_DAYS_EMPTY}}
+        return super().get_form(request, obj, **kwargs)
 
 
 class DeliveryEventInline(admin.TabularInline):

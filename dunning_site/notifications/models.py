@@ -1,7 +1,9 @@
 import datetime as dt
+import json
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -15,14 +17,51 @@ def default_contact_days() -> list[int]:
     return [0, 1, 2, 3, 4, 5]  # Monday to Saturday: no Sundays
 
 
+CONTACT_DAYS_NOT_A_LIST = (
+    "Write the days as a list of weekday numbers, 0 = Monday … 6 = Sunday: for example [0, 1, 2, 3, 4]."
+)
+CONTACT_DAYS_EMPTY = "Allow at least one day: with none, messages would wait for ever."
+CONTACT_DAYS_TOO_MANY = "A week has 7 days; this lists %(count)s."
+CONTACT_DAY_UNKNOWN = "%(day)s is not a weekday: use the numbers 0 (Monday) to 6 (Sunday)."
+CONTACT_DAY_REPEATED = "%(day)s is listed twice."
+
+
+def contact_days_problem(days) -> str | None:
+    """Why `days` is not a usable set of contact days, or None. Staying inside 0–6 and each once
+    keeps the list at most 7 long, so this reads at most 8 entries of whatever it is given."""
+    if not isinstance(days, list):
+        return CONTACT_DAYS_NOT_A_LIST
+    if not days:
+        return CONTACT_DAYS_EMPTY
+    if len(days) > len(WEEKDAYS):
+        return CONTACT_DAYS_TOO_MANY % {"count": f"{len(days):,}"}
+    for index, day in enumerate(days):
+        if isinstance(day, bool) or not isinstance(day, int) or not 0 <= day <= 6:
+            return CONTACT_DAY_UNKNOWN % {"day": json.dumps(day)[:40]}
+        if day in days[:index]:
+            return CONTACT_DAY_REPEATED % {"day": day}
+    return None
+
+
+def validate_contact_days(days) -> None:
+    if problem := contact_days_problem(days):
+        raise ValidationError(problem, code="invalid_contact_days")
+
+
 class ContactRules(models.Model):
     """When and how often a customer may be contacted; enforced at send time, for every channel."""
 
     name = models.CharField(max_length=120, unique=True)
     window_start = models.TimeField(default=dt.time(8), help_text="Earliest local time, in the customer's zone.")
     window_end = models.TimeField(default=dt.time(20), help_text="Latest local time (exclusive).")
+    # No CheckConstraint backs this validator: PostgreSQL could say "an array inside [0…6]" (jsonb
+    # containment), but SQLite, the zero-setup database, cannot look inside JSON in a constraint (no
+    # subqueries there). A row written around the validator gets the safe days when sending (rules.Rules).
     contact_days = models.JSONField(
-        default=default_contact_days, help_text="Weekdays allowed, 0 = Monday … 6 = Sunday."
+        default=default_contact_days,
+        validators=[validate_contact_days],
+        error_messages={"blank": CONTACT_DAYS_EMPTY, "null": CONTACT_DAYS_EMPTY},
+        help_text="Weekdays allowed, 0 = Monday … 6 = Sunday, for example [0, 1, 2, 3, 4] for Monday to Friday.",
     )
     max_contacts_per_week = models.PositiveSmallIntegerField(
         default=3, help_text="Emails, SMS and letters in any rolling 7 days, all channels together."

@@ -7,10 +7,14 @@ reason when no moment ever will (an opt-out, a do-not-contact flag, no consent f
 
 import dataclasses
 import datetime as dt
+import logging
 import zoneinfo
 from collections.abc import Sequence
 
 from dunning_site.accounts.models import Channel
+from dunning_site.notifications.models import contact_days_problem, default_contact_days
+
+logger = logging.getLogger(__name__)
 
 WEEK = dt.timedelta(days=7)
 
@@ -23,15 +27,29 @@ OPTED_OUT = "The customer opted out of %(channel)s."
 ADDRESS_UNUSABLE = "The customer's %(what)s is unusable: %(reason)s"
 
 
+SAFE_CONTACT_DAYS = tuple(default_contact_days())
+
+
 @dataclasses.dataclass(frozen=True)
 class Rules:
     """A policy's contact rules as plain values (the defaults are the safe ones)."""
 
     window_start: dt.time = dt.time(8)
     window_end: dt.time = dt.time(20)
-    contact_days: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    contact_days: tuple[int, ...] = SAFE_CONTACT_DAYS
     max_contacts_per_week: int = 3
     max_calls_per_week: int = 7
+
+    def __post_init__(self) -> None:
+        """Days that allow no moment (none, or not weekdays: a row written around the model's
+        validator) would hold a message for ever, each delivery failing again. The safe days take
+        their place, the other rules still apply, and the log says so."""
+        days = self.contact_days
+        problem = contact_days_problem(list(days)) if isinstance(days, list | tuple) else "not a list"
+        if problem:
+            logger.warning("Unusable contact days %.100r (%s): Monday to Saturday are used instead", days, problem)
+            days = SAFE_CONTACT_DAYS
+        object.__setattr__(self, "contact_days", tuple(sorted(days)))
 
     @classmethod
     def of(cls, contact_rules) -> "Rules":
@@ -40,7 +58,7 @@ class Rules:
         return cls(
             window_start=contact_rules.window_start,
             window_end=contact_rules.window_end,
-            contact_days=tuple(sorted(contact_rules.contact_days)),
+            contact_days=contact_rules.contact_days,
             max_contacts_per_week=contact_rules.max_contacts_per_week,
             max_calls_per_week=contact_rules.max_calls_per_week,
         )

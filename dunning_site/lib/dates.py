@@ -5,6 +5,7 @@ last December, or a slip typed as year 9999 must show its year, or it reads as s
 """
 
 import datetime as dt
+import re
 
 from django.utils import dateformat, timezone
 
@@ -12,6 +13,7 @@ THIS_YEAR = "D j M, H:i"
 OTHER_YEAR = "D j M Y, H:i"
 THIS_YEAR_DAY = "j M"
 OTHER_YEAR_DAY = "j M Y"
+ISO_DAY = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 
 
 def moment(value: dt.datetime, zone: dt.tzinfo | None = None) -> str:
@@ -29,6 +31,20 @@ def day(value: dt.datetime | dt.date, zone: dt.tzinfo | None = None) -> str:
     local = value.astimezone(zone) if isinstance(value, dt.datetime) else value
     shape = THIS_YEAR_DAY if local.year == timezone.now().astimezone(zone).year else OTHER_YEAR_DAY
     return dateformat.format(local, shape)
+
+
+def days_in_words(text: str, zone: dt.tzinfo | None = None) -> str:
+    """Text with each ISO day in it ("Promise to pay €149.00 by 2026-12-10") written as days are
+    everywhere else ("by 10 Dec", "by 10 Dec 2026" when not this year). Such text is stored once
+    (a hold's reason) and read for months, so the year is decided when it is read."""
+
+    def in_words(match: re.Match) -> str:
+        try:
+            return day(dt.date.fromisoformat(match.group()), zone)
+        except ValueError:  # digits shaped like a day that is none (2026-13-45): left as written
+            return match.group()
+
+    return ISO_DAY.sub(in_words, text)
 
 
 def part_of_day(value: dt.datetime, zone: dt.tzinfo | None = None) -> str:

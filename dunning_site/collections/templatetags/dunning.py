@@ -24,8 +24,17 @@ def moment(value) -> str:
 
 @register.filter(expects_localtime=True)
 def day(value) -> str:
-    """A day alone, with the year when it is not this year: "5 Mar", "30 Dec 2025"."""
+    """A day alone, with the year when it is not this year: "5 Mar", "30 Dec 2025". Also an ISO
+    day as a timeline event's data keeps it ("2026-12-10")."""
+    if isinstance(value, str):
+        return dates.days_in_words(value)
     return dates.day(value, getattr(value, "tzinfo", None)) if value else ""
+
+
+@register.filter
+def days_in_words(text: str) -> str:
+    """Free text (a hold's reason) with its ISO days written like every other day on the page."""
+    return dates.days_in_words(text) if text else ""
 
 
 @register.simple_tag

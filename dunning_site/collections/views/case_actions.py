@@ -418,7 +418,7 @@ def case_pause(request: HttpRequest, case_id: int) -> HttpResponse:
         except ValidationError as error:
             _service_errors(form, error)
         else:
-            return _done(request, case_id, f"On hold: {case.pause_reason}.")
+            return _done(request, case_id, f"On hold: {dates.days_in_words(case.pause_reason)}.")
     return _invalid(request, case_id, pause_form=form)
 
 

@@ -201,7 +201,7 @@ def test_the_preview_shows_a_scheduled_time_in_both_zones(client, case, draft):
         **HTMX,
     )
     # The viewer works in UTC; the customer is in Paris, an hour ahead.
-    assert "Tue 17 Mar 2026, 09:00</strong> your time, which is <strong>Tue 17 Mar 2026, 10:00" in page_of(response)
+    assert "Tue 17 Mar, 09:00</strong> your time, which is <strong>Tue 17 Mar, 10:00" in page_of(response)
 
 
 def test_the_edited_text_is_what_the_customer_receives(
@@ -423,7 +423,7 @@ def test_a_promise_to_pay_pauses_the_case_until_the_day_after(client, collector,
         {"kind": "promise", "promised_on": "2026-03-20", "promised_amount": "60.50"},
         follow=True,
     )
-    assert "On hold: Promise to pay €60.50 by 2026-03-20." in page_of(response)
+    assert "On hold: Promise to pay €60.50 by 20 Mar." in page_of(response)
     case.refresh_from_db()
     assert case.status == Case.Status.PAUSED
     assert case.pause_reason == "Promise to pay €60.50 by 2026-03-20"
@@ -558,6 +558,32 @@ def test_a_call_outcome_with_a_promise_pauses_the_case(client, collector, case, 
     case.refresh_from_db()
     assert case.pause_reason == "Promise to pay €100.00 by 2026-03-19"
     assert CaseEvent.objects.get(type="collections.call.logged").data["note"] == "Paying Thursday"
+
+
+def test_promise_dates_read_in_words_on_the_case_page_its_timeline_and_the_worklist(
+    client, collector, case, call, clock
+):
+    clock.move_to(dt.datetime(2026, 12, 21, 10, 0, tzinfo=dt.UTC))  # a Monday, nine months on
+    client.force_login(collector)
+    client.post(
+        f"/cases/{case.pk}/calls/{call.pk}/outcome/",
+        {"outcome": "promise", "promised_on": "2027-01-05", "promised_amount": "100"},
+    )
+    assert Case.objects.get(pk=case.pk).pause_reason == "Promise to pay €100.00 by 2027-01-05"  # as stored
+    page = page_of(client.get(f"/cases/{case.pk}/"))
+    assert "(Promise to pay €100.00 by 5 Jan 2027), until Wed 6 Jan 2027, 00:00" in page  # the status line
+    assert '<p class="muted">Promise to pay €100.00 by 5 Jan 2027</p>' in page  # "On hold"
+    assert "<br>Promise to pay €100.00 by 5 Jan 2027" in page  # the timeline's hold
+    assert "Promised: €100.00 by 5 Jan 2027" in page  # the timeline's call
+    assert ">Mon 21 Dec, 10:00</time>" in page and "<td>11 Mar</td>" in page  # this year's: no year
+    assert "2027-01-05" not in page
+
+    clock.move_to(dt.datetime(2027, 1, 5, 10, 0, tzinfo=dt.UTC))  # the promise falls due: now it is this year's
+    client.force_login(collector)
+    worklist = page_of(client.get("/"))
+    assert f'<a href="/cases/{case.pk}/">{case.customer}</a> — Promise to pay €100.00 by 5 Jan</p>' in worklist
+    page = page_of(client.get(f"/cases/{case.pk}/"))
+    assert "by 5 Jan)" in page and "<td>11 Mar 2026</td>" in page and ">Mon 21 Dec 2026, 10:00</time>" in page
 
 
 def test_a_bad_call_outcome_is_refused(client, collector, case, call):

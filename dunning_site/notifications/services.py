@@ -480,9 +480,10 @@ def message_template_save(*, form, user: User) -> MessageTemplate:
 # Twilio's default keywords (help.twilio.com, "Twilio support for opt-out keywords"): Twilio itself
 # answers them and blocks, or unblocks, our sender for that number, so the same words must change
 # the consent we keep, or the contact rules and Twilio would disagree. YES is one of Twilio's opt-in
-# words although a customer may write it in answer to anything: Twilio honours it anyway, and it
-# only restores SMS for someone who writes to our number. ARRET is not Twilio's by default (it is
-# the French-Canadian STOP some carriers require); recording more opt-outs than Twilio is safe.
+# words although a customer may write it in answer to anything: Twilio lifts a STOP on it anyway, so
+# we take it as Twilio does, an opt-in written by the number's holder to our number (only the whole
+# reply counts: "Yes, I will pay" changes nothing). ARRET is not Twilio's by default (it is the
+# French-Canadian STOP some carriers require); recording more opt-outs than Twilio is safe.
 OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE", "ARRET"})
 OPT_IN_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
 

@@ -11,7 +11,7 @@ from rq.cron import CronScheduler
 
 from dunning_site.accounts.models import Customer
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
-from dunning_site.collections import jobs
+from dunning_site.collections.jobs import tick as tick_job
 from dunning_site.collections.models import Case, CaseEvent, Policy, Step, StepExecution
 from dunning_site.collections.services import (
     HOLD_HORIZON,
@@ -336,7 +336,7 @@ def test_the_operator_command_and_the_tick_job_report_the_cases_set_aside(clock,
     assert f"Failed: case {bad.pk}: OverflowError: date value out of range" in output.err
 
     clock.move_to(NOW + dt.timedelta(hours=1))
-    assert jobs.tick() | {"failures": None} == {
+    assert tick_job() | {"failures": None} == {
         "opened": 0,
         "resumed": 0,
         "advanced": 0,

@@ -35,6 +35,7 @@ from dunning_site.collections.models import (
     Step,
     StepExecution,
 )
+from dunning_site.lib import dates
 from dunning_site.lib.admin import admin_history_record
 from dunning_site.lib.money import format_money
 from dunning_site.notifications.models import Message, MessageTemplate
@@ -51,6 +52,7 @@ CATCH_UP_GAP = dt.timedelta(days=1)
 NO_POLICY = "No active policy applies to segment %(segment)s, %(currency)s."
 CASE_NOT_ACTIVE = "The case of %(case)s is %(status)s; only active cases can be changed."
 CASE_NOT_PAUSED = "The case of %(case)s is not on hold."
+ALREADY_ON_HOLD = "The case of %(case)s is already on hold (%(reason)s): resume it first to put it on another hold."
 APPROVAL_NOT_PENDING = "This approval was already %(status)s."
 SELF_APPROVAL = "You requested this step yourself; another manager must approve it."
 PAUSE_IN_PAST = "The pause must end in the future."
@@ -700,11 +702,20 @@ def hold_problem(*, until: dt.datetime, now: dt.datetime) -> str | None:
 
 
 @transaction.atomic
-def case_pause(*, case: Case, until: dt.datetime | None, reason: str, user: User | None = None) -> Case:
+def case_pause(
+    *, case: Case, until: dt.datetime | None, reason: str, user: User | None = None, replace_hold: bool = False
+) -> Case:
     """Hold the case until someone resumes it, or until `until`, at most HOLD_HORIZON ahead. (A
-    promise to pay holds it as far as the policy's max_promise_days: case_promise_record.)"""
+    promise to pay holds it as far as the policy's max_promise_days: case_promise_record.)
+
+    A case already on hold keeps its hold unless `replace_hold` (a dispute, which outranks a promise
+    or a manual hold): a manual hold laid over a promise would silently lose the promise's date."""
     if until is not None and (problem := hold_problem(until=until, now=timezone.now())):
         raise ValidationError({"paused_until": problem})
+    held_for = Case.objects.filter(pk=case.pk, status=Case.Status.PAUSED).values_list("pause_reason", flat=True).first()
+    if held_for is not None and not replace_hold:
+        reason_shown = dates.days_in_words(held_for) or "no reason given"
+        raise ValidationError(ALREADY_ON_HOLD % {"case": case_name(case), "reason": reason_shown})
     return _pause(case=case, until=until, reason=reason, user=user)
 
 
@@ -984,7 +995,7 @@ def call_outcome_record(
             until, reason = promise_terms(promised_on=promised_on, amount=promised_amount, currency=case.currency)
             _pause(case=case, until=until, reason=reason, user=user)
         elif case.is_active and outcome == Message.CallOutcome.DISPUTE:
-            case_pause(case=case, until=None, reason="dispute", user=user)
+            case_pause(case=case, until=None, reason="dispute", user=user, replace_hold=True)
     if outcome == Message.CallOutcome.WRONG_NUMBER and message.customer.phone == message.to_address:
         contact_mark_unusable(customer=message.customer, channel=Channel.CALL, reason="Wrong number (call)", at=now)
     return message

@@ -414,7 +414,13 @@ def case_pause(request: HttpRequest, case_id: int) -> HttpResponse:
                 )
             else:
                 until, reason = form.pause()
-                case = services.case_pause(case=case, until=until, reason=reason, user=request.user)
+                case = services.case_pause(
+                    case=case,
+                    until=until,
+                    reason=reason,
+                    user=request.user,
+                    replace_hold=data["kind"] == PauseForm.DISPUTE,
+                )
         except ValidationError as error:
             _service_errors(form, error)
         else:

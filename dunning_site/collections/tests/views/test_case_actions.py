@@ -26,6 +26,7 @@ from dunning_site.collections.services import (
     PROMISE_DATE_IN_PAST,
     PROMISE_TOO_FAR,
     STEP_ALREADY_PERFORMED,
+    case_promise_record,
     tick,
 )
 from dunning_site.collections.tests.factories import standard_policy
@@ -789,3 +790,19 @@ def test_a_manual_hold_may_end_on_the_90th_day_or_wait_until_resumed(client, col
     client.post(f"/cases/{case.pk}/pause/", {"kind": "hold", "reason": "Until their CFO is back"})
     case.refresh_from_db()
     assert (case.status, case.paused_until) == (Case.Status.PAUSED, None)
+
+
+def test_a_dispute_outranks_a_promise_but_a_manual_hold_does_not_replace_it(client, collector, case):
+    """A dispute stops everything until it is settled; a manual hold laid over a promise would lose
+    the promise's date, so it is refused and says why."""
+    promised = case_promise_record(
+        case=case, promised_on=NOW.date() + dt.timedelta(days=10), amount=case.amount_overdue
+    )
+    refused = client.post(f"/cases/{case.pk}/pause/", {"kind": "hold", "reason": "Checking with sales"})
+    assert refused.status_code == 400
+    assert "already on hold (Promise to pay" in refused.content.decode()
+    assert Case.objects.get(pk=case.pk).pause_reason == promised.pause_reason
+
+    client.post(f"/cases/{case.pk}/pause/", {"kind": "dispute", "reason": "Says the invoice was never received"})
+    disputed = Case.objects.get(pk=case.pk)
+    assert (disputed.pause_reason, disputed.paused_until) == ("Dispute: Says the invoice was never received", None)

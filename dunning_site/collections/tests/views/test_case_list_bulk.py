@@ -6,7 +6,7 @@ from dunning_site.accounts.services import payment_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.collections.forms import CHOOSE_AN_ACTION, CHOOSE_CASES, PAUSE_NEEDS_A_REASON
 from dunning_site.collections.models import Case, CaseEvent
-from dunning_site.collections.services import HOLD_TOO_FAR, case_open
+from dunning_site.collections.services import HOLD_TOO_FAR, case_open, case_promise_record
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
 
@@ -94,3 +94,19 @@ def test_a_hold_of_the_ticked_cases_ends_within_90_days_or_none_is_changed(clien
     assert set(Case.objects.values_list("status", "paused_until")) == {
         (Case.Status.PAUSED, dt.datetime(2026, 6, 14, tzinfo=dt.UTC))
     }
+
+
+def test_a_bulk_hold_never_replaces_a_promise_to_pay_and_says_so(client, collector, cases):
+    promised = case_promise_record(
+        case=cases[0], promised_on=NOW.date() + dt.timedelta(days=10), amount=cases[0].amount_overdue
+    )
+    response = client.post(
+        "/cases/bulk/",
+        {"cases": [case.pk for case in cases], "action": "pause", "reason": "Checking with sales"},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Put on hold: 2 cases." in page
+    assert "Not changed — Ada Lovelace" in page and "already on hold (Promise to pay €100.00 by 26 Mar)" in page
+    kept = Case.objects.get(pk=promised.pk)
+    assert (kept.pause_reason, kept.paused_until) == (promised.pause_reason, promised.paused_until)

@@ -5,7 +5,7 @@ from django.dispatch import receiver
 from dunning_site.accounts.models import Invoice, Payment
 from dunning_site.accounts.signals import invoice_balance_changed
 from dunning_site.collections.models import Case, CaseEvent
-from dunning_site.collections.services import cases_reconcile_for_invoice
+from dunning_site.collections.services import case_draft_released, cases_reconcile_for_invoice
 from dunning_site.notifications.signals import message_status_changed
 
 
@@ -44,3 +44,10 @@ def record_message_event(sender, message, previous_status, event="", user=None, 
         )
         for case in Case.objects.filter(messages=message)
     )
+
+
+@receiver(message_status_changed)
+def ladder_after_a_draft(sender, message, previous_status, event="", **kwargs) -> None:
+    """A step's draft held its case's ladder; once it is sent or scheduled, the ladder goes on."""
+    if event in ("released", "scheduled"):
+        case_draft_released(message=message)

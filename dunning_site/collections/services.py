@@ -68,6 +68,9 @@ HOLD_TOO_FAR = (
 # the case is set aside this long, with the error on its timeline, while the others go on. A lost
 # connection or a timeout is nobody's case: it stops the tick, and the next one does the work.
 FAILED_CASE_RETRY_AFTER = dt.timedelta(hours=1)
+# A step's message waiting as a draft (review before send, or a collector personalizing it) holds the
+# ladder: the next step is not performed before it has gone. The tick looks again this often.
+DRAFT_WAIT_RECHECK = dt.timedelta(hours=1)
 ENGINE_TROUBLE = (OperationalError, InterfaceError)
 STEP_FAILED = "The engine could not perform this step (%(error)s); it tries again at %(retry_at)s."
 RESUME_FAILED = "The hold ended but the case could not be resumed (%(error)s); it tries again at %(retry_at)s."
@@ -443,9 +446,14 @@ def _advance(cases: list[Case], *, now: dt.datetime, requested_by: User | None =
     so both go through the same idempotency record and the same approval gate. `draft` holds the
     message for the collector to personalize, as review_before_send does."""
     _load_batch(cases)
-    performed = set(
-        StepExecution.objects.filter(case__in=cases).values_list("case_id", "step_id", "attempt").order_by()
+    executions = StepExecution.objects.filter(case__in=cases).values_list(
+        "case_id", "step_id", "attempt", "message__status"
     )
+    performed, drafts_waiting = set(), set()
+    for case_id, step_id, attempt, message_status in executions.order_by():
+        performed.add((case_id, step_id, attempt))
+        if message_status == Message.Status.DRAFT:
+            drafts_waiting.add((case_id, step_id))
     # Only the ladder's own approvals hold a step; a collector's request naming the same step (escalate
     # it, skip it) is decided apart, and an approved escalation writes the step's approval itself.
     approvals = {
@@ -459,6 +467,10 @@ def _advance(cases: list[Case], *, now: dt.datetime, requested_by: User | None =
         step = case.next_step
         if step is None:  # nothing left on the ladder; an old row may still carry a date
             case.next_action_at = None
+            continue
+        if (case.pk, case.current_step_id) in drafts_waiting:
+            # The step before waits as a draft: the ladder goes on once it has gone (case_draft_released).
+            case.next_action_at = now + DRAFT_WAIT_RECHECK
             continue
         key = (case.pk, step.pk, 1)
         if key in performed:
@@ -1006,8 +1018,38 @@ def call_outcome_record(
 
 STEP_NOT_DUE_NOW = "The case of %(case)s is %(status)s, so its next step cannot be performed now."
 STEP_ALREADY_PERFORMED = "That step was already performed (the page showed an older state of the case)."
+DRAFT_WAITS = "The message of the step before (%(step)s) waits as a draft: send it first, then the ladder goes on."
 NOTHING_TO_PERSONALIZE = "The next step (%(step)s) writes no message to personalize."
 NOTE_EMPTY = "Write the note first."
+
+
+def _draft_waits(case: Case) -> bool:
+    """Whether the message of the case's last step still waits as a draft."""
+    return StepExecution.objects.filter(
+        case=case, step_id=case.current_step_id, message__status=Message.Status.DRAFT
+    ).exists()
+
+
+@transaction.atomic
+def case_draft_released(*, message: Message, now: dt.datetime | None = None) -> None:
+    """A step's draft was sent (or scheduled): the ladder, held while it waited, goes on, keeping the
+    ladder's spacing from the moment the message goes, so a reminder reviewed late is not followed
+    at once by the next one."""
+    now = now or timezone.now()
+    executions = StepExecution.objects.filter(message=message).select_related("step")
+    for execution in executions:
+        case = (
+            Case.objects.select_for_update(of=("self",))
+            .select_related("customer", "next_step")
+            .filter(pk=execution.case_id, status=Case.Status.OPEN, current_step=execution.step)
+            .first()
+        )
+        if case is None or case.next_step is None:
+            continue
+        goes = max(message.send_after, now)
+        gap = dt.timedelta(days=case.next_step.offset_days - execution.step.offset_days)
+        case.next_action_at = max(step_due_at(case=case, step=case.next_step), goes + gap)
+        case.save(update_fields=["next_action_at", "updated_at"])
 
 
 @transaction.atomic
@@ -1027,6 +1069,8 @@ def case_step_perform_now(
         raise ValidationError(STEP_ALREADY_PERFORMED)
     if draft and case.next_step.action not in (Step.Action.REMINDER, Step.Action.FINAL_NOTICE):
         raise ValidationError(NOTHING_TO_PERSONALIZE % {"step": case.next_step})
+    if _draft_waits(case):
+        raise ValidationError(DRAFT_WAITS % {"step": case.current_step})
     case_event_record(
         case, "collections.step.brought_forward", user=user, at=now, for_review=draft, **_step_data(case.next_step)
     )

@@ -11,12 +11,14 @@ from dunning_site.accounts.models import Customer
 from dunning_site.accounts.tests.factories import InvoiceFactory
 from dunning_site.collections.models import Case, CaseEvent, Step
 from dunning_site.collections.services import (
+    DRAFT_WAITS,
     PROMISE_ABOVE_OWED,
     PROMISE_TOO_FAR,
     call_outcome_record,
     case_message_compose,
     case_pause,
     case_promise_record,
+    case_step_perform_now,
     tick,
 )
 from dunning_site.collections.tests.factories import PolicyFactory, ladder
@@ -316,3 +318,43 @@ def test_a_draft_cannot_be_scheduled_beyond_the_horizon(reviewed_case, collector
     message_release(message=draft, user=collector, send_at=NOW + SCHEDULE_HORIZON)
     draft.refresh_from_db()
     assert (draft.status, draft.send_after) == (Message.Status.QUEUED, dt.datetime(2026, 6, 3, 10, tzinfo=dt.UTC))
+
+
+def test_the_ladder_waits_for_a_draft_and_goes_on_after_it_with_its_spacing(
+    reviewed_case, clock, collector, run_jobs, django_capture_on_commit_callbacks
+):
+    """The firm reminder (day 10) never reaches a customer whose friendly one (day 3) still waits
+    for a collector; once the friendly one goes, the firm one keeps its seven days' distance."""
+    draft = Message.objects.get()
+    day_10 = Step.objects.get(offset_days=10)
+    clock.move_to(NOW + dt.timedelta(days=8))  # past the firm reminder's day
+    with django_capture_on_commit_callbacks(execute=True):
+        tick()
+    reviewed_case.refresh_from_db()
+    assert reviewed_case.next_step == day_10
+    assert not reviewed_case.executions.filter(step=day_10).exists()
+    assert Message.objects.count() == 1
+
+    released_at = NOW + dt.timedelta(days=8, hours=1)
+    clock.move_to(released_at)
+    with django_capture_on_commit_callbacks(execute=True):
+        message_release(message=draft, user=collector)
+    reviewed_case.refresh_from_db()
+    assert reviewed_case.next_action_at == released_at + dt.timedelta(days=7)
+
+    clock.move_to(released_at + dt.timedelta(days=7))
+    with django_capture_on_commit_callbacks(execute=True):
+        tick()
+    assert reviewed_case.executions.filter(step=day_10).exists()
+    run_jobs()
+    assert [email.subject for email in mail.outbox] == [
+        "[friendly] Day 3: €450.00 overdue",
+        "[firm] Day 10: €450.00 overdue",
+    ]
+
+
+def test_send_now_is_refused_while_the_step_before_waits_as_a_draft(reviewed_case, collector):
+    with pytest.raises(ValidationError) as refused:
+        case_step_perform_now(case=reviewed_case, step=reviewed_case.next_step, user=collector)
+    assert refused.value.messages == [DRAFT_WAITS % {"step": reviewed_case.current_step}]
+    assert Message.objects.count() == 1

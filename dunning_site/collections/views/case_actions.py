@@ -63,6 +63,14 @@ SERVICE_FIELDS = {"paused_until": "until", "promised_on": "promised_on", "amount
 # The case page's context and answers
 
 
+def _step_draft_waiting(case: Case) -> Message | None:
+    """The last step's message, when it still waits as a draft: the ladder waits for it (from the
+    prefetched messages, by the step's idempotency key: no query)."""
+    key = f"case:{case.pk}:step:{case.current_step_id}:attempt:1"
+    drafts = (m for m in case.messages.all() if m.status == Message.Status.DRAFT and m.idempotency_key == key)
+    return next(drafts, None)
+
+
 def case_page_context(request: HttpRequest, case: Case, **bound: Form) -> dict:
     """What the case page shows; for people who work cases also the action forms (blank, or the
     bound one being corrected). Lists come from the case's prefetched rows: no query per row."""
@@ -73,6 +81,7 @@ def case_page_context(request: HttpRequest, case: Case, **bound: Form) -> dict:
         "today": timezone.localdate(),
         "open_invoices": open_invoices,
         "timeline": _timeline(case),
+        "draft_waiting": _step_draft_waiting(case),
     }
     if not request.user.has_perm(WORK):
         return context

@@ -54,16 +54,7 @@ class StepInline(admin.TabularInline):
     form = policy_forms.StepForm
     formset = policy_forms.BaseStepFormSet
     extra = 0
-    fields = [
-        "position",
-        "offset_days",
-        "action",
-        "channel",
-        "template",
-        "tone",
-        "requires_approval",
-        "review_before_send",
-    ]
+    fields = policy_forms.StepForm.Meta.fields
 
 
 @admin.register(Policy)

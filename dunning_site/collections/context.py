@@ -23,6 +23,9 @@ from dunning_site.notifications.unsubscribe import unsubscribe_url
 # card), a plan offer shows what they owe, and the unsubscribe link acts on their account.
 DISCREET_SMS_KEYS = {"sender_company", "sender_name", "sender_phone", "sender_email", "sender_address"}
 
+# The call to action for each reason a charge failed; anything else (no funds, unknown, none) asks to pay.
+ACTIONS = {"new_card": "update_card", "authentication": "confirm_payment"}
+
 
 def message_context(
     *,
@@ -32,7 +35,10 @@ def message_context(
     today: dt.date,
     collector: User | None = None,
     discreet: bool = False,
+    payment_problem: str = "",
 ) -> dict:
+    """`payment_problem` is why the case's last charge failed (Case.PaymentProblem): it chooses the call
+    to action every message carries — a new card, the bank's confirmation, or simply paying."""
     locale = (customer.language or "en").replace("-", "_")
     overdue = [invoice for invoice in invoices if invoice.status == Invoice.Status.OPEN]
     total = sum(invoice.total - invoice.amount_paid for invoice in overdue)
@@ -67,6 +73,7 @@ def message_context(
         "card_expires_on": (
             format_date(customer.card_expires_on, format="long", locale=locale) if customer.card_expires_on else ""
         ),
+        "payment_problem": payment_problem,
         "plan_offer_url": "",
         "unsubscribe_url": unsubscribe_url(customer_id=customer.pk),
         "collector_name": collector_name,
@@ -77,6 +84,12 @@ def message_context(
         "sender_email": settings.DEFAULT_FROM_EMAIL,
         "sender_phone": settings.DUNNING_SENDER_PHONE,
     }
+    context["confirm_payment_url"] = pay_url or settings.SITE_URL
+    context["action"] = ACTIONS.get(payment_problem, "pay")
+    context["action_url"] = {
+        "update_card": context["card_update_url"],
+        "confirm_payment": context["confirm_payment_url"],
+    }.get(context["action"], context["pay_url"])
     if discreet:
         context = {key: (value if key in DISCREET_SMS_KEYS else "") for key, value in context.items()}
         context["invoices"] = []

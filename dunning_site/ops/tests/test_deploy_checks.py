@@ -7,7 +7,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from dunning_site.ops.checks import DEMO_LOGINS
+from dunning_site.collections.models import Policy
+from dunning_site.ops.checks import DEMO_LOGINS, NO_ACTIVE_POLICY
 from dunning_site.tests.test_settings import PRODUCTION, manage
 
 ESP = {"EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend", "ANYMAIL_POSTMARK_SERVER_TOKEN": "pm-token"}
@@ -100,6 +101,7 @@ def database_url() -> str:
 
 @pytest.mark.django_db(transaction=True)  # committed, so that the check's own process sees the users
 def test_the_demos_logins_with_their_demo_passwords_are_a_deploy_error_when_the_database_is_checked():
+    Policy.objects.create(name="Default")  # the database dunning_setup has set up (else dunning.W002)
     User = get_user_model()
     User.objects.create_superuser("admin", "admin@example.com", "admin")
     User.objects.create_user("viewer", "viewer@example.com", "viewer")
@@ -122,6 +124,26 @@ def test_the_demos_logins_with_their_demo_passwords_are_a_deploy_error_when_the_
     result = manage("check", "--deploy", "--database", "default", **env)
     assert result.returncode == 0, result.stderr
     assert "dunning." not in result.stdout + result.stderr
+
+
+@pytest.mark.django_db(transaction=True)  # committed, so that the check's own process sees the policies
+def test_a_database_without_an_active_policy_is_a_warning_until_dunning_setup_has_run():
+    env = PRODUCTION | {"DATABASE_URL": database_url()}
+    result = manage("check", "--deploy", "--database", "default", **env)
+    assert result.returncode == 0, "a warning: a first deployment checks before it sets up"
+    assert set(re.findall(r"\((dunning\.[EW]\d{3})\)", result.stderr)) == {"dunning.W002"}
+    assert NO_ACTIVE_POLICY.msg % {"alias": "default"} in result.stderr
+    assert reported(DATABASE_URL=database_url()) == (0, set()), "without --database no policy is read"
+
+    result = manage("dunning_setup", **env)
+    assert result.returncode == 0, result.stderr
+    result = manage("check", "--deploy", "--database", "default", **env)
+    assert result.returncode == 0, result.stderr
+    assert "dunning." not in result.stdout + result.stderr
+
+    Policy.objects.update(is_active=False)  # switched off in the finance UI: nobody is dunned any more
+    result = manage("check", "--deploy", "--database", "default", **env)
+    assert set(re.findall(r"\((dunning\.[EW]\d{3})\)", result.stderr)) == {"dunning.W002"}
 
 
 def test_a_database_it_cannot_read_is_a_warning_that_lets_the_deployment_go_on():

@@ -208,7 +208,15 @@ def template_preview(template: MessageTemplate, customer_id: str | int | None) -
     invoices = [invoice for invoice in invoices if invoice.due_on < today] or invoices
     currency = invoices[0].currency
     invoices = [invoice for invoice in invoices if invoice.currency == currency]
-    context = message_context(customer=customer, currency=currency, invoices=invoices, today=today)
+    # As the customer's case would send it: with the call to action its last failed charge asks for.
+    problem = (
+        Case.objects.filter(customer=customer, currency=currency, status__in=Case.ACTIVE_STATUSES)
+        .values_list("payment_problem", flat=True)
+        .first()
+    )
+    context = message_context(
+        customer=customer, currency=currency, invoices=invoices, today=today, payment_problem=problem or ""
+    )
     choices = list(customers[:PREVIEW_CUSTOMERS_SHOWN])
     if customer not in choices:
         choices.insert(0, customer)  # the one shown is always the one selected

@@ -160,10 +160,14 @@ class StripeGateway:
 
     def last_decline(self, invoice_id: str) -> ChargeOutcome | None:
         """The decline behind an invoice's latest failed attempt (the invoice itself does not say),
-        read from its PaymentIntent: `last_payment_error` for the codes, and for the reference the
-        failed charge (`last_payment_error.charge`, else the intent's `latest_charge`) — the same one
-        the engine's own attempt was answered with, so an echo of it is recognised. A payment waiting
-        for the customer's authentication (`requires_action`) is one too, with or without an error."""
+        read from its PaymentIntent: `last_payment_error` for the codes and, for the reference, the
+        failed charge it names — the one the engine's own attempt was answered with, so an echo of it
+        is recognised. A payment waiting for the customer's authentication (`requires_action`) is one
+        too, with or without an error.
+
+        An attempt that failed before any charge (Stripe's own 3-D Secure) names none; the intent's
+        `latest_charge` is then an earlier attempt's, and would pass this one off as recorded: the
+        intent and the invoice's attempt count stand for it instead."""
         payments = self.client.v1.invoice_payments.list({"invoice": invoice_id, "limit": 1})
         for payment in payments.data:
             intent_id = (payment.to_dict().get("payment") or {}).get("payment_intent")
@@ -176,10 +180,7 @@ class StripeGateway:
                 error["message"] = "The customer's bank asks them to confirm the payment."
             if not error:
                 continue
-            reference = _charge_of(error) or intent.get("latest_charge") or ""
-            if isinstance(reference, dict):
-                reference = reference.get("id") or ""
-            reference = reference or self._attempt_reference(invoice_id, intent_id)
+            reference = _charge_of(error) or self._attempt_reference(invoice_id, intent_id)
             return _outcome_of_error(error, message=error.get("message") or "", reference=reference)
         return None
 
@@ -248,11 +249,8 @@ def _as_dict(error) -> dict:
 
 
 def _charge_of(error: dict) -> str:
-    """The failed charge's id: one per attempt, named alike by a CardError and by `last_payment_error`;
-    else the `latest_charge` of the PaymentIntent a CardError carries."""
+    """The failed charge's id: one per attempt, named alike by a CardError and by `last_payment_error`."""
     charge = error.get("charge") or ""
-    if not charge and isinstance(error.get("payment_intent"), dict):
-        charge = error["payment_intent"].get("latest_charge") or ""
     return charge.get("id", "") if isinstance(charge, dict) else str(charge)
 
 

@@ -138,14 +138,17 @@ class FakeStripe:
         self.lock = threading.Lock()
         self.release = threading.Event()  # ends stalled answers when the server stops
 
-    def attempt_declined(self, invoice_id: str, *, decline_code: str, **fields) -> str:
+    def attempt_declined(self, invoice_id: str, *, decline_code: str, charged: bool = True, **fields) -> str:
         """Stripe's own attempt at the invoice (its first charge, or one of its automatic retries)
         declined: a new failed charge on the invoice's PaymentIntent, named by the intent's
         `latest_charge` and `last_payment_error.charge`, and one more attempt counted on the invoice.
         Returns the charge's id. For an attempt that needs authentication, the intent waits in
-        `requires_action`."""
-        charge_id = self._new_charge(invoice_id)
-        error = {"type": "card_error", "code": "card_declined", "decline_code": decline_code, "charge": charge_id}
+        `requires_action`. `charged=False`: it failed before any charge (Stripe's own 3-D Secure),
+        so no charge is named and `latest_charge` stays an earlier attempt's, as at Stripe."""
+        charge_id = self._new_charge(invoice_id) if charged else ""
+        error = {"type": "card_error", "code": "card_declined", "decline_code": decline_code}
+        if charge_id:
+            error["charge"] = charge_id
         if decline_code == "authentication_required":
             error["code"] = "authentication_required"
         self.last_errors[invoice_id] = error | fields

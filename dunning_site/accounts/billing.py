@@ -64,7 +64,11 @@ class BillingGateway(Protocol):
 
     def open_invoices(self, *, starting_after: str | None = None) -> Iterator[dict]: ...
 
-    def card_update_url(self, *, customer_id: str, return_url: str) -> str: ...
+    def card_update_url(self, *, customer_id: str, return_url: str, currency: str = "") -> str: ...
+
+
+# The Checkout setup session's currency for a customer with no invoice at all.
+DEFAULT_SETUP_CURRENCY = "usd"
 
 
 class StripeGateway:
@@ -98,7 +102,11 @@ class StripeGateway:
                 invoice_id, {"expand": ["payments"]}, options={"idempotency_key": idempotency_key}
             )
         except stripe.CardError as error:
-            return _outcome_of_error(error.error, message=error.user_message or str(error))
+            # Stripe's answer names the failed charge (and gives the PaymentIntent): the same reference
+            # the webhook about this attempt reads from the invoice, so the decline is recorded once.
+            details = _as_dict(error.error)
+            reference = _charge_of(details) or self._attempt_reference(invoice_id, _intent_of(details))
+            return _outcome_of_error(details, message=error.user_message or str(error), reference=reference)
         except stripe.InvalidRequestError as error:
             # e.g. "Invoice is already paid": nothing was charged; the caller re-reads the invoice.
             return ChargeOutcome(succeeded=False, decline_code=error.code or "invalid_request", message=str(error))
@@ -151,17 +159,41 @@ class StripeGateway:
         return self.client.v1.payment_methods.retrieve(payment_method_id).to_dict()
 
     def last_decline(self, invoice_id: str) -> ChargeOutcome | None:
-        """The decline behind an invoice's latest failed attempt (the invoice itself does not say)."""
+        """The decline behind an invoice's latest failed attempt (the invoice itself does not say),
+        read from its PaymentIntent: `last_payment_error` for the codes and, for the reference, the
+        failed charge it names — the one the engine's own attempt was answered with, so an echo of it
+        is recognised. A payment waiting for the customer's authentication (`requires_action`) is one
+        too, with or without an error.
+
+        An attempt that failed before any charge (Stripe's own 3-D Secure) names none; the intent's
+        `latest_charge` is then an earlier attempt's, and would pass this one off as recorded: the
+        intent and the invoice's attempt count stand for it instead."""
         payments = self.client.v1.invoice_payments.list({"invoice": invoice_id, "limit": 1})
         for payment in payments.data:
             intent_id = (payment.to_dict().get("payment") or {}).get("payment_intent")
             if not intent_id:
                 continue
             intent = self.client.v1.payment_intents.retrieve(intent_id).to_dict()
-            error = intent.get("last_payment_error")
-            if error:
-                return _outcome_of_error(error, message=error.get("message") or "")
+            error = dict(intent.get("last_payment_error") or {})
+            if not error and intent.get("status") == "requires_action":
+                error = {"code": "authentication_required", "decline_code": "authentication_required"}
+                error["message"] = "The customer's bank asks them to confirm the payment."
+            if not error:
+                continue
+            reference = _charge_of(error) or self._attempt_reference(invoice_id, intent_id)
+            return _outcome_of_error(error, message=error.get("message") or "", reference=reference)
         return None
+
+    def _attempt_reference(self, invoice_id: str, intent_id: str) -> str:
+        """When no charge is named: the PaymentIntent and the invoice's attempt count, which the
+        engine's answer and the webhooks about the same attempt share."""
+        if not intent_id:
+            return ""
+        try:
+            attempt = self.client.v1.invoices.retrieve(invoice_id).to_dict().get("attempt_count") or 0
+        except stripe.StripeError:
+            attempt = 0
+        return attempt_reference(intent_id=intent_id, attempt=attempt)
 
     def customers(self, *, starting_after: str | None = None) -> Iterator[dict]:
         params: dict = {"limit": 100}
@@ -177,12 +209,14 @@ class StripeGateway:
         for invoice in self.client.v1.invoices.list(params).auto_paging_iter():
             yield invoice.to_dict()
 
-    def card_update_url(self, *, customer_id: str, return_url: str) -> str:
+    def card_update_url(self, *, customer_id: str, return_url: str, currency: str = "") -> str:
+        """A setup-mode Checkout session in the currency the card will be charged in (the customer's
+        open invoices'), so Checkout offers what works for it; Stripe wants it lower-case."""
         session = self.client.v1.checkout.sessions.create(
             {
                 "mode": "setup",
                 "customer": customer_id,
-                "currency": "usd",
+                "currency": (currency or DEFAULT_SETUP_CURRENCY).lower(),
                 "payment_method_types": ["card"],
                 "success_url": return_url + "?updated=1",
                 "cancel_url": return_url,
@@ -203,18 +237,38 @@ def invoice_card_payments(invoice: dict) -> list[dict]:
     ]
 
 
-def _outcome_of_error(error, *, message: str) -> ChargeOutcome:
-    """A ChargeOutcome from Stripe's error object (a CardError's `error`, or `last_payment_error`)."""
-    error = error.to_dict() if hasattr(error, "to_dict") else dict(error or {})
-    intent = error.get("payment_intent") or {}
+def attempt_reference(*, intent_id: str, attempt: int) -> str:
+    """The reference of a failed attempt no charge id names: its PaymentIntent and the attempt's number.
+    An invoice keeps one PaymentIntent through all its attempts, so the intent's id alone would make
+    every later decline look like one already recorded."""
+    return f"{intent_id}:attempt-{attempt}"
+
+
+def _as_dict(error) -> dict:
+    return error.to_dict() if hasattr(error, "to_dict") else dict(error or {})
+
+
+def _charge_of(error: dict) -> str:
+    """The failed charge's id: one per attempt, named alike by a CardError and by `last_payment_error`."""
+    charge = error.get("charge") or ""
+    return charge.get("id", "") if isinstance(charge, dict) else str(charge)
+
+
+def _intent_of(error: dict) -> str:
+    intent = error.get("payment_intent") or ""
+    return intent.get("id", "") if isinstance(intent, dict) else str(intent)
+
+
+def _outcome_of_error(error, *, message: str, reference: str = "") -> ChargeOutcome:
+    """A ChargeOutcome from Stripe's error object (a CardError's `error`, or `last_payment_error`,
+    which names the failed charge but never the PaymentIntent). `reference` is the attempt's
+    identity as the caller found it (see StripeGateway.last_decline)."""
+    error = _as_dict(error)
     card = (error.get("payment_method") or {}).get("card") or {}
     decline_code = error.get("decline_code") or error.get("code") or ""
-    # The failed charge's own id: one per attempt. An invoice keeps one PaymentIntent through all its
-    # attempts, so the intent's id would make every later decline look like one already recorded.
-    intent_id = intent.get("id", "") if isinstance(intent, dict) else str(intent)
     return ChargeOutcome(
         succeeded=False,
-        reference=error.get("charge") or intent_id,
+        reference=reference or _charge_of(error),
         decline_code=decline_code,
         advice_code=error.get("advice_code") or "",
         network_decline_code=error.get("network_decline_code") or "",
@@ -295,7 +349,7 @@ class SandboxGateway:
     def open_invoices(self, *, starting_after: str | None = None) -> Iterator[dict]:
         return iter(())
 
-    def card_update_url(self, *, customer_id: str, return_url: str) -> str:
+    def card_update_url(self, *, customer_id: str, return_url: str, currency: str = "") -> str:
         return return_url + "?sandbox=1"
 
 

@@ -27,8 +27,20 @@ from dunning_site.accounts.services import (
     invoice_upsert_from_billing,
     payment_record,
 )
-from dunning_site.collections.messaging import AUTHENTICATION_NEEDED, CARD_UPDATE_NEEDED, TemplateBook, compose
+from dunning_site.collections.messaging import (
+    AUTHENTICATION_NEEDED,
+    CARD_UPDATE_NEEDED,
+    PAYMENT_NOT_COLLECTED,
+    TemplateBook,
+    compose,
+)
 from dunning_site.collections.models import Case, PaymentRetry, Policy
+from dunning_site.collections.payment_problems import (
+    CLEARED_BY_NEW_CARD,
+    case_payment_problem_set,
+    customer_payment_problems_clear,
+    payment_problem_of,
+)
 from dunning_site.collections.retries import (
     CARD_MUST_CHANGE,
     CUSTOMER_MUST_ACT,
@@ -213,7 +225,12 @@ def _customer_for(invoice: dict) -> Customer:
 
 @transaction.atomic
 def payment_failed(*, invoice: Invoice, decline: ChargeOutcome | None, now: dt.datetime | None = None) -> None:
-    """A charge of this invoice failed: record it, make sure a case is open, plan the next try."""
+    """A charge of this invoice failed: record it, make sure a case is open, remember why it failed (what
+    every message will ask the customer for), plan the next try.
+
+    One attempt is news once: the engine's own answer and Stripe's webhooks about the same attempt
+    (invoice.payment_failed, invoice.payment_action_required) carry the same reference (the failed
+    charge's id, see accounts.billing), and only the first is recorded, planned and asked about."""
     now = now or timezone.now()
     decline = decline or ChargeOutcome(succeeded=False, decline_code="unknown", message="No decline details given")
     if invoice.status != Invoice.Status.OPEN:
@@ -234,6 +251,15 @@ def payment_failed(*, invoice: Invoice, decline: ChargeOutcome | None, now: dt.d
         at=now,
     )
     case = _case_for(invoice, now)
+    if case is not None:
+        reading = classify(
+            decline_code=decline.decline_code,
+            advice_code=decline.advice_code,
+            network_decline_code=decline.network_decline_code,
+            network_advice_code=decline.network_advice_code,
+            card_brand=decline.card_brand,
+        )
+        case_payment_problem_set(case=case, problem=payment_problem_of(reading.decision), reason=reading.why, at=now)
     retry_plan(invoice=invoice, case=case, decline=decline, now=now)
 
 
@@ -287,7 +313,7 @@ def retry_plan(*, invoice: Invoice, case: Case | None, decline: ChargeOutcome, n
         )
     asking = plan.needs_new_card or plan.needs_customer
     if case is not None and case.status == Case.Status.OPEN and asking and not plan.retry_at:
-        _ask_the_customer(case=case, invoice=invoice, needs_new_card=plan.needs_new_card, now=now)
+        _ask_the_customer(case=case, invoice=invoice, decision=plan.decision, now=now)
     if case is not None:
         case_event_record(
             case,
@@ -303,18 +329,26 @@ def retry_plan(*, invoice: Invoice, case: Case | None, decline: ChargeOutcome, n
     return retry
 
 
-def _ask_the_customer(*, case: Case, invoice: Invoice, needs_new_card: bool, now: dt.datetime) -> None:
-    """A decline only the customer can fix: send them the card-update link, or the link to
-    authenticate the payment; once per failed payment, through the contact rules like any message."""
+# What the customer is told when no retry follows a decline, by the planner's decision: a card that
+# must change, a payment their bank wants them to confirm; anything else (the retries spent on
+# insufficient funds or declines without a reason) is "we could not collect", with the link that fits.
+ASKS = {
+    NEVER_RETRY: ("card-update-needed", CARD_UPDATE_NEEDED),
+    CARD_MUST_CHANGE: ("card-update-needed", CARD_UPDATE_NEEDED),
+    CUSTOMER_MUST_ACT: ("payment-authentication-needed", AUTHENTICATION_NEEDED),
+}
+NOT_COLLECTED = ("payment-not-collected", PAYMENT_NOT_COLLECTED)
+
+
+def _ask_the_customer(*, case: Case, invoice: Invoice, decision: str, now: dt.datetime) -> None:
+    """A decline no retry will fix: send the customer what would (the card-update link, the link to
+    confirm the payment, or the pay link once the retries are spent); once per recorded decline,
+    through the contact rules like any message. The ladder's reminders go on asking the same."""
     attempt = Payment.objects.filter(invoice=invoice, status=Payment.Status.FAILED).count()
     key = f"case:{case.pk}:invoice:{invoice.pk}:ask-customer:{attempt}"
     if Message.objects.filter(idempotency_key=key).exists():
         return
-    template_key, words = (
-        ("card-update-needed", CARD_UPDATE_NEEDED)
-        if needs_new_card
-        else ("payment-authentication-needed", AUTHENTICATION_NEEDED)
-    )
+    template_key, words = ASKS.get(decision, NOT_COLLECTED)
     case = Case.objects.select_related("customer", "policy__contact_rules", "assignee").get(pk=case.pk)
     message = compose(
         case=case,
@@ -327,7 +361,14 @@ def _ask_the_customer(*, case: Case, invoice: Invoice, needs_new_card: bool, now
     )
     (message,) = messages_create([message])
     case.messages.add(message)
-    case_event_record(case, "collections.payment.customer_asked", at=now, message_id=message.pk, invoice=invoice.number)
+    case_event_record(
+        case,
+        "collections.payment.customer_asked",
+        at=now,
+        message_id=message.pk,
+        invoice=invoice.number,
+        template_key=template_key,
+    )
 
 
 # How long before a retry that met no answer or an error answer (not a decline) is attempted again.
@@ -681,7 +722,8 @@ def new_card(obj: dict) -> str:
         year, month = int(card["exp_year"]), int(card["exp_month"])
         fields["card_expires_on"] = dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
     Customer.objects.filter(pk=customer.pk).update(**fields)
-    retry_all_open_invoices(customer=customer, reason="The customer gave a new card")
+    customer_payment_problems_clear(customer_id=customer.pk, reason=CLEARED_BY_NEW_CARD)
+    retry_all_open_invoices(customer=customer, reason=CLEARED_BY_NEW_CARD)
     transaction.on_commit(_enqueue_retries, robust=True)
     return "new card"
 

@@ -21,33 +21,50 @@ logger = logging.getLogger(__name__)
 # When a step's channel cannot be used (bounced address, no consent), the next one that can.
 FALLBACK_ORDER = (Channel.EMAIL, Channel.SMS, Channel.CALL)
 
+# The line that asks for what would fix the last failed charge (collections.context: `action`):
+# a new card, the bank's confirmation, or simply paying.
+CALL_TO_ACTION = (
+    "{% if action == 'update_card' %}Your card on file can no longer be charged. Please add a new card here: "
+    "{{ action_url }}{% elif action == 'confirm_payment' %}Your bank asks you to confirm the payment here: "
+    "{{ action_url }}{% else %}Pay here: {{ action_url }}{% endif %}"
+)
+SMS_CALL_TO_ACTION = (
+    "{% if action == 'update_card' %}Please add a new card: {% elif action == 'confirm_payment' %}"
+    "Please confirm the payment: {% else %}Please pay here: {% endif %}{{ action_url }}"
+)
+
 # Words for a channel the policy has no template for (a fallback SMS or call script). Discreet by
-# design: an SMS may reach a number that changed hands. A discreet SMS has no pay link (see
+# design: an SMS may reach a number that changed hands. A discreet SMS has no link (see
 # collections.context), so it sends the customer to their email or to us instead.
 BUILT_IN = {
     Channel.SMS: (
         "",
-        "{{ sender_company }}: a payment on your account is overdue. {% if pay_url %}Please pay here: {{ pay_url }}"
-        "{% else %}Please see our email{% if sender_phone %} or call us on {{ sender_phone }}{% endif %}.{% endif %}",
+        "{{ sender_company }}: a payment on your account is overdue. {% if action_url %}"
+        + SMS_CALL_TO_ACTION
+        + "{% else %}Please see our email{% if sender_phone %} or call us on {{ sender_phone }}{% endif %}.{% endif %}",
     ),
     Channel.CALL: (
         "Call {{ company_name }} about {{ total_overdue }} overdue",
         "Call {{ customer_name }} ({{ company_name }}) about {{ total_overdue }}, {{ days_overdue }} days overdue.\n"
         "{% for invoice in invoices %}- {{ invoice.number }}, due {{ invoice.due_on }}: {{ invoice.amount_due }}\n"
-        "{% endfor %}Offer to send the payment link ({{ pay_url }}) or to agree a payment plan.",
+        "{% endfor %}{% if action == 'update_card' %}Their card can no longer be charged: offer the card-update "
+        "link ({{ card_update_url }}).{% elif action == 'confirm_payment' %}Their bank wants them to confirm the "
+        "payment: offer the link ({{ confirm_payment_url }}).{% else %}Offer to send the payment link "
+        "({{ pay_url }}){% endif %} or to agree a payment plan.",
     ),
     Channel.EMAIL: (
         "{{ total_overdue }} overdue on your account",
         "Hello {{ customer_name }},\n\n{{ invoice_count }} invoice(s) on your account are overdue, "
         "{{ total_overdue }} in all:\n{% for invoice in invoices %}- {{ invoice.number }}, due {{ invoice.due_on }}: "
-        "{{ invoice.amount_due }}\n{% endfor %}\nPay here: {{ pay_url }}\n\n"
+        "{{ invoice.amount_due }}\n{% endfor %}\n" + CALL_TO_ACTION + "\n\n"
         "{{ collector_signature }}\n{{ sender_company }}",
     ),
 }
 BUILT_IN[Channel.LETTER] = BUILT_IN[Channel.EMAIL]
 
-# Words for the customer when a decline needs them, not another retry (templates with these keys
-# replace them: card-update-needed, payment-authentication-needed).
+# Words for the customer when a decline needs them, not another retry, or when the retries are spent
+# (templates with these keys replace them: card-update-needed, payment-authentication-needed,
+# payment-not-collected).
 CARD_UPDATE_NEEDED = (
     "Please update your card: {{ total_overdue }} could not be charged",
     "Hello {{ customer_name }},\n\nwe could not charge your card on file for {{ total_overdue }}, and trying "
@@ -58,7 +75,15 @@ CARD_UPDATE_NEEDED = (
 AUTHENTICATION_NEEDED = (
     "Please confirm your payment of {{ total_overdue }}",
     "Hello {{ customer_name }},\n\nyour bank asks you to confirm the payment of {{ total_overdue }} "
-    "before it goes through. It takes a minute:\n{{ pay_url }}\n\n"
+    "before it goes through. It takes a minute:\n{{ confirm_payment_url }}\n\n"
+    "{{ collector_signature }}\n{{ sender_company }}",
+)
+# The retries are spent (funds never came, or the bank kept declining): no confirmation is pending,
+# so the customer is told plainly and given the way to pay that fits why it failed.
+PAYMENT_NOT_COLLECTED = (
+    "We could not collect {{ total_overdue }}",
+    "Hello {{ customer_name }},\n\nwe tried several times but could not collect {{ total_overdue }} from "
+    "your card, and we will not try again by ourselves.\n\n" + CALL_TO_ACTION + "\n\n"
     "{{ collector_signature }}\n{{ sender_company }}",
 )
 
@@ -145,6 +170,7 @@ def compose(
         today=now.date(),
         collector=collector or case.assignee,
         discreet=discreet,
+        payment_problem=case.payment_problem,
     )
     template = (
         book.choose(template_key, channel=channel, language=customer.language, segment=customer.segment)

@@ -154,6 +154,14 @@ class Case(models.Model):
 
     ACTIVE_STATUSES = (Status.OPEN, Status.AWAITING_APPROVAL, Status.PAUSED)
 
+    class PaymentProblem(models.TextChoices):
+        """Why the case's last charge failed, read from its decline: what the customer is asked to do."""
+
+        NEW_CARD = "new_card", "Needs a new card"
+        AUTHENTICATION = "authentication", "Needs the customer to confirm the payment"
+        NO_FUNDS = "no_funds", "Not enough funds"
+        UNKNOWN = "unknown", "Declined for another reason"
+
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="cases")
     currency = models.CharField(max_length=3, validators=[validate_currency])
     policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="cases")
@@ -178,6 +186,13 @@ class Case(models.Model):
     paused_until = models.DateTimeField(null=True, blank=True)
     pause_reason = models.CharField(max_length=255, blank=True)
     service_suspended = models.BooleanField(default=False)
+    payment_problem = models.CharField(
+        max_length=20,
+        choices=PaymentProblem.choices,
+        blank=True,
+        help_text="Why the last charge failed (blank: none pending). Every message asks for what fixes it; "
+        "a new card, a card payment or the case closing clears it.",
+    )
     opened_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from dunning_site.accounts.billing import PaymentsMode, SandboxGateway, gateway, payments_mode
-from dunning_site.accounts.models import Customer
+from dunning_site.accounts.models import Customer, Invoice
 
 logger = logging.getLogger(__name__)
 
@@ -118,10 +118,23 @@ def card_update_session_url(*, customer: Customer, token: str) -> str:
     opened (a Checkout session dies within a day, the link lives two weeks)."""
     card_update_possible(customer=customer)
     try:
-        return gateway().card_update_url(customer_id=customer.external_id or "", return_url=card_update_done_url(token))
+        return gateway().card_update_url(
+            customer_id=customer.external_id or "",
+            return_url=card_update_done_url(token),
+            currency=card_currency(customer=customer),
+        )
     except stripe.StripeError as error:
         logger.exception("Could not create a card-update session for customer %s", customer.pk)
         raise CardUpdateUnavailable(str(error), temporary=True) from error
+
+
+def card_currency(*, customer: Customer) -> str:
+    """The currency the new card will be charged in: that of the customer's oldest open invoice, else
+    of their latest one ("" with none: the gateway's default)."""
+    invoices = Invoice.objects.filter(customer=customer)
+    oldest_open = invoices.filter(status=Invoice.Status.OPEN).order_by("due_on", "pk").first()
+    latest = oldest_open or invoices.order_by("-issued_on", "-pk").first()
+    return latest.currency if latest else ""
 
 
 def _last_day_of_month(year: int, month: int) -> dt.date:

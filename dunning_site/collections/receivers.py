@@ -5,12 +5,17 @@ from django.dispatch import receiver
 from dunning_site.accounts.models import Invoice, Payment
 from dunning_site.accounts.signals import invoice_balance_changed
 from dunning_site.collections.models import Case, CaseEvent
+from dunning_site.collections.payment_problems import CLEARED_BY_PAYMENT, case_payment_problem_set
 from dunning_site.collections.services import case_draft_released, cases_reconcile_for_invoice
 from dunning_site.notifications.signals import message_status_changed
 
 
 @receiver(invoice_balance_changed)
 def reconcile_cases(sender, invoice, actor=None, at=None, payment=None, **kwargs) -> None:
+    if payment is not None and payment.method == Payment.Method.CARD:
+        # The card was charged (a retry, a confirmed payment): nothing is asked of it any more.
+        for case in Case.objects.filter(invoices=invoice, status__in=Case.ACTIVE_STATUSES).exclude(payment_problem=""):
+            case_payment_problem_set(case=case, problem="", reason=CLEARED_BY_PAYMENT, at=at)
     cases_reconcile_for_invoice(invoice=invoice, user=actor, now=at)
     # Stripe can only be told that a whole invoice was paid elsewhere; a manual part payment of an
     # invoice Stripe collects is refused when it is recorded (accounts.services.manual_part_payment_problem).

@@ -204,11 +204,21 @@ def template_preview(template: MessageTemplate, customer_id: str | int | None) -
     if customer is None:
         return {"preview_missing": NO_PREVIEW_CUSTOMER}
     today = timezone.localdate()
-    invoices = list(customer.invoices.filter(status=Invoice.Status.OPEN).order_by("due_on"))
+    # Each with its case's payment problem, so the preview carries the call to action the case's
+    # messages carry (in the same query: the editor's query count is pinned).
+    problem_of_case = Case.objects.filter(invoices=OuterRef("pk"), status__in=Case.ACTIVE_STATUSES)
+    invoices = list(
+        customer.invoices.filter(status=Invoice.Status.OPEN)
+        .annotate(case_payment_problem=Subquery(problem_of_case.values("payment_problem")[:1]))
+        .order_by("due_on")
+    )
     invoices = [invoice for invoice in invoices if invoice.due_on < today] or invoices
     currency = invoices[0].currency
     invoices = [invoice for invoice in invoices if invoice.currency == currency]
-    context = message_context(customer=customer, currency=currency, invoices=invoices, today=today)
+    problem = next((invoice.case_payment_problem for invoice in invoices if invoice.case_payment_problem), "")
+    context = message_context(
+        customer=customer, currency=currency, invoices=invoices, today=today, payment_problem=problem
+    )
     choices = list(customers[:PREVIEW_CUSTOMERS_SHOWN])
     if customer not in choices:
         choices.insert(0, customer)  # the one shown is always the one selected

@@ -641,6 +641,7 @@ def _close(case: Case, status: str, event_type: str, *, user: User | None, now: 
     case.next_step = None
     case.next_action_at = None
     case.paused_until = None
+    case.payment_problem = ""  # nothing is asked of a closed case
     cancelled_messages = messages_cancel(messages=case.messages.all())
     cancelled_retries = PaymentRetry.objects.filter(
         Q(case=case) | Q(invoice__in=case.invoices.all()), status=PaymentRetry.Status.SCHEDULED

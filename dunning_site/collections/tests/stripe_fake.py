@@ -121,6 +121,9 @@ class FakeStripe:
         self.subscriptions: dict[str, dict] = {}
         self.declines: dict[str, dict] = {}  # invoice id → Stripe error object for its next /pay
         self.last_errors: dict[str, dict] = {}  # invoice id → last_payment_error of its latest attempt
+        # invoice id → its PaymentIntent's latest_charge (the failed charge of its latest attempt).
+        self.latest_charges: dict[str, str] = {}
+        self.charge_count = 0
         # (method, path, params): the query string's parameters for a GET, the form for a POST.
         self.requests: list[tuple[str, str, dict]] = []
         # List path → the page (1-based) that answers 500 until the test removes it, like an outage.
@@ -134,6 +137,51 @@ class FakeStripe:
         self.pay_faults: dict[str, list[PayFault]] = {}  # invoice id → what goes wrong with its next /pay
         self.lock = threading.Lock()
         self.release = threading.Event()  # ends stalled answers when the server stops
+
+    def attempt_declined(self, invoice_id: str, *, decline_code: str, charged: bool = True, **fields) -> str:
+        """Stripe's own attempt at the invoice (its first charge, or one of its automatic retries)
+        declined: a new failed charge on the invoice's PaymentIntent, named by the intent's
+        `latest_charge` and `last_payment_error.charge`, and one more attempt counted on the invoice.
+        Returns the charge's id. For an attempt that needs authentication, the intent waits in
+        `requires_action`. `charged=False`: it failed before any charge (Stripe's own 3-D Secure),
+        so no charge is named and `latest_charge` stays an earlier attempt's, as at Stripe."""
+        charge_id = self._new_charge(invoice_id) if charged else ""
+        error = {"type": "card_error", "code": "card_declined", "decline_code": decline_code}
+        if charge_id:
+            error["charge"] = charge_id
+        if decline_code == "authentication_required":
+            error["code"] = "authentication_required"
+        self.last_errors[invoice_id] = error | fields
+        invoice = self.invoices.get(invoice_id)
+        if invoice is not None:
+            invoice.update(attempted=True, attempt_count=(invoice.get("attempt_count") or 0) + 1)
+        return charge_id
+
+    def _new_charge(self, invoice_id: str) -> str:
+        self.charge_count += 1
+        charge_id = f"ch_{invoice_id}_{self.charge_count}"
+        self.latest_charges[invoice_id] = charge_id
+        return charge_id
+
+    def payment_intent(self, invoice_id: str) -> dict:
+        """The invoice's PaymentIntent as Stripe shows it after its latest attempt: `last_payment_error`
+        names the failed charge but, unlike a CardError, carries no `payment_intent`."""
+        error = self.last_errors.get(invoice_id)
+        if error is not None:
+            error = {key: value for key, value in error.items() if key != "payment_intent"}
+        waiting = bool(error) and (error.get("code") == "authentication_required")
+        invoice = self.invoices.get(invoice_id) or {}
+        return resource(
+            "payment_intent",
+            id=f"pi_{invoice_id}",
+            amount=invoice.get("amount_remaining", 0),
+            currency=invoice.get("currency", "usd"),
+            customer=invoice.get("customer"),
+            status="requires_action" if waiting else "requires_payment_method",
+            next_action={"type": "use_stripe_sdk"} if waiting else None,
+            last_payment_error=error,
+            latest_charge=self.latest_charges.get(invoice_id),
+        )
 
     def fail_pay(self, invoice_id: str, *faults: PayFault) -> None:
         """Queue what goes wrong with the next requests to pay `invoice_id`, one fault per request."""
@@ -214,13 +262,7 @@ class FakeStripe:
                 )
             return self._page(items, query, "/v1/invoice_payments")
         if len(parts) == 2 and parts[0] == "payment_intents":
-            invoice_id = parts[1].removeprefix("pi_")
-            return 200, resource(
-                "payment_intent",
-                id=parts[1],
-                status="requires_payment_method",
-                last_payment_error=self.last_errors.get(invoice_id),
-            )
+            return 200, self.payment_intent(parts[1].removeprefix("pi_"))
         if len(parts) == 2 and parts[0] == "customers" and method == "POST":
             customer = self.customers.setdefault(parts[1], resource("customer", id=parts[1]))
             default = form.get("invoice_settings[default_payment_method]")
@@ -280,9 +322,12 @@ class FakeStripe:
         decline = None if form.get("paid_out_of_band") == "true" else self.declines.get(invoice_id)
         if decline:
             error = {"type": "card_error", "code": "card_declined", "message": "Your card was declined."} | decline
-            error["payment_intent"] = {"id": f"pi_{invoice_id}", "object": "payment_intent"}
-            error["charge"] = f"ch_{invoice_id}_{len(self.requests)}"  # one failed charge per attempt, one intent
-            self.last_errors[invoice_id] = error
+            error["charge"] = self._new_charge(invoice_id)  # one failed charge per attempt, one intent
+            self.last_errors[invoice_id] = dict(error)
+            # A manual attempt counts as the first one, never more (Stripe's attempt_count).
+            obj.update(attempted=True, attempt_count=max(obj.get("attempt_count") or 0, 1))
+            # The CardError carries the whole PaymentIntent; its last_payment_error does not name the intent.
+            error["payment_intent"] = self.payment_intent(invoice_id)
             return 402, {"error": error}
         charged = obj["amount_remaining"]
         obj.update(status="paid", amount_paid=obj["amount_due"], amount_remaining=0)

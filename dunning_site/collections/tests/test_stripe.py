@@ -56,8 +56,7 @@ def failed_invoice(stripe_api, *, invoice_id="in_1", decline_code="insufficient_
     stripe_api.invoices[invoice_id] = stripe_fake.invoice(
         invoice_id, "cus_NY1", amount=4_900, currency="usd", created=int((NOW - dt.timedelta(hours=1)).timestamp())
     )
-    stripe_api.last_errors[invoice_id] = {"type": "card_error", "code": "card_declined", "decline_code": decline_code}
-    stripe_api.last_errors[invoice_id] |= decline
+    stripe_api.attempt_declined(invoice_id, decline_code=decline_code, **decline)
     return stripe_fake.event(
         "invoice.payment_failed", stripe_api.invoices[invoice_id], event_id=f"evt_fail_{invoice_id}"
     )
@@ -299,7 +298,7 @@ def test_a_refund_and_a_subscription_change_are_on_the_open_cases_timeline(clock
 def test_a_second_failure_while_a_retry_waits_replans_without_error(clock, stripe_api, customer, deliver):
     standard_policy()
     deliver(failed_invoice(stripe_api))
-    stripe_api.last_errors["in_1"] = {"type": "card_error", "code": "card_declined", "decline_code": "processing_error"}
+    stripe_api.attempt_declined("in_1", decline_code="processing_error")  # Stripe's own retry, another charge
     again = stripe_fake.event("invoice.payment_failed", stripe_api.invoices["in_1"], event_id="evt_fail_again")
     deliver(again)
     assert BillingEvent.objects.get(event_id="evt_fail_again").status == "processed"

@@ -284,6 +284,7 @@ def _personalized(request: HttpRequest, case: Case, message: Message, *, subject
         today=timezone.now().date(),
         collector=request.user,
         discreet=message.channel == Channel.SMS and bool(rules and rules.discreet_sms),
+        payment_problem=case.payment_problem,
     )
     try:
         rendered = {

@@ -23,10 +23,12 @@ from rq import Retry
 from dunning_site.accounts.billing import ChargeOutcome, gateway, invoice_card_payments, invoice_collected_by_stripe
 from dunning_site.accounts.models import BillingEvent, Channel, Customer, Invoice, Payment
 from dunning_site.accounts.services import (
+    card_fields_of,
     customer_upsert_from_billing,
     invoice_upsert_from_billing,
     payment_record,
 )
+from dunning_site.collections import stripe_customers
 from dunning_site.collections.messaging import AUTHENTICATION_NEEDED, CARD_UPDATE_NEEDED, TemplateBook, compose
 from dunning_site.collections.models import Case, PaymentRetry, Policy
 from dunning_site.collections.retries import (
@@ -133,8 +135,9 @@ def billing_event_process(*, billing_event_id: int) -> str:
 
 def _dispatch(event_type: str, obj: dict) -> str:
     if event_type in CUSTOMER_EVENTS:
-        customer_upsert_from_billing(data=obj)
-        return "customer"
+        return stripe_customers.customer_changed(obj)
+    if event_type in stripe_customers.CARD_CHANGED_EVENTS:
+        return stripe_customers.card_changed(obj)
     if event_type in INVOICE_EVENTS:
         invoice = invoice_sync(invoice_id=obj["id"], fallback=obj)
         if invoice is not None and event_type in FAILURE_EVENTS:
@@ -678,8 +681,7 @@ def new_card(obj: dict) -> str:
         card = made_default.get("card") or card
     fields = {"default_payment_method": method}
     if card.get("exp_year") and card.get("exp_month"):
-        year, month = int(card["exp_year"]), int(card["exp_month"])
-        fields["card_expires_on"] = dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
+        fields |= card_fields_of(card)
     Customer.objects.filter(pk=customer.pk).update(**fields)
     retry_all_open_invoices(customer=customer, reason="The customer gave a new card")
     transaction.on_commit(_enqueue_retries, robust=True)

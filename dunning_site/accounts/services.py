@@ -239,7 +239,6 @@ def customer_upsert_from_billing(*, data: dict, card: dict | None = None) -> Cus
     file and the time zone. Staff edits win: a zone or language set by staff is never replaced,
     and fields Stripe does not know (segment, consents) are untouched."""
     customer = Customer.objects.select_for_update().filter(external_id=data["id"]).first()
-    created = customer is None
     if customer is None:
         customer = Customer(external_id=data["id"], language_source="billing", time_zone_source=TimeZoneSource.UNKNOWN)
     customer.name = data.get("name") or data.get("email") or data["id"]
@@ -260,8 +259,11 @@ def customer_upsert_from_billing(*, data: dict, card: dict | None = None) -> Cus
     if card and card.get("id") == customer.default_payment_method:
         _card_apply(customer, card)
     finding = zone_from_billing(customer=data, card=card)
-    # Without the card, a poorer hint (the phone) must not replace what the card taught earlier.
-    if created or card is not None or _rank(finding.source) <= _rank(customer.time_zone_source):
+    # The customer's own hints are all in `data`; the card's are not when it was not read, so a
+    # poorer hint (the phone) must not replace what the card's address or country taught earlier.
+    card_taught = customer.time_zone_source in (TimeZoneSource.ADDRESS, TimeZoneSource.CARD_COUNTRY)
+    unread_card = card is None and bool(customer.default_payment_method)
+    if not (unread_card and card_taught and _rank(finding.source) > _rank(customer.time_zone_source)):
         _zone_apply(customer, finding)
     customer.full_clean()
     customer.save()

@@ -23,7 +23,6 @@ from rq import Retry
 from dunning_site.accounts.billing import ChargeOutcome, gateway, invoice_card_payments, invoice_collected_by_stripe
 from dunning_site.accounts.models import BillingEvent, Channel, Customer, Invoice, Payment
 from dunning_site.accounts.services import (
-    card_fields_of,
     customer_upsert_from_billing,
     invoice_upsert_from_billing,
     payment_record,
@@ -675,14 +674,13 @@ def new_card(obj: dict) -> str:
         return "ignored"
     if method == customer.default_payment_method:
         return "already known"
-    card = obj.get("card") or {}
+    payment_method = obj if obj.get("object") == "payment_method" else {}
     if settings.STRIPE_API_KEY:
         made_default = gateway().payment_method_make_default(customer_id=customer_id, payment_method_id=method)
-        card = made_default.get("card") or card
-    fields = {"default_payment_method": method}
-    if card.get("exp_year") and card.get("exp_month"):
-        fields |= card_fields_of(card)
-    Customer.objects.filter(pk=customer.pk).update(**fields)
+        payment_method = made_default or payment_method
+    # The new card's expiry, brand and address replace the old card's (pre-dunning, time zone).
+    Customer.objects.filter(pk=customer.pk).update(default_payment_method=method)
+    stripe_customers.card_learn(customer=customer, payment_method={**payment_method, "id": method})
     retry_all_open_invoices(customer=customer, reason="The customer gave a new card")
     transaction.on_commit(_enqueue_retries, robust=True)
     return "new card"

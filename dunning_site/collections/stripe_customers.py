@@ -39,5 +39,10 @@ def card_changed(obj: dict) -> str:
     customer = Customer.objects.filter(external_id=customer_id).first() if customer_id else None
     if customer is None:
         return "ignored"
-    learned = customer_card_learn(customer=customer, payment_method=obj)
-    return "card" if learned else "ignored"
+    return "card" if card_learn(customer=customer, payment_method=obj) else "ignored"
+
+
+def card_learn(*, customer: Customer, payment_method: dict) -> bool:
+    """The card on file (a new one, or one the network updated): its expiry for pre-dunning, its
+    address and country for the time zone."""
+    return customer_card_learn(customer=customer, payment_method=payment_method)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from dunning_site.accounts import services
 from dunning_site.accounts.models import BillingEvent, Consent, Customer, Invoice, Payment, User
 from dunning_site.accounts.resources import BookImportMixin, CustomerResource, InvoiceResource
+from dunning_site.accounts.time_zones import Source as TimeZoneSource
 from dunning_site.lib.admin import MoneyFieldsForm, money_column
 from dunning_site.lib.money import format_money
 from dunning_site.lib.validators import phone_to_e164
@@ -73,6 +74,16 @@ class CustomerForm(forms.ModelForm):
         """Accept the number however it is typed (+33 6 12 34 56 78) and store it as E.164."""
         return phone_to_e164(self.cleaned_data["phone"])
 
+    def clean(self) -> dict:
+        """A zone or language staff set is staff's: the billing system's hints never replace it."""
+        cleaned = super().clean()
+        if "time_zone" in self.changed_data:
+            self.instance.time_zone_source = TimeZoneSource.STAFF
+            self.instance.time_zone_candidates = []
+        if "language" in self.changed_data:
+            self.instance.language_source = "staff"
+        return cleaned
+
 
 class ConsentInline(admin.TabularInline):
     model = Consent
@@ -96,7 +107,18 @@ class CustomerAdmin(NoDeleteMixin, BookImportMixin, admin.ModelAdmin):
     list_display = ["name", "company", "email", "phone", "segment", "language", "time_zone", "do_not_contact"]
     search_fields = ["name", "company", "email", "external_id", "phone"]
     list_filter = ["segment", "language", "do_not_contact"]
-    readonly_fields = ["email_unusable_since", "email_unusable_reason", "phone_unusable_since", "phone_unusable_reason"]
+    readonly_fields = [
+        "time_zone_source",
+        "time_zone_candidates",
+        "language_source",
+        "card_brand",
+        "card_last4",
+        "card_expires_on",
+        "email_unusable_since",
+        "email_unusable_reason",
+        "phone_unusable_since",
+        "phone_unusable_reason",
+    ]
     inlines = [ConsentInline]
     actions = ["addresses_usable_again", "revoke_portal_links"]
 

@@ -58,6 +58,8 @@ class BillingGateway(Protocol):
 
     def payment_method_make_default(self, *, customer_id: str, payment_method_id: str) -> dict: ...
 
+    def payment_method_fetch(self, payment_method_id: str) -> dict: ...
+
     def last_decline(self, invoice_id: str) -> ChargeOutcome | None: ...
 
     def customers(self, *, starting_after: str | None = None) -> Iterator[dict]: ...
@@ -158,6 +160,10 @@ class StripeGateway:
         )
         return self.client.v1.payment_methods.retrieve(payment_method_id).to_dict()
 
+    def payment_method_fetch(self, payment_method_id: str) -> dict:
+        """A card's brand, expiry, country and billing address (a customer event names it only)."""
+        return self.client.v1.payment_methods.retrieve(payment_method_id).to_dict()
+
     def last_decline(self, invoice_id: str) -> ChargeOutcome | None:
         """The decline behind an invoice's latest failed attempt (the invoice itself does not say),
         read from its PaymentIntent: `last_payment_error` for the codes and, for the reference, the
@@ -196,7 +202,8 @@ class StripeGateway:
         return attempt_reference(intent_id=intent_id, attempt=attempt)
 
     def customers(self, *, starting_after: str | None = None) -> Iterator[dict]:
-        params: dict = {"limit": 100}
+        # With the default card in full: its expiry and country are learned without a request each.
+        params: dict = {"limit": 100, "expand": ["data.invoice_settings.default_payment_method"]}
         if starting_after:
             params["starting_after"] = starting_after
         for customer in self.client.v1.customers.list(params).auto_paging_iter():
@@ -343,6 +350,9 @@ class SandboxGateway:
     def payment_method_make_default(self, *, customer_id: str, payment_method_id: str) -> dict:
         return {}
 
+    def payment_method_fetch(self, payment_method_id: str) -> dict:
+        return {}
+
     def customers(self, *, starting_after: str | None = None) -> Iterator[dict]:
         return iter(())
 
@@ -378,7 +388,9 @@ class NotConfiguredGateway:
 
     invoice_fetch = invoice_pay = charge_customer = invoice_mark_paid_out_of_band = _refuse
     invoice_mark_uncollectible = payment_method_of_setup = subscriptions_pause_collection = _refuse
-    payment_method_make_default = last_decline = customers = open_invoices = card_update_url = _refuse
+    payment_method_make_default = payment_method_fetch = last_decline = customers = open_invoices = card_update_url = (
+        _refuse
+    )
 
 
 class PaymentsMode(enum.Enum):

@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from dunning_site.accounts.time_zones import Source as TimeZoneSource
+from dunning_site.accounts.time_zones import world_zones
 from dunning_site.lib.money import format_money
 from dunning_site.lib.validators import validate_currency, validate_e164_phone, validate_time_zone
 
@@ -52,7 +54,24 @@ class Customer(models.Model):
         max_length=16, blank=True, validators=[validate_e164_phone], help_text="E.164, like +33612345678."
     )
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    # A zone learned from the billing system may be one of several (a country without its state):
+    # the contact rules then keep to hours that are daytime in every candidate. Staff's word is final.
+    time_zone_source = models.CharField(
+        max_length=20,
+        choices=TimeZoneSource.CHOICES,
+        default=TimeZoneSource.STAFF,
+        help_text="Where the time zone came from; a zone set by staff is never replaced by the billing system's.",
+    )
+    time_zone_candidates = models.JSONField(
+        default=list, blank=True, help_text="Every zone the customer may be in, when the zone is not known exactly."
+    )
     language = models.CharField(max_length=16, default="en", help_text="BCP 47 tag, like en, fr or pt-BR.")
+    language_source = models.CharField(
+        max_length=10,
+        choices=[("staff", "Set by staff"), ("billing", "Billing system (preferred locales)")],
+        default="staff",
+        help_text="A language set by staff is never replaced by the billing system's.",
+    )
     segment = models.SlugField(max_length=50, default="standard")
     postal_address = models.TextField(blank=True, help_text="For letters: one line per row, country last.")
     do_not_contact = models.BooleanField(
@@ -67,6 +86,8 @@ class Customer(models.Model):
         max_length=255, blank=True, help_text="The billing system's id of the card on file (Stripe pm_…)."
     )
     card_expires_on = models.DateField(null=True, blank=True, help_text="Last day the card on file is valid.")
+    card_brand = models.CharField(max_length=20, blank=True, help_text="Of the card on file (visa, mastercard…).")
+    card_last4 = models.CharField(max_length=4, blank=True, help_text="Last four digits of the card on file.")
     portal_link_version = models.PositiveIntegerField(
         default=1, help_text="Raising it revokes every portal and card-update link sent so far."
     )
@@ -101,6 +122,21 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.company})" if self.company else self.name
+
+    @property
+    def time_zone_is_guess(self) -> bool:
+        return bool(self.time_zone_candidates) or self.time_zone_source in (
+            TimeZoneSource.GUESS,
+            TimeZoneSource.UNKNOWN,
+        )
+
+    @property
+    def time_zones_assumed(self) -> tuple[str, ...]:
+        """The zones the contact rules keep to daytime in: the zone itself when it is known, every
+        candidate when it is a guess, and every clock on earth when not even the country is known."""
+        if self.time_zone_source == TimeZoneSource.UNKNOWN:
+            return world_zones()
+        return tuple(self.time_zone_candidates) or (self.time_zone,)
 
 
 class Consent(models.Model):

@@ -6,10 +6,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import get_supported_language_variant
 
 from dunning_site.accounts.billing import invoice_collected_by_stripe
 from dunning_site.accounts.models import Channel, Consent, Customer, Invoice, Payment, User
 from dunning_site.accounts.signals import invoice_balance_changed
+from dunning_site.accounts.time_zones import Source as TimeZoneSource
+from dunning_site.accounts.time_zones import ZoneFinding, zone_from_billing
 from dunning_site.lib.money import format_money
 
 OVERPAYMENT = "This payment of %(amount)s is more than the %(remaining)s left to pay on invoice %(number)s."
@@ -228,29 +231,109 @@ SETTLED = {Invoice.Status.PAID, Invoice.Status.VOID, Invoice.Status.UNCOLLECTIBL
 
 
 @transaction.atomic
-def customer_upsert_from_billing(*, data: dict) -> Customer:
-    """Create or update a customer from a Stripe customer object; staff edits to fields Stripe
-    does not know (segment, time zone, consents) are kept."""
-    customer = Customer.objects.select_for_update().filter(external_id=data["id"]).first() or Customer(
-        external_id=data["id"]
-    )
+def customer_upsert_from_billing(*, data: dict, card: dict | None = None) -> Customer:
+    """Create or update a customer from a Stripe customer object and, when known, its default
+    payment method (`card`, or `invoice_settings.default_payment_method` expanded in `data`).
+
+    What Stripe knows is learned: name, email, phone, language (preferred locales), the card on
+    file and the time zone. Staff edits win: a zone or language set by staff is never replaced,
+    and fields Stripe does not know (segment, consents) are untouched."""
+    customer = Customer.objects.select_for_update().filter(external_id=data["id"]).first()
+    if customer is None:
+        customer = Customer(external_id=data["id"], language_source="billing", time_zone_source=TimeZoneSource.UNKNOWN)
     customer.name = data.get("name") or data.get("email") or data["id"]
     customer.email = data.get("email") or customer.email
     if data.get("phone"):
         from dunning_site.lib.validators import normalize_phone
 
         customer.phone = normalize_phone(data["phone"]) or customer.phone
-    languages = data.get("preferred_locales") or []
-    if languages and not customer.pk:
-        customer.language = languages[0]
+    language = language_of_locales(data.get("preferred_locales") or [])
+    if language and customer.language_source != "staff":
+        customer.language = language
     settings_ = data.get("invoice_settings") or {}
     method = settings_.get("default_payment_method")
     if isinstance(method, dict):
+        card = card or method
         method = method.get("id")
     customer.default_payment_method = method or customer.default_payment_method
+    if card and card.get("id") == customer.default_payment_method:
+        _card_apply(customer, card)
+    finding = zone_from_billing(customer=data, card=card)
+    # The customer's own hints are all in `data`; the card's are not when it was not read, so a
+    # poorer hint (the phone) must not replace what the card's address or country taught earlier.
+    card_taught = customer.time_zone_source in (TimeZoneSource.ADDRESS, TimeZoneSource.CARD_COUNTRY)
+    unread_card = card is None and bool(customer.default_payment_method)
+    if not (unread_card and card_taught and _rank(finding.source) > _rank(customer.time_zone_source)):
+        _zone_apply(customer, finding)
     customer.full_clean()
     customer.save()
     return customer
+
+
+@transaction.atomic
+def customer_card_learn(*, customer: Customer, payment_method: dict) -> bool:
+    """A payment method changed (a new expiry from the card network, a billing address): learn it
+    when it is the card invoices are charged to, and the zone its address or country tells when
+    that beats what is known. Returns whether it was that card."""
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if customer.default_payment_method and payment_method.get("id") != customer.default_payment_method:
+        return False
+    customer.default_payment_method = payment_method.get("id") or customer.default_payment_method
+    _card_apply(customer, payment_method)
+    finding = zone_from_billing(customer={"phone": customer.phone}, card=payment_method)
+    if _rank(finding.source) < _rank(customer.time_zone_source):
+        _zone_apply(customer, finding)
+    customer.full_clean()
+    customer.save()
+    return True
+
+
+def card_expiry_of(card: dict) -> dt.date | None:
+    """The last day a card is valid: the end of its expiry month."""
+    try:
+        year, month = int(card["exp_year"]), int(card["exp_month"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
+
+
+def language_of_locales(locales: list[str]) -> str:
+    """The first of the customer's preferred locales that the product speaks (Django's languages,
+    the most specific variant known: de-DE → de, pt-BR → pt-BR), as a BCP 47 tag; "" when none."""
+    for locale in locales:
+        try:
+            code = get_supported_language_variant(str(locale).replace("_", "-").lower())
+        except LookupError:
+            continue
+        language, _, region = code.partition("-")
+        return f"{language}-{region.upper()}" if region and len(region) == 2 else code
+    return ""
+
+
+def card_fields_of(card: dict) -> dict:
+    """The Customer fields a Stripe card (a payment method's `card`) sets."""
+    return {
+        "card_brand": (card.get("brand") or "")[:20],
+        "card_last4": (card.get("last4") or "")[:4],
+        "card_expires_on": card_expiry_of(card),
+    }
+
+
+def _card_apply(customer: Customer, payment_method: dict) -> None:
+    for name, value in card_fields_of(payment_method.get("card") or {}).items():
+        setattr(customer, name, value)
+
+
+def _zone_apply(customer: Customer, finding: ZoneFinding) -> None:
+    if customer.time_zone_source == TimeZoneSource.STAFF:
+        return
+    customer.time_zone = finding.zone
+    customer.time_zone_source = finding.source
+    customer.time_zone_candidates = list(finding.candidates)
+
+
+def _rank(source: str) -> int:
+    return TimeZoneSource.RANK.index(source) if source in TimeZoneSource.RANK else len(TimeZoneSource.RANK)
 
 
 @transaction.atomic

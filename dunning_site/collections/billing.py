@@ -27,6 +27,7 @@ from dunning_site.accounts.services import (
     invoice_upsert_from_billing,
     payment_record,
 )
+from dunning_site.collections import stripe_customers
 from dunning_site.collections.messaging import (
     AUTHENTICATION_NEEDED,
     CARD_UPDATE_NEEDED,
@@ -145,8 +146,9 @@ def billing_event_process(*, billing_event_id: int) -> str:
 
 def _dispatch(event_type: str, obj: dict) -> str:
     if event_type in CUSTOMER_EVENTS:
-        customer_upsert_from_billing(data=obj)
-        return "customer"
+        return stripe_customers.customer_changed(obj)
+    if event_type in stripe_customers.CARD_CHANGED_EVENTS:
+        return stripe_customers.card_changed(obj)
     if event_type in INVOICE_EVENTS:
         invoice = invoice_sync(invoice_id=obj["id"], fallback=obj)
         if invoice is not None and event_type in FAILURE_EVENTS:
@@ -713,15 +715,13 @@ def new_card(obj: dict) -> str:
         return "ignored"
     if method == customer.default_payment_method:
         return "already known"
-    card = obj.get("card") or {}
+    payment_method = obj if obj.get("object") == "payment_method" else {}
     if settings.STRIPE_API_KEY:
         made_default = gateway().payment_method_make_default(customer_id=customer_id, payment_method_id=method)
-        card = made_default.get("card") or card
-    fields = {"default_payment_method": method}
-    if card.get("exp_year") and card.get("exp_month"):
-        year, month = int(card["exp_year"]), int(card["exp_month"])
-        fields["card_expires_on"] = dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
-    Customer.objects.filter(pk=customer.pk).update(**fields)
+        payment_method = made_default or payment_method
+    # The new card's expiry, brand and address replace the old card's (pre-dunning, time zone).
+    Customer.objects.filter(pk=customer.pk).update(default_payment_method=method)
+    stripe_customers.card_learn(customer=customer, payment_method={**payment_method, "id": method})
     customer_payment_problems_clear(customer_id=customer.pk, reason=CLEARED_BY_NEW_CARD)
     retry_all_open_invoices(customer=customer, reason=CLEARED_BY_NEW_CARD)
     transaction.on_commit(_enqueue_retries, robust=True)

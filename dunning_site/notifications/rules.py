@@ -12,6 +12,7 @@ import zoneinfo
 from collections.abc import Sequence
 
 from dunning_site.accounts.models import Channel
+from dunning_site.accounts.time_zones import world_zones
 from dunning_site.notifications.models import contact_days_problem, default_contact_days
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,20 @@ DO_NOT_CONTACT = "The customer must not be contacted (%(reason)s)."
 NO_SMS_CONSENT = "The customer has not agreed to receive SMS."
 OPTED_OUT = "The customer opted out of %(channel)s."
 ADDRESS_UNUSABLE = "The customer's %(what)s is unusable: %(reason)s"
+OUTSIDE_HOURS_SOMEWHERE = (
+    "Outside the contact hours (%(start)s–%(end)s, %(days)s) in one of the zones the customer may be in "
+    "(their time zone is a guess: %(zones)s)."
+)
+NO_COMMON_HOURS = (
+    "No hour is within the contact hours in every zone the customer may be in (their time zone is a guess: "
+    "%(zones)s). Set the customer's time zone (or their address in Stripe) to send this."
+)
+TIME_ZONE_UNKNOWN = (
+    "The customer's time zone is unknown, not even their country: no hour is daytime everywhere on earth. "
+    "Set the customer's time zone (or their address in Stripe) to send this."
+)
+# A message no hour allows is looked at again this often: staff may have set the zone meanwhile.
+NO_HOURS_RECHECK = dt.timedelta(hours=12)
 
 
 SAFE_CONTACT_DAYS = tuple(default_contact_days())
@@ -69,6 +84,10 @@ class Recipient:
     """What the rules need to know about the customer, as it stands at send time."""
 
     time_zone: str
+    # When the zone is a guess: every zone the customer may be in (messages go at hours that are
+    # daytime in all of them). `time_zone_unknown`: not even the country is known, the whole world.
+    time_zones: tuple[str, ...] = ()
+    time_zone_unknown: bool = False
     do_not_contact_reason: str = ""  # non-empty: contact is forbidden
     sms_consent: bool = False
     opted_out: frozenset[str] = frozenset()
@@ -104,7 +123,7 @@ def decide(
         reason = ADDRESS_UNUSABLE % {"what": "phone number", "reason": recipient.phone_unusable_reason}
         return Decision(send=False, cancel=True, reason=reason)
 
-    zone = zoneinfo.ZoneInfo(recipient.time_zone)
+    zones = _zones_of(recipient)
     moment, reasons = now, []
     # Each rule can only push the moment later, so a few rounds settle on one that satisfies all.
     for _ in range(20):
@@ -112,15 +131,31 @@ def decide(
         if later != moment:
             moment, reasons = later, [*reasons, reason]
             continue
-        later = next_window_opening(moment, zone, rules)
-        if later != moment:
-            moment = later
-            reasons.append(_outside_hours(rules, recipient.time_zone))
+        common = next_common_opening(moment, zones, rules)
+        if common is None:
+            return Decision(send=False, defer_until=now + NO_HOURS_RECHECK, reason=_no_common_hours(recipient))
+        if common != moment:
+            moment = common
+            reasons.append(_outside_hours(rules, recipient))
             continue
         break
     if moment == now:
         return SEND
     return Decision(send=False, defer_until=moment, reason=reasons[0])
+
+
+def next_common_opening(moment: dt.datetime, zones: Sequence[zoneinfo.ZoneInfo], rules: Rules) -> dt.datetime | None:
+    """The first moment from `moment` on that is inside the contact window in every zone, or None
+    when no such moment comes within a week (the zones are too far apart: the window's pattern
+    repeats weekly, so none ever will until a DST change, and the caller looks again later)."""
+    limit = moment + WEEK + dt.timedelta(days=1)
+    while moment <= limit:
+        # Every zone's next opening; the latest of them is the earliest moment all could allow.
+        later = max(next_window_opening(moment, zone, rules) for zone in zones)
+        if later == moment:
+            return moment
+        moment = later
+    return None
 
 
 def next_window_opening(moment: dt.datetime, zone: zoneinfo.ZoneInfo, rules: Rules) -> dt.datetime:
@@ -168,18 +203,41 @@ def _cap_allows(
     return max(moment, frees_at + dt.timedelta(seconds=1)), message % {"count": len(times), "cap": cap}
 
 
-def _outside_hours(rules: Rules, zone: str) -> str:
+def _zones_of(recipient: Recipient) -> list[zoneinfo.ZoneInfo]:
+    if recipient.time_zone_unknown:
+        return [zoneinfo.ZoneInfo(zone) for zone in world_zones()]
+    return [zoneinfo.ZoneInfo(zone) for zone in recipient.time_zones or (recipient.time_zone,)]
+
+
+def _zone_list(zones: Sequence[str]) -> str:
+    shown = ", ".join(zones[:6])
+    return f"{shown} and {len(zones) - 6} more" if len(zones) > 6 else shown
+
+
+def _no_common_hours(recipient: Recipient) -> str:
+    if recipient.time_zone_unknown:
+        return TIME_ZONE_UNKNOWN
+    return NO_COMMON_HOURS % {"zones": _zone_list(recipient.time_zones)}
+
+
+def _outside_hours(rules: Rules, recipient: Recipient) -> str:
+    if recipient.time_zones or recipient.time_zone_unknown:
+        zones = world_zones() if recipient.time_zone_unknown else recipient.time_zones
+        return OUTSIDE_HOURS_SOMEWHERE % {**_hours_and_days(rules), "zones": _zone_list(zones)}
+    return OUTSIDE_HOURS % {**_hours_and_days(rules), "zone": recipient.time_zone}
+
+
+def _hours_and_days(rules: Rules) -> dict[str, str]:
     days = rules.contact_days
     names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
     if len(days) > 1 and list(days) == list(range(days[0], days[-1] + 1)):
         day_text = f"{names[days[0]]}–{names[days[-1]]}"
     else:
         day_text = ", ".join(names[day] for day in days)
-    return OUTSIDE_HOURS % {
+    return {
         "start": rules.window_start.strftime("%H:%M"),
         "end": rules.window_end.strftime("%H:%M"),
         "days": day_text,
-        "zone": zone,
     }
 
 

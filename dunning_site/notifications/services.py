@@ -20,6 +20,7 @@ from rq.job import JobStatus
 
 from dunning_site.accounts.models import Channel, Consent, Customer, User
 from dunning_site.accounts.services import consent_record, contact_mark_unusable
+from dunning_site.accounts.time_zones import Source as TimeZoneSource
 from dunning_site.lib.admin import admin_history_record
 from dunning_site.notifications import rules
 from dunning_site.notifications.models import DeliveryEvent, InboundSms, Message, MessageTemplate
@@ -207,6 +208,8 @@ def recipient_of(customer: Customer) -> rules.Recipient:
     consents = {consent.channel: consent.granted for consent in customer.consents.all()}
     return rules.Recipient(
         time_zone=customer.time_zone,
+        time_zones=tuple(customer.time_zone_candidates),
+        time_zone_unknown=customer.time_zone_source == TimeZoneSource.UNKNOWN,
         do_not_contact_reason=customer.get_do_not_contact_reason_display() if customer.do_not_contact else "",
         sms_consent=consents.get(Channel.SMS, False),
         opted_out=frozenset(channel for channel, granted in consents.items() if not granted),

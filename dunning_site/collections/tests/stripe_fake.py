@@ -119,6 +119,7 @@ class FakeStripe:
         self.invoices: dict[str, dict] = {}
         self.customers: dict[str, dict] = {}
         self.subscriptions: dict[str, dict] = {}
+        self.payment_methods: dict[str, dict] = {}  # what GET /v1/payment_methods/<id> answers (else an example)
         self.declines: dict[str, dict] = {}  # invoice id → Stripe error object for its next /pay
         self.last_errors: dict[str, dict] = {}  # invoice id → last_payment_error of its latest attempt
         # invoice id → its PaymentIntent's latest_charge (the failed charge of its latest attempt).
@@ -233,6 +234,14 @@ class FakeStripe:
         url = f"/v1/invoice_payments?invoice={obj['id']}"
         return obj | {"payments": {"object": "list", "url": url, "has_more": False, "data": payments}}
 
+    def _with_default_card(self, customer: dict) -> dict:
+        """A customer with its default payment method expanded, as `expand[]=…default_payment_method` asks."""
+        default = (customer.get("invoice_settings") or {}).get("default_payment_method")
+        if not isinstance(default, str) or default not in self.payment_methods:
+            return customer
+        settings = customer["invoice_settings"] | {"default_payment_method": self.payment_methods[default]}
+        return customer | {"invoice_settings": settings}
+
     def _route(self, method: str, path: str, query: dict, form: dict) -> tuple[int, dict]:
         parts = path.strip("/").split("/")[1:]  # drop "v1"
         if parts == ["invoices"]:
@@ -240,7 +249,10 @@ class FakeStripe:
             items = [obj for obj in self.invoices.values() if not status or obj["status"] == status]
             return self._page(items, query, "/v1/invoices", every=list(self.invoices.values()))
         if parts == ["customers"]:
-            return self._page(list(self.customers.values()), query, "/v1/customers")
+            status, body = self._page(list(self.customers.values()), query, "/v1/customers")
+            if status == 200 and "data.invoice_settings.default_payment_method" in query.get("expand[0]", []):
+                body["data"] = [self._with_default_card(customer) for customer in body["data"]]
+            return status, body
         if len(parts) == 2 and parts[0] == "invoices" and parts[1] in self.invoices:
             return 200, self._with_payments(self.invoices[parts[1]], {k: v[0] for k, v in query.items()})
         if len(parts) == 3 and parts[0] == "invoices" and parts[2] == "pay" and method == "POST":
@@ -282,7 +294,7 @@ class FakeStripe:
             subscription["pause_collection"] = {"behavior": behavior} if behavior else None
             return 200, subscription
         if len(parts) == 2 and parts[0] == "payment_methods":
-            return 200, resource("payment_method", id=parts[1], customer=None)
+            return 200, self.payment_methods.get(parts[1]) or resource("payment_method", id=parts[1], customer=None)
         if len(parts) == 2 and parts[0] == "setup_intents":
             return 200, resource("setup_intent", id=parts[1], status="succeeded", payment_method=f"pm_from_{parts[1]}")
         if parts == ["checkout", "sessions"] and method == "POST":

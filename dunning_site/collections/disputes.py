@@ -23,6 +23,7 @@ from django.utils import timezone
 from dunning_site.accounts.billing import gateway
 from dunning_site.accounts.models import Invoice, Payment
 from dunning_site.collections import holds
+from dunning_site.collections.billing import _next_attempt_number
 from dunning_site.collections.models import Case, CaseEvent, PaymentRetry
 from dunning_site.collections.retries import plan_next_attempt
 from dunning_site.collections.services import (
@@ -83,7 +84,7 @@ def dispute_opened(*, customer_external_id: str, dispute: dict, now: dt.datetime
             case_pause(case=case, until=None, reason=holds.DISPUTE_REASON, replace_hold=True)
     if held:
         # Held already for another dispute: whatever was planned since is cancelled all the same.
-        holds.retries_cancel_for_dispute(customer_id=held[0].customer_id, now=now)
+        holds.retries_cancel_for_dispute(customer_id=held[0].customer_id)
     return len(held)
 
 
@@ -166,8 +167,6 @@ def retries_plan_after_hold(*, case: Case, now: dt.datetime) -> int:
     timeline says what was decided. Returns how many were planned."""
     if holds.customer_disputes(customer_id=case.customer_id) is not None:
         return 0  # another case of the customer is still disputed
-    from dunning_site.collections.billing import _next_attempt_number  # billing builds on this module's callers
-
     planned = 0
     for invoice in case.invoices.filter(status=Invoice.Status.OPEN).select_related("customer"):
         if PaymentRetry.objects.filter(invoice=invoice, status=PaymentRetry.Status.SCHEDULED).exists():

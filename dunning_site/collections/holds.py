@@ -147,7 +147,7 @@ def retry_may_charge(*, retry: PaymentRetry, now: dt.datetime) -> bool:
     return False
 
 
-def retries_cancel_for_dispute(*, customer_id: int, now: dt.datetime) -> int:
+def retries_cancel_for_dispute(*, customer_id: int) -> int:
     """A dispute opened: every scheduled retry of the customer is cancelled (whatever case or currency)."""
     return PaymentRetry.objects.filter(invoice__customer_id=customer_id, status=PaymentRetry.Status.SCHEDULED).update(
         status=PaymentRetry.Status.CANCELLED

@@ -748,7 +748,7 @@ def _pause(*, case: Case, until: dt.datetime | None, reason: str, user: User | N
     from dunning_site.collections import holds  # the hold rule builds on this module
 
     if holds.is_dispute(reason):  # a dispute stops every charge to the customer; other holds make them wait
-        data["cancelled_retries"] = holds.retries_cancel_for_dispute(customer_id=case.customer_id, now=timezone.now())
+        data["cancelled_retries"] = holds.retries_cancel_for_dispute(customer_id=case.customer_id)
     case_event_record(
         case,
         "collections.case.paused",

@@ -27,7 +27,7 @@ from dunning_site.accounts.services import (
     invoice_upsert_from_billing,
     payment_record,
 )
-from dunning_site.collections import stripe_customers
+from dunning_site.collections import holds, stripe_customers
 from dunning_site.collections.messaging import (
     AUTHENTICATION_NEEDED,
     CARD_UPDATE_NEEDED,
@@ -49,12 +49,7 @@ from dunning_site.collections.retries import (
     classify,
     plan_next_attempt,
 )
-from dunning_site.collections.services import (
-    _open_or_join,
-    case_event_record,
-    case_pause,
-    case_resume,
-)
+from dunning_site.collections.services import _open_or_join, case_event_record
 from dunning_site.notifications.models import Message
 from dunning_site.notifications.services import messages_create
 
@@ -157,7 +152,9 @@ def _dispatch(event_type: str, obj: dict) -> str:
     if event_type in NEW_CARD_EVENTS:
         return new_card(obj)
     if event_type in DISPUTE_EVENTS:
-        return dispute(event_type, obj)
+        from dunning_site.collections.disputes import dispute_news  # disputes build on this module
+
+        return dispute_news(event_type, obj)
     if event_type in SUBSCRIPTION_EVENTS:
         return subscription_changed(event_type, obj)
     if event_type == "charge.refunded":
@@ -277,6 +274,8 @@ def _case_for(invoice: Invoice, now: dt.datetime) -> Case | None:
 
 def retry_plan(*, invoice: Invoice, case: Case | None, decline: ChargeOutcome, now: dt.datetime) -> PaymentRetry | None:
     """Ask the planner when to try again and schedule it (or say why not, on the timeline)."""
+    if holds.no_retry_during_dispute(case=case, invoice=invoice, now=now, decline_code=decline.decline_code):
+        return None
     PaymentRetry.objects.filter(invoice=invoice, status=PaymentRetry.Status.SCHEDULED).update(
         status=PaymentRetry.Status.CANCELLED
     )
@@ -405,6 +404,8 @@ def retries_perform_due(*, now: dt.datetime | None = None, limit: int = 200) -> 
             )
             if retry is None:
                 return done
+            if not holds.retry_may_charge(retry=retry, now=timezone.now()):  # the hold rule, as it charges
+                continue
             PaymentRetry.objects.filter(pk=retry.pk).update(
                 status=PaymentRetry.Status.ATTEMPTING, attempted_at=timezone.now()
             )
@@ -668,8 +669,11 @@ def _next_attempt_number(invoice: Invoice) -> int:
 
 @transaction.atomic
 def retry_all_open_invoices(*, customer: Customer, reason: str, now: dt.datetime | None = None) -> int:
-    """A new card: every open overdue invoice of the customer is tried again at once."""
+    """A new card: every open overdue invoice of the customer is tried again at once (the customer
+    agreed to that charge by giving the card, so a promise or a manual hold lets it go; a dispute does not)."""
     now = now or timezone.now()
+    if holds.no_new_card_retry_during_dispute(customer=customer, reason=reason, now=now):
+        return 0
     scheduled = 0
     for case in Case.objects.filter(customer=customer, status__in=Case.ACTIVE_STATUSES):
         for invoice in case.invoices.filter(status=Invoice.Status.OPEN):
@@ -735,28 +739,6 @@ def _enqueue_retries() -> None:
         django_rq.get_queue("default").enqueue(retries_perform)
     except RedisError as error:
         logger.warning("Could not enqueue retries (%s); the next tick performs them.", error)
-
-
-def dispute(event_type: str, obj: dict) -> str:
-    """A dispute pauses dunning; closing it resumes the case (the invoice's state decides the rest)."""
-    charge = obj.get("charge")
-    try:
-        customer_id = charge.get("customer") if isinstance(charge, dict) else gateway().charge_customer(charge)
-    except LookupError:
-        return "ignored"
-    if not customer_id:
-        return "ignored"
-    for case in Case.objects.filter(customer__external_id=customer_id, status__in=Case.ACTIVE_STATUSES):
-        if event_type == "charge.dispute.created" and case.status != Case.Status.PAUSED:
-            case_pause(case=case, until=None, reason="dispute")
-        elif (
-            event_type == "charge.dispute.closed"
-            and case.status == Case.Status.PAUSED
-            and case.pause_reason == "dispute"
-        ):
-            case_resume(case=case)
-            case_event_record(case, "collections.dispute.closed", outcome=obj.get("status", ""))
-    return "dispute"
 
 
 def refunded(obj: dict) -> str:

@@ -4,10 +4,11 @@ from django.dispatch import receiver
 
 from dunning_site.accounts.models import Invoice, Payment
 from dunning_site.accounts.signals import invoice_balance_changed
+from dunning_site.collections.holds import message_veto
 from dunning_site.collections.models import Case, CaseEvent
 from dunning_site.collections.payment_problems import CLEARED_BY_PAYMENT, case_payment_problem_set
 from dunning_site.collections.services import case_draft_released, cases_reconcile_for_invoice
-from dunning_site.notifications.signals import message_status_changed
+from dunning_site.notifications.signals import SendVeto, message_send_check, message_status_changed
 
 
 @receiver(invoice_balance_changed)
@@ -56,3 +57,9 @@ def ladder_after_a_draft(sender, message, previous_status, event="", **kwargs) -
     """A step's draft held its case's ladder; once it is sent or scheduled, the ladder goes on."""
     if event in ("released", "scheduled"):
         case_draft_released(message=message)
+
+
+@receiver(message_send_check)
+def hold_the_message(sender, message, at, **kwargs) -> SendVeto | None:
+    """Nothing is sent to a customer whose case is on hold (collections.holds says how)."""
+    return message_veto(message=message, at=at)

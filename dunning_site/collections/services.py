@@ -745,6 +745,11 @@ def _pause(*, case: Case, until: dt.datetime | None, reason: str, user: User | N
     # Reminders already written (held by quiet hours or a cap) must not go out during a dispute or
     # the day after a promise; drafts stay for the collector. Resuming goes on with the ladder.
     cancelled = messages_cancel(messages=case.messages.filter(status=Message.Status.QUEUED))
+    data = {}
+    from dunning_site.collections import holds  # the hold rule builds on this module
+
+    if holds.is_dispute(reason):  # a dispute stops every charge to the customer; other holds make them wait
+        data["cancelled_retries"] = holds.retries_cancel_for_dispute(customer_id=case.customer_id)
     case_event_record(
         case,
         "collections.case.paused",
@@ -752,6 +757,7 @@ def _pause(*, case: Case, until: dt.datetime | None, reason: str, user: User | N
         reason=reason,
         until=until.isoformat() if until else None,
         cancelled_messages=cancelled,
+        **data,
     )
     return case
 
@@ -772,6 +778,9 @@ def case_resume(*, case: Case, user: User | None = None, now: dt.datetime | None
         case.next_action_at = max(due, now)
     case.save(update_fields=["status", "paused_until", "pause_reason", "next_action_at", "updated_at"])
     case_event_record(case, "collections.case.resumed", user=user)
+    from dunning_site.collections.disputes import retries_plan_after_hold  # builds on billing, which builds on this
+
+    retries_plan_after_hold(case=case, now=now)
     return case
 
 

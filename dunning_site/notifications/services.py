@@ -25,7 +25,7 @@ from dunning_site.lib.admin import admin_history_record
 from dunning_site.notifications import rules
 from dunning_site.notifications.models import DeliveryEvent, InboundSms, Message, MessageTemplate
 from dunning_site.notifications.rendering import one_line
-from dunning_site.notifications.signals import message_status_changed
+from dunning_site.notifications.signals import message_send_veto, message_status_changed
 from dunning_site.notifications.transports import TransportError, transport_for
 
 logger = logging.getLogger(__name__)
@@ -136,6 +136,13 @@ def message_deliver(*, message_id: int, now: dt.datetime | None = None) -> str:
         customer = Customer.objects.select_for_update().get(pk=message.customer_id)
         if not Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).exists():
             return "not claimable"  # another worker claimed it while this one waited for the lock
+        # The hold rule, asked at the claim: a hold laid after the message was written still stops it.
+        if veto := message_send_veto(message=message, at=now):
+            if veto.until is None:
+                _cancel(message, veto.reason, now)
+                return "cancelled"
+            _defer(message, veto.until, veto.reason)
+            return "deferred"
         decision = rules.decide(
             channel=message.channel,
             now=now,
@@ -377,6 +384,9 @@ def message_release(*, message: Message, user: User, send_at: dt.datetime | None
     message = Message.objects.select_for_update().get(pk=message.pk)
     if message.status != Message.Status.DRAFT:
         raise ValidationError(NOT_EDITABLE % {"status": message.get_status_display().lower()})
+    # Refused now rather than cancelled at its claim: the collector learns it while they can act.
+    if veto := message_send_veto(message=message, at=send_at or now):
+        raise ValidationError(veto.refusal)
     message.status = Message.Status.QUEUED
     message.send_after = send_at or now
     message.save(update_fields=["status", "send_after"])

@@ -85,7 +85,7 @@ def failed_payment(stripe_api, *, invoice_id="in_1", currency="usd", event_id=No
         stripe_api.invoices[invoice_id] = stripe_fake.invoice(
             invoice_id, "cus_NY1", amount=4_900, currency=currency, created=int(NOW.timestamp()) - 3600
         )
-    stripe_api.last_errors[invoice_id] = {"type": "card_error", "code": "card_declined", "decline_code": decline}
+    stripe_api.attempt_declined(invoice_id, decline_code=decline)  # a new failed attempt, with its own charge
     event_id = event_id or f"evt_fail_{invoice_id}"
     return stripe_fake.event("invoice.payment_failed", stripe_api.invoices[invoice_id], event_id=event_id)
 

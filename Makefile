@@ -6,7 +6,7 @@ PG_VERSION := $(shell ls /etc/postgresql 2>/dev/null | head -n1)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dunning
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-clocks lint bench services chromium clean
+.PHONY: run test test-clocks lint bench simulate services chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +86,15 @@ test-clocks: $(VENV)/.installed-dev services chromium
 
 bench: $(VENV)/.installed-dev services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DEBUG=true $(BIN)/python bench/tick.py
+
+# A book of failed payments played through the real engine and through a fixed schedule (bench/simulate/):
+# its own database (<TEST_DATABASE_URL>_sim) and Redis database (emptied); the last line is one JSON object.
+CUSTOMERS ?= 2000
+SEED ?= 1
+SIMULATE_REDIS_URL ?= redis://127.0.0.1:6379/12
+simulate: $(VENV)/.installed-dev services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(SIMULATE_REDIS_URL) $(BIN)/python -m bench.simulate \
+		--customers $(CUSTOMERS) --seed $(SEED)
 
 clean:
 	rm -rf $(VENV) var test-results

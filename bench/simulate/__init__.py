@@ -9,7 +9,7 @@ charges Stripe saw — is checked against the lines a collections team must neve
 import datetime as dt
 
 
-def simulate(*, customers: int, seed: int, days: int = 45, step_minutes: int = 15) -> dict:
+def simulate(*, customers: int, seed: int, days: int = 45, step_minutes: int = 15, progress: bool = False) -> dict:
     """Run both and return the result (needs Django set up, an empty database and Redis)."""
     from bench.simulate.baseline import baseline_run
     from bench.simulate.book import START, build_book
@@ -18,7 +18,9 @@ def simulate(*, customers: int, seed: int, days: int = 45, step_minutes: int = 1
 
     book = build_book(customers=customers, seed=seed)
     until = START + dt.timedelta(days=days)
-    engine = engine_run(book, seed=seed, start=START, until=until, step=dt.timedelta(minutes=step_minutes))
+    engine = engine_run(
+        book, seed=seed, start=START, until=until, step=dt.timedelta(minutes=step_minutes), progress=progress
+    )
     baseline = summary(baseline_run(book, seed=seed, until=until))
     result = summary(engine.states)
     return {

@@ -45,7 +45,11 @@ def main() -> None:
     call_command("flush", "--noinput", verbosity=0)
     django_rq.get_connection("default").flushdb()
     result = simulate(
-        customers=arguments.customers, seed=arguments.seed, days=arguments.days, step_minutes=arguments.step_minutes
+        customers=arguments.customers,
+        seed=arguments.seed,
+        days=arguments.days,
+        step_minutes=arguments.step_minutes,
+        progress=True,
     )
     print(json.dumps(result))
 

@@ -13,12 +13,14 @@ import datetime as dt
 import heapq
 import itertools
 import json
+import sys
 import time
 
 import django_rq
 import time_machine
 from django.core import mail
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client, override_settings
 from rq import SimpleWorker
 
@@ -27,6 +29,17 @@ from dunning_site.collections.tests import stripe_fake
 
 WEBHOOK_URL = "/webhooks/stripe/"
 QUEUES = ("default", "messages")
+
+
+class SimulatorWorker(SimpleWorker):
+    """A burst worker without the pub/sub listener (it takes the dashboard's "stop" and "kill" commands,
+    which no one sends here, and waits up to a second for its thread at every burst's end)."""
+
+    def subscribe(self) -> None:
+        return None
+
+    def unsubscribe(self) -> None:
+        return None
 
 
 class SimulatedStripe(stripe_fake.FakeStripe):
@@ -135,9 +148,18 @@ class EngineRun:
 
 
 def engine_run(
-    book: list[Customer], *, seed: int, start: dt.datetime, until: dt.datetime, step: dt.timedelta
+    book: list[Customer],
+    *,
+    seed: int,
+    start: dt.datetime,
+    until: dt.datetime,
+    step: dt.timedelta,
+    progress: bool = False,
 ) -> EngineRun:
     started = time.perf_counter()
+    with connection.cursor() as cursor:
+        # A simulated book, not money: commits need not wait for the disk (this session only).
+        cursor.execute("SET synchronous_commit TO off")
     states = {customer.invoice_id: CustomerState(customer=customer, seed=seed) for customer in book}
     by_email = {customer.email: states[customer.invoice_id] for customer in book}
     fake = SimulatedStripe(states)
@@ -185,6 +207,9 @@ def engine_run(
             else:
                 runner.tick(moment)
                 next_tick = moment + step
+                if progress and moment.hour == 0 and moment.minute < step.total_seconds() / 60:
+                    elapsed = time.perf_counter() - started
+                    print(f"simulated {moment:%Y-%m-%d}, {elapsed:.0f} s", file=sys.stderr, flush=True)
             for when, what, customer in runner.take_reactions():
                 heapq.heappush(agenda, (max(when, moment), next(order), what, customer))
         runner.read_sms(states)
@@ -306,7 +331,7 @@ class _Runner:
             elif not self._has_work():
                 break
             if self._has_work():
-                worker = django_rq.get_worker(*QUEUES, worker_class=SimpleWorker)
+                worker = django_rq.get_worker(*QUEUES, worker_class=SimulatorWorker)
                 worker.work(burst=True, with_scheduler=True)
                 self.worker_runs += 1
         self.read_outbox()

@@ -38,6 +38,8 @@ def simulate(*, customers: int, seed: int, days: int = 45, step_minutes: int = 1
         "baseline_contacts": baseline["contacts"],
         "baseline_charges": baseline["charges"],
         "webhooks": engine.webhooks,
+        "engine_errors": engine.engine_errors,
+        "failed_jobs": engine.failed_jobs,
         "runtime_seconds": engine.runtime_seconds,
         "violations": result["violations"],
         "contacts": result["contacts"],

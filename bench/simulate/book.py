@@ -15,7 +15,9 @@ import zoneinfo
 # Start on Monday 23 March 2026: Europe moves its clocks on the 29th, Australia and New Zealand on
 # 5 April, so both hemispheres change time inside the run (the US changed on 8 March).
 START = dt.datetime(2026, 3, 23, tzinfo=dt.UTC)
-FAILURES_SPREAD = dt.timedelta(days=3)  # subscription renewals fail at any moment of the first three days
+# Subscriptions renew on the day of the month they started: the failures come over ten days, so a fixed
+# schedule's days fall on paydays by chance, not by design.
+FAILURES_SPREAD = dt.timedelta(days=10)
 
 # The true zone, the address Stripe holds (country, state), the currency and the locale.
 PLACES = [
@@ -33,15 +35,16 @@ ZERO_DECIMAL = {"jpy"}
 EXPLICIT_ZONE_SHARE = 0.3
 
 # Behaviour → share of the book. See CustomerState for what each one does.
+# Insufficient funds is the commonest reason a renewal fails, hence the payday share.
 BEHAVIOURS = {
-    "payday": 0.28,
-    "transient": 0.14,
+    "payday": 0.32,
+    "transient": 0.10,
     "expired_card": 0.10,
-    "stolen_card": 0.08,
+    "stolen_card": 0.08,  # half stolen, half lost
     "authentication": 0.08,
     "disputer": 0.06,
-    "silent": 0.10,
-    "night_churner": 0.10,
+    "silent": 0.08,
+    "night_churner": 0.12,
     "reminded": 0.06,
 }
 FIRST_DECLINE = {
@@ -66,7 +69,7 @@ ACT_ON_LINK = {
     "payday": 0.3,  # pays through the link when the money is there
     "transient": 0.2,
 }
-FUNDS_DAYS = 4  # how long a payday's money lasts
+FUNDS_DAYS = 2  # how long a payday's money lasts: those who run short live from one pay to the next
 CONTACT_HOURS = (8, 20)  # local, [start, end)
 
 CARD_LINK = "/portal/card/"

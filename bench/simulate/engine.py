@@ -145,6 +145,8 @@ class EngineRun:
     runtime_seconds: float
     webhooks: int = 0
     worker_runs: int = 0
+    engine_errors: int = 0  # cases a tick set aside, webhook events whose processing failed
+    failed_jobs: int = 0  # RQ's failed-job registries (a job that raised, or one RQ lost track of)
 
 
 def engine_run(
@@ -214,6 +216,8 @@ def engine_run(
                 heapq.heappush(agenda, (max(when, moment), next(order), what, customer))
         runner.read_sms(states)
     return EngineRun(
+        engine_errors=runner.errors(),
+        failed_jobs=sum(queue.failed_job_registry.count for queue in runner.queues),
         states=list(states.values()),
         charges_seen=len(fake.pay_keys),
         runtime_seconds=round(time.perf_counter() - started, 1),
@@ -234,6 +238,7 @@ class _Runner:
         self.worker_runs = 0
         self.last_sweep: dt.datetime | None = None
         self.last_predunning: dt.date | None = None
+        self.tick_failures = 0
         mail.outbox = []
 
     @staticmethod
@@ -294,7 +299,7 @@ class _Runner:
         from dunning_site.collections import jobs as collections_jobs
         from dunning_site.notifications import jobs as notifications_jobs
 
-        collections_jobs.tick()
+        self.tick_failures += collections_jobs.tick()["failed"]
         if self.last_sweep is None or moment - self.last_sweep >= dt.timedelta(minutes=5):
             notifications_jobs.sweep()
             collections_jobs.service_hooks_sweep()
@@ -354,6 +359,12 @@ class _Runner:
     def take_reactions(self) -> list[tuple[dt.datetime, str, Customer]]:
         reactions, self.reactions = self.reactions, []
         return reactions
+
+    def errors(self) -> int:
+        """What went wrong inside the engine: a simulator's figures mean little if the engine stumbled."""
+        from dunning_site.accounts.models import BillingEvent
+
+        return self.tick_failures + BillingEvent.objects.filter(status="failed").count()
 
     def read_sms(self, states: dict[str, CustomerState]) -> None:
         """SMS leave through a transport, not the mailbox: the outbox rows say what was sent, and when."""

@@ -41,5 +41,6 @@ def test_the_same_seed_builds_the_same_book_and_another_seed_another():
 def test_the_engine_crosses_no_line_and_recovers_more_than_the_fixed_schedule():
     result = simulate(customers=SMALL_BOOK, seed=1, days=SMALL_DAYS, step_minutes=30)
     assert result["customers"] == SMALL_BOOK and result["contacts"] > 0 and result["charges"] > 0
+    assert result["engine_errors"] == 0, json.dumps(result)
     assert result["violations"] == {}, json.dumps(result)
     assert result["recovered_share"] > result["baseline_recovered_share"], json.dumps(result)

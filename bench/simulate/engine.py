@@ -264,8 +264,8 @@ class _Runner:
             )
             decline = customer.first_decline()
             state.charge(customer.failed_at)  # Stripe's own attempt at the renewal
-            self.fake.last_errors[invoice_id] = {"type": "card_error", "code": "card_declined", **decline}
-            self.fake.last_errors[invoice_id]["charge"] = f"ch_sim_fail_{customer.index}"
+            fields = {key: value for key, value in decline.items() if key not in ("decline_code", "code")}
+            self.fake.attempt_declined(invoice_id, decline_code=decline["decline_code"], **fields)
             invoice = self.fake.invoices[invoice_id]
             events = [("invoice.payment_failed", invoice)]
             if decline.get("decline_code") == "authentication_required":

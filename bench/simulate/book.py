@@ -173,7 +173,7 @@ def in_contact_hours(moment: dt.datetime, zone: str) -> bool:
     return CONTACT_HOURS[0] <= hour < CONTACT_HOURS[1]
 
 
-def paydays(kind: str, year: int, month: int) -> dt.date:
+def payday_in(kind: str, year: int, month: int) -> dt.date:
     """The day pay arrives in that month: a weekend's pay comes on the Friday before."""
     if kind == "1st":
         day = dt.date(year, month, 1)
@@ -191,7 +191,7 @@ def has_funds(customer: Customer, moment: dt.datetime) -> bool:
     here = local(moment, customer.zone)
     for shift in (-1, 0, 1):  # a payday of next month's 1st may fall on this month's last Friday
         month_index = here.year * 12 + here.month - 1 + shift
-        day = paydays(customer.payday, month_index // 12, month_index % 12 + 1)
+        day = payday_in(customer.payday, month_index // 12, month_index % 12 + 1)
         opens = dt.datetime.combine(day, dt.time(6), tzinfo=here.tzinfo)
         if opens <= here < opens + dt.timedelta(days=FUNDS_DAYS):
             return True

@@ -25,7 +25,7 @@ from dunning_site.notifications.rendering import template_errors
 MESSAGES_DIRECTORY = Path(__file__).resolve().parent / "default_messages"
 LANGUAGES = ("en", "de", "fr", "es")
 
-FRIENDLY, FIRM, FINAL = "reminder-friendly", "reminder-firm", "final-notice"
+FRIENDLY, SECOND, FIRM, FINAL = "reminder-friendly", "reminder-second", "reminder-firm", "final-notice"
 # Sent by the engine when a decline needs the customer rather than another retry, and when the
 # retries allowed for an invoice have run out (keys shared with collections.billing).
 CARD_UPDATE_NEEDED = "card-update-needed"
@@ -33,6 +33,7 @@ AUTHENTICATION_NEEDED = "payment-authentication-needed"
 NOT_COLLECTED = "payment-not-collected"
 TONES = {
     FRIENDLY: Tone.FRIENDLY,
+    SECOND: Tone.FRIENDLY,
     FIRM: Tone.FIRM,
     FINAL: Tone.FINAL,
     CARD_UPDATE_NEEDED: Tone.FRIENDLY,
@@ -66,8 +67,9 @@ class LadderStep:
 # Courteous first, firmer a week later; what can hurt the relationship (the final notice, suspending
 # the service) waits for a manager's approval.
 LADDER = (
-    LadderStep(3, Step.Action.REMINDER, FRIENDLY, Tone.FRIENDLY, requires_approval=False),
-    LadderStep(10, Step.Action.REMINDER, FIRM, Tone.FIRM, requires_approval=False),
+    LadderStep(2, Step.Action.REMINDER, FRIENDLY, Tone.FRIENDLY, requires_approval=False),
+    LadderStep(6, Step.Action.REMINDER, SECOND, Tone.FRIENDLY, requires_approval=False),
+    LadderStep(12, Step.Action.REMINDER, FIRM, Tone.FIRM, requires_approval=False),
     LadderStep(20, Step.Action.FINAL_NOTICE, FINAL, Tone.FINAL, requires_approval=True),
     LadderStep(30, Step.Action.SUSPEND_SERVICE, None, Tone.FINAL, requires_approval=True),
 )

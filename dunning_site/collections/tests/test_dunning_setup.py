@@ -23,8 +23,8 @@ from dunning_site.notifications.rendering import render_message, template_errors
 
 pytestmark = pytest.mark.django_db
 
-# The invoice falls due on Monday 2 March 2026; the Default ladder's friendly reminder is due on day 3,
-# Thursday the 5th, at 09:00 in the customer's zone (Berlin: 08:00 UTC).
+# The invoice falls due on Monday 2 March 2026; the Default ladder's friendly reminder is due on day 2,
+# Wednesday the 4th, at 09:00 in the customer's zone (Berlin: 08:00 UTC); the next one on day 6.
 DUE = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 KEYS = set(defaults.TONES)
 PAY_URL = "https://invoice.stripe.com/i/in_de1"
@@ -50,8 +50,9 @@ def test_twice_on_an_empty_database_one_policy_every_message_in_four_languages_a
         (step.offset_days, step.action, step.template.key if step.template else None, step.requires_approval)
         for step in policy.steps.order_by("position")
     ] == [
-        (3, Step.Action.REMINDER, "reminder-friendly", False),
-        (10, Step.Action.REMINDER, "reminder-firm", False),
+        (2, Step.Action.REMINDER, "reminder-friendly", False),
+        (6, Step.Action.REMINDER, "reminder-second", False),
+        (12, Step.Action.REMINDER, "reminder-firm", False),
         (20, Step.Action.FINAL_NOTICE, "final-notice", True),
         (30, Step.Action.SUSPEND_SERVICE, None, True),
     ]
@@ -65,7 +66,7 @@ def test_twice_on_an_empty_database_one_policy_every_message_in_four_languages_a
     assert MessageTemplate.objects.count() == len(KEYS) * 4
     assert "Created the policy “Default”" in output
     assert "08:00–20:00 in the customer's time zone, Monday to Saturday, at most 3 contacts" in output
-    assert "Created 24 message template(s)" in output
+    assert "Created 28 message template(s)" in output
 
     # A manager rewords the German friendly reminder in the finance UI; a translation gets deleted.
     manager = UserFactory(username="maria")
@@ -90,7 +91,7 @@ def test_twice_on_an_empty_database_one_policy_every_message_in_four_languages_a
 
     assert Policy.objects.count() == 1
     assert ContactRules.objects.count() == 1
-    assert Step.objects.count() == 4
+    assert Step.objects.count() == len(defaults.LADDER) == 5
     assert MessageTemplate.objects.count() == len(KEYS) * 4
     german.refresh_from_db()
     assert german.subject == "Erinnerung: {{ total_overdue }}", "a staff edit is kept"
@@ -183,7 +184,9 @@ def test_a_fresh_install_duns_a_stripe_invoice_in_the_customers_language_with_th
 
 
 @pytest.mark.parametrize("language", defaults.LANGUAGES)
-@pytest.mark.parametrize("key", ["reminder-friendly", "reminder-firm", "final-notice", defaults.NOT_COLLECTED])
+@pytest.mark.parametrize(
+    "key", ["reminder-friendly", "reminder-second", "reminder-firm", "final-notice", defaults.NOT_COLLECTED]
+)
 def test_a_case_that_needs_a_new_card_is_sent_the_card_update_link(language, key):
     """Until the case itself remembers why its last charge failed, the reason goes straight to the
     context, as the template preview and the engine build it."""

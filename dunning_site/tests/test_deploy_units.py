@@ -112,7 +112,15 @@ def test_the_target_starts_the_web_the_cron_and_two_workers():
 def test_the_procfile_names_the_same_processes():
     entries = procfile()
     assert set(entries) == {"release", "web", "worker", "cron"}
-    assert entries["release"] == ["python", "manage.py", "migrate", "--noinput"]
+    # A fresh deployment duns: the release step creates the Default policy after migrating (idempotent).
+    assert entries["release"] == [
+        "python",
+        "manage.py",
+        "migrate",
+        "--noinput",
+        "&&",
+        *"python manage.py dunning_setup".split(),
+    ]
     assert entries["web"][:2] == ["gunicorn", "dunning_site.wsgi"]
     assert entries["worker"][1:] == exec_start("dunning-worker@.service")[1:]
     assert entries["cron"][1:] == exec_start("dunning-cron.service")[1:]

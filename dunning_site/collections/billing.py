@@ -46,6 +46,7 @@ from dunning_site.collections.retries import (
     CARD_MUST_CHANGE,
     CUSTOMER_MUST_ACT,
     NEVER_RETRY,
+    Plan,
     classify,
     plan_next_attempt,
 )
@@ -301,17 +302,7 @@ def retry_plan(*, invoice: Invoice, case: Case | None, decline: ChargeOutcome, n
         max_attempts=policy.retry_max_attempts if policy else 8,
         window_days=policy.retry_window_days if policy else 30,
     )
-    retry = None
-    if plan.retry_at is not None:
-        retry = PaymentRetry.objects.create(
-            invoice=invoice,
-            case=case,
-            scheduled_for=plan.retry_at,
-            decision=plan.decision,
-            reason=plan.reason[:255],
-            attempt=_next_attempt_number(invoice),
-            created_at=now,
-        )
+    retry = retry_schedule(invoice=invoice, case=case, plan=plan, now=now)
     asking = plan.needs_new_card or plan.needs_customer
     if case is not None and case.status == Case.Status.OPEN and asking and not plan.retry_at:
         _ask_the_customer(case=case, invoice=invoice, decision=plan.decision, now=now)
@@ -660,6 +651,21 @@ def _retries_counted(*, invoice: Invoice, policy: Policy | None, now: dt.datetim
         PaymentRetry.objects.filter(invoice=invoice, scheduled_for__gte=now - dt.timedelta(days=window))
         .exclude(status__in=[PaymentRetry.Status.CANCELLED, PaymentRetry.Status.SKIPPED])
         .count()
+    )
+
+
+def retry_schedule(*, invoice: Invoice, case: Case | None, plan: Plan, now: dt.datetime) -> PaymentRetry | None:
+    """The retry the planner decided on, as a row the tick will claim (None when it decided none)."""
+    if plan.retry_at is None:
+        return None
+    return PaymentRetry.objects.create(
+        invoice=invoice,
+        case=case,
+        scheduled_for=plan.retry_at,
+        decision=plan.decision,
+        reason=plan.reason[:255],
+        attempt=_next_attempt_number(invoice),
+        created_at=now,
     )
 
 

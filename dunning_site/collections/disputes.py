@@ -23,7 +23,7 @@ from django.utils import timezone
 from dunning_site.accounts.billing import gateway
 from dunning_site.accounts.models import Invoice, Payment
 from dunning_site.collections import holds
-from dunning_site.collections.billing import _next_attempt_number
+from dunning_site.collections.billing import retry_schedule
 from dunning_site.collections.models import Case, CaseEvent, PaymentRetry
 from dunning_site.collections.retries import plan_next_attempt
 from dunning_site.collections.services import (
@@ -191,16 +191,7 @@ def retries_plan_after_hold(*, case: Case, now: dt.datetime) -> int:
             max_attempts=case.policy.retry_max_attempts,
             window_days=case.policy.retry_window_days,
         )
-        if plan.retry_at is not None:
-            PaymentRetry.objects.create(
-                invoice=invoice,
-                case=case,
-                scheduled_for=plan.retry_at,
-                decision=plan.decision,
-                reason=plan.reason[:255],
-                attempt=_next_attempt_number(invoice),
-                created_at=now,
-            )
+        if retry_schedule(invoice=invoice, case=case, plan=plan, now=now) is not None:
             planned += 1
         case_event_record(
             case,

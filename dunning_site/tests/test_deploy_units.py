@@ -119,7 +119,7 @@ def test_the_procfile_names_the_same_processes():
         "migrate",
         "--noinput",
         "&&",
-        *"python manage.py dunning_setup".split(),
+        *["python", "manage.py", "dunning_setup"],
     ]
     assert entries["web"][:2] == ["gunicorn", "dunning_site.wsgi"]
     assert entries["worker"][1:] == exec_start("dunning-worker@.service")[1:]

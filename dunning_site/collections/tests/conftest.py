@@ -80,3 +80,21 @@ def stripe_api(settings):
         settings.STRIPE_API_BASE = server.url
         settings.STRIPE_WEBHOOK_SECRET = stripe_fake.WEBHOOK_SECRET
         yield fake
+
+
+@pytest.fixture
+def deliver(client, run_jobs, django_capture_on_commit_callbacks):
+    """Deliver a Stripe event as Stripe does: signed, POSTed to /webhooks/stripe/ (which must take it),
+    then the job it enqueued run as a worker would."""
+
+    def post(payload: dict) -> object:
+        body, header = stripe_fake.signed(payload)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                "/webhooks/stripe/", body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header
+            )
+        assert response.status_code == 200
+        run_jobs()
+        return response
+
+    return post

@@ -23,7 +23,6 @@ pytestmark = pytest.mark.django_db
 
 # Tuesday 10 March 2026, 14:00 UTC (10:00 in New York).
 NOW = dt.datetime(2026, 3, 10, 14, 0, tzinfo=dt.UTC)
-URL = "/webhooks/stripe/"
 SITE_URL = "https://dunning.example.com"
 CARD_LINK = SITE_URL + "/portal/card/"
 PAY_LINK = "https://invoice.stripe.com/i/in_1"
@@ -46,21 +45,6 @@ def customer(stripe_api):
     return Customer.objects.create(
         external_id="cus_NY1", name="Ada Lovelace", email="ada@example.com", time_zone="America/New_York"
     )
-
-
-@pytest.fixture
-def deliver(client, run_jobs, django_capture_on_commit_callbacks):
-    """POST a signed event to the webhook and run the jobs it enqueues."""
-
-    def post(payload: dict) -> object:
-        body, header = stripe_fake.signed(payload)
-        with django_capture_on_commit_callbacks(execute=True):
-            response = client.post(URL, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
-        assert response.status_code == 200
-        run_jobs()
-        return response
-
-    return post
 
 
 def declined(stripe_api, decline_code: str, *, event_type: str = "invoice.payment_failed", event_id: str = "") -> dict:

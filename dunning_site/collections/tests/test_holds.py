@@ -37,7 +37,6 @@ NOW = dt.datetime(2026, 3, 10, 14, 0, tzinfo=dt.UTC)
 PAYDAY = dt.datetime(2026, 3, 16, 13, 0, tzinfo=dt.UTC)
 # Friday 13 March, 14:00 in New York: the ladder's day-3 reminder is due.
 REMINDER_DAY = dt.datetime(2026, 3, 13, 18, 0, tzinfo=dt.UTC)
-URL = "/webhooks/stripe/"
 
 
 @pytest.fixture
@@ -51,21 +50,6 @@ def customer():
     return Customer.objects.create(
         external_id="cus_NY1", name="Ada Lovelace", email="ada@example.com", time_zone="America/New_York"
     )
-
-
-@pytest.fixture
-def deliver(client, run_jobs, django_capture_on_commit_callbacks):
-    """POST a signed event to the webhook and run the jobs it enqueues."""
-
-    def post(payload: dict) -> object:
-        body, header = stripe_fake.signed(payload)
-        with django_capture_on_commit_callbacks(execute=True):
-            response = client.post(URL, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
-        assert response.status_code == 200
-        run_jobs()
-        return response
-
-    return post
 
 
 @pytest.fixture

@@ -37,27 +37,12 @@ pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2026, 3, 10, 14, 0, tzinfo=dt.UTC)
 DUE = NOW + dt.timedelta(hours=1)
 AMOUNT = 4_900
-WEBHOOK = "/webhooks/stripe/"
 
 
 @pytest.fixture
 def clock():
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
-
-
-@pytest.fixture
-def deliver(client, run_jobs, django_capture_on_commit_callbacks):
-    """POST a signed Stripe event to the webhook and run the job it enqueues."""
-
-    def post(payload: dict) -> None:
-        body, header = stripe_fake.signed(payload)
-        with django_capture_on_commit_callbacks(execute=True):
-            response = client.post(WEBHOOK, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
-        assert response.status_code == 200
-        run_jobs()
-
-    return post
 
 
 def failed_invoices(stripe_api, count: int = 1, **policy) -> list[str]:

@@ -29,7 +29,6 @@ pytestmark = pytest.mark.django_db
 
 # Tuesday 10 March 2026, 14:00 UTC: 01:00 on Wednesday in Sydney, 22:00 in Perth, 10:00 in New York.
 NOW = dt.datetime(2026, 3, 10, 14, 0, tzinfo=dt.UTC)
-URL = "/webhooks/stripe/"
 OHIO = {"line1": "1 Main St", "city": "Columbus", "state": "OH", "postal_code": "43004", "country": "US"}
 BERLIN = {"line1": "Unter den Linden 1", "city": "Berlin", "state": None, "postal_code": "10117", "country": "DE"}
 AUSTRALIA = {"line1": "1 George St", "city": None, "state": None, "postal_code": None, "country": "AU"}
@@ -39,20 +38,6 @@ AUSTRALIA = {"line1": "1 George St", "city": None, "state": None, "postal_code":
 def clock():
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
-
-
-@pytest.fixture
-def deliver(client, run_jobs, django_capture_on_commit_callbacks):
-    """POST a signed event to the webhook and run the job it enqueues."""
-
-    def post(payload: dict) -> None:
-        body, header = stripe_fake.signed(payload)
-        with django_capture_on_commit_callbacks(execute=True):
-            response = client.post(URL, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
-        assert response.status_code == 200
-        run_jobs()
-
-    return post
 
 
 def customer_event(event_type: str = "customer.updated", *, event_id: str = "evt_cus_1", **fields) -> dict:

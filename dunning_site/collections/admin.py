@@ -15,6 +15,7 @@ from dunning_site.collections.models import (
     CallTask,
     Case,
     CaseEvent,
+    Dispute,
     Draft,
     PaymentRetry,
     Policy,
@@ -472,6 +473,16 @@ class PaymentRetryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["status", "decision"]
     search_fields = ["invoice__number", "invoice__customer__name"]
     list_select_related = ["invoice"]
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """What the billing system said of each dispute; an open one holds the customer (collections.disputes)."""
+
+    list_display = ["opened_at", "customer", "external_id", "reason", "status", "closed_at"]
+    list_filter = ["status"]
+    search_fields = ["external_id", "customer__name", "customer__email"]
+    list_select_related = ["customer"]
 
 
 @admin.register(ServiceHookDelivery)

@@ -21,10 +21,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from dunning_site.accounts.billing import gateway
-from dunning_site.accounts.models import Invoice, Payment
+from dunning_site.accounts.models import Customer, Invoice, Payment
+from dunning_site.accounts.services import customer_upsert_from_billing
 from dunning_site.collections import holds
 from dunning_site.collections.billing import retry_schedule
-from dunning_site.collections.models import Case, CaseEvent, PaymentRetry
+from dunning_site.collections.models import Case, Dispute, PaymentRetry
 from dunning_site.collections.retries import plan_next_attempt
 from dunning_site.collections.services import (
     _close,
@@ -52,11 +53,34 @@ def dispute_news(event_type: str, obj: dict) -> str:
         return "ignored"
     if not customer_id:
         return "ignored"
-    if event_type == "charge.dispute.created":
-        dispute_opened(customer_external_id=customer_id, dispute=obj)
-    else:
-        dispute_closed(customer_external_id=customer_id, dispute=obj)
+    with transaction.atomic():
+        _remember(customer_external_id=customer_id, dispute=obj, closed=event_type == "charge.dispute.closed")
+        if event_type == "charge.dispute.created":
+            dispute_opened(customer_external_id=customer_id, dispute=obj)
+        else:
+            dispute_closed(customer_external_id=customer_id, dispute=obj)
     return "dispute"
+
+
+def _remember(*, customer_external_id: str, dispute: dict, closed: bool) -> None:
+    """Keep the dispute, so that it holds the customer whether or not a case is active now: a case that
+    opens while it is open opens on hold (services.case_open). A customer Stripe never told us of is
+    recorded by its id, as an invoice of theirs would be."""
+    customer = Customer.objects.filter(external_id=customer_external_id).first()
+    customer = customer or customer_upsert_from_billing(data={"id": customer_external_id})
+    about = _about(dispute)
+    now = timezone.now()
+    record, _ = Dispute.objects.get_or_create(
+        external_id=about["dispute"] or f"unnamed-{customer_external_id}",
+        defaults={"customer": customer, "opened_at": now},
+    )
+    record.amount = about["amount"] if isinstance(about["amount"], int) else record.amount
+    record.currency = about["currency"][:3]
+    record.reason = str(about["reason"])[:64]
+    record.status = str(about["status"])[:32]
+    if closed and record.closed_at is None:
+        record.closed_at = now
+    record.save()
 
 
 def _about(dispute: dict) -> dict:
@@ -122,15 +146,11 @@ def dispute_closed(*, customer_external_id: str, dispute: dict, now: dt.datetime
 
 
 def _other_open_disputes(case: Case, closing: str) -> list[str]:
-    """Stripe disputes opened on the case and not closed yet, other than `closing` (from the timeline)."""
-    events = CaseEvent.objects.filter(case=case, type__startswith="collections.dispute.").values_list("type", "data")
-    opened, closed = set(), {closing}
-    for event_type, data in events:
-        dispute_id = (data or {}).get("dispute")
-        if not dispute_id:
-            continue
-        (opened if event_type == "collections.dispute.opened" else closed).add(dispute_id)
-    return sorted(opened - closed)
+    """The customer's disputes still open, other than `closing`."""
+    still_open = Dispute.objects.filter(customer_id=case.customer_id, closed_at__isnull=True).exclude(
+        external_id=closing
+    )
+    return sorted(still_open.values_list("external_id", flat=True))
 
 
 def _lost(case: Case, *, dispute: dict, now: dt.datetime) -> None:

@@ -385,6 +385,29 @@ class CallTask(Message):
         verbose_name = "call task"
 
 
+class Dispute(models.Model):
+    """A dispute the customer opened with their bank (Stripe's charge.dispute.*). While one is open the
+    customer is not dunned at all — a case that opens meanwhile opens on hold — whether or not a case
+    was active when it began (collections.disputes)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="disputes")
+    external_id = models.CharField(max_length=255, unique=True)
+    amount = models.BigIntegerField(default=0, help_text="In minor units of the currency.")
+    currency = models.CharField(max_length=3, blank=True)
+    reason = models.CharField(max_length=64, blank=True, help_text="The billing system's reason, e.g. fraudulent.")
+    status = models.CharField(max_length=32, blank=True, help_text="The billing system's status, e.g. won, lost.")
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["customer"], condition=Q(closed_at__isnull=True), name="dispute_open_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
 class PaymentRetry(models.Model):
     """The next attempt to charge an invoice, as the retry planner chose it from the decline."""
 

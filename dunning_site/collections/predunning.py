@@ -17,7 +17,7 @@ from django.utils import timezone
 from dunning_site.accounts.models import Channel, Customer, Invoice
 from dunning_site.collections.context import message_context
 from dunning_site.collections.messaging import best_version, render_or_built_in
-from dunning_site.collections.models import Case, Policy
+from dunning_site.collections.models import Case, Dispute, Policy
 from dunning_site.collections.services import policy_for
 from dunning_site.notifications.models import Message, MessageTemplate
 from dunning_site.notifications.services import messages_create
@@ -73,6 +73,8 @@ def predunning_run(*, now: dt.datetime | None = None) -> int:
         .exclude(email="")
         # Something already failed for these: dunning's own messages carry the card-update link.
         .exclude(Exists(Case.objects.filter(customer=OuterRef("pk"), status__in=Case.ACTIVE_STATUSES)))
+        # A customer disputing a charge with their bank is not written to (the hold rule).
+        .exclude(Exists(Dispute.objects.filter(customer=OuterRef("pk"), closed_at__isnull=True)))
         .annotate(latest_currency=Subquery(latest_currency[:1]))
         .order_by("pk")
     )

@@ -29,6 +29,7 @@ from dunning_site.collections.models import (
     Approval,
     Case,
     CaseEvent,
+    Dispute,
     PaymentRetry,
     Policy,
     ServiceHookDelivery,
@@ -319,6 +320,9 @@ def case_open(
         for s in skipped
     ]
     CaseEvent.objects.bulk_create(events)
+    if Dispute.objects.filter(customer=customer, closed_at__isnull=True).exists():
+        # The customer disputes a charge with their bank: nothing is charged or sent until it closes.
+        case = _pause(case=case, until=None, reason="dispute", user=None)
     return case
 
 

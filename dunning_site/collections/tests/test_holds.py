@@ -13,7 +13,6 @@ from django.utils.html import escape
 from dunning_site.accounts.models import Customer, Invoice, User
 from dunning_site.collections.disputes import DISPUTE_LOST
 from dunning_site.collections.holds import (
-    MESSAGE_CANCELLED_FOR_DISPUTE,
     MESSAGE_WAITS_FOR_HOLD,
     NOT_RETRIED_FOR_DISPUTE,
     RETRY_CANCELLED_FOR_DISPUTE,
@@ -21,7 +20,7 @@ from dunning_site.collections.holds import (
     SEND_REFUSED_FOR_DISPUTE,
     SEND_REFUSED_ON_HOLD,
 )
-from dunning_site.collections.models import Case, CaseEvent, PaymentRetry
+from dunning_site.collections.models import Case, CaseEvent, Dispute, PaymentRetry
 from dunning_site.collections.roles import COLLECTOR
 from dunning_site.collections.services import tick
 from dunning_site.collections.tests import stripe_fake
@@ -191,6 +190,34 @@ def test_a_dispute_won_resumes_the_case_and_the_card_is_charged_again(clock, str
     assert Invoice.objects.get().status == "paid"
 
 
+def test_a_dispute_opened_before_any_case_holds_the_case_a_later_failure_opens(
+    clock, stripe_api, customer, deliver, run_tick
+):
+    """The customer disputes last month's charge while nothing is overdue; then this month's renewal
+    fails. The new case opens on hold: no retry, no reminder, until the dispute closes."""
+    standard_policy()
+    deliver(opened())
+    assert not Case.objects.exists()
+    assert list(Dispute.objects.values_list("external_id", "status", "closed_at")) == [("dp_1", "needs_response", None)]
+
+    deliver(failed_payment(stripe_api))
+    case = Case.objects.get()
+    assert (case.status, case.pause_reason) == (Case.Status.PAUSED, "dispute")
+    assert not PaymentRetry.objects.filter(status="scheduled").exists()
+    assert events(case, "collections.payment.failed")[-1]["reason"] == NOT_RETRIED_FOR_DISPUTE
+    for day in range(1, 10):
+        clock.move_to(NOW + dt.timedelta(days=day))
+        run_tick()
+    assert (stripe_api.charges, len(mail.outbox), case.messages.exclude(status="cancelled").count()) == ([], 0, 0)
+
+    clock.move_to(NOW + dt.timedelta(days=10))
+    deliver(closed("won"))
+    case.refresh_from_db()
+    assert case.status == Case.Status.OPEN
+    assert Dispute.objects.get().closed_at == NOW + dt.timedelta(days=10)
+    assert PaymentRetry.objects.filter(status="scheduled").count() == 1
+
+
 def test_an_inquiry_closed_with_a_warning_resumes_the_case_too(clock, stripe_api, customer, deliver):
     standard_policy()
     deliver(failed_payment(stripe_api))
@@ -326,25 +353,22 @@ def test_a_new_card_given_during_a_promise_is_charged_at_once(clock, stripe_api,
 # Messages: at their claim, and a collector's send
 
 
-def test_a_reminder_of_another_case_of_a_disputing_customer_is_cancelled_at_its_claim(
+def test_a_case_of_another_currency_opening_during_a_dispute_opens_on_hold(
     clock, stripe_api, customer, deliver, run_tick
 ):
-    """The dispute covers the customer: a euro invoice failing after a dollar dispute opens a case
-    whose ladder writes reminders, and none of them goes out."""
+    """The dispute covers the customer: a euro invoice failing after a dollar dispute opens a case on
+    hold, which writes no reminder and charges nothing."""
     standard_policy()
     deliver(failed_payment(stripe_api))
     deliver(opened())
     deliver(failed_payment(stripe_api, invoice_id="in_2", currency="eur"))
     euro_case = Case.objects.get(currency="EUR")
-    assert euro_case.status == Case.Status.OPEN
+    assert (euro_case.status, euro_case.pause_reason) == (Case.Status.PAUSED, "dispute")
     assert PaymentRetry.objects.filter(status="scheduled").count() == 0
 
     clock.move_to(REMINDER_DAY)
     run_tick()
-    (reminder,) = euro_case.messages.all()
-    assert (reminder.status, reminder.error) == (Message.Status.CANCELLED, MESSAGE_CANCELLED_FOR_DISPUTE)
-    (cancelled,) = events(euro_case, "collections.message.cancelled")
-    assert cancelled["reason"] == MESSAGE_CANCELLED_FOR_DISPUTE
+    assert not euro_case.messages.exists()
     assert mail.outbox == []
     assert stripe_api.pay_keys == []
 

@@ -60,8 +60,6 @@ class SimulatedStripe(stripe_fake.FakeStripe):
 
     def _route(self, method: str, path: str, query: dict, form: dict) -> tuple[int, dict]:
         parts = path.strip("/").split("/")[1:]
-        if method == "GET" and len(parts) == 2 and parts[0] == "customers" and parts[1] in self.customers:
-            return 200, self.customers[parts[1]]
         if method == "GET" and len(parts) == 2 and parts[0] == "charges" and parts[1].startswith("ch_sim_"):
             customer = "cus_sim_" + parts[1].removeprefix("ch_sim_")
             return 200, stripe_fake.resource("charge", id=parts[1], customer=customer)

@@ -60,6 +60,8 @@ class BillingGateway(Protocol):
 
     def payment_method_fetch(self, payment_method_id: str) -> dict: ...
 
+    def customer_fetch(self, customer_id: str) -> dict: ...
+
     def last_decline(self, invoice_id: str) -> ChargeOutcome | None: ...
 
     def customers(self, *, starting_after: str | None = None) -> Iterator[dict]: ...
@@ -163,6 +165,19 @@ class StripeGateway:
     def payment_method_fetch(self, payment_method_id: str) -> dict:
         """A card's brand, expiry, country and billing address (a customer event names it only)."""
         return self.client.v1.payment_methods.retrieve(payment_method_id).to_dict()
+
+    def customer_fetch(self, customer_id: str) -> dict:
+        """The customer as Stripe has them now, with the default card in full. Raises LookupError when
+        Stripe has no such customer (deleted)."""
+        try:
+            customer = self.client.v1.customers.retrieve(
+                customer_id, {"expand": ["invoice_settings.default_payment_method"]}
+            )
+        except stripe.InvalidRequestError as error:
+            if error.http_status == 404:
+                raise LookupError(str(error)) from error
+            raise
+        return customer.to_dict()
 
     def last_decline(self, invoice_id: str) -> ChargeOutcome | None:
         """The decline behind an invoice's latest failed attempt (the invoice itself does not say),
@@ -353,6 +368,9 @@ class SandboxGateway:
     def payment_method_fetch(self, payment_method_id: str) -> dict:
         return {}
 
+    def customer_fetch(self, customer_id: str) -> dict:
+        raise LookupError("The sandbox keeps no customers of its own.")
+
     def customers(self, *, starting_after: str | None = None) -> Iterator[dict]:
         return iter(())
 
@@ -388,9 +406,8 @@ class NotConfiguredGateway:
 
     invoice_fetch = invoice_pay = charge_customer = invoice_mark_paid_out_of_band = _refuse
     invoice_mark_uncollectible = payment_method_of_setup = subscriptions_pause_collection = _refuse
-    payment_method_make_default = payment_method_fetch = last_decline = customers = open_invoices = card_update_url = (
-        _refuse
-    )
+    payment_method_make_default = payment_method_fetch = customer_fetch = last_decline = _refuse
+    customers = open_invoices = card_update_url = _refuse
 
 
 class PaymentsMode(enum.Enum):

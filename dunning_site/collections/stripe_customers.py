@@ -19,17 +19,27 @@ CARD_CHANGED_EVENTS = {"payment_method.updated", "payment_method.automatically_u
 
 
 def customer_changed(obj: dict) -> str:
-    """customer.created / customer.updated: the event names the default card by its id only, so it
-    is read from Stripe (when Stripe is configured) to learn its expiry, country and address."""
+    """customer.created / customer.updated. Stripe sends events in any order, so the customer is re-read
+    from Stripe (as invoices are) and what it says now is applied: an older event arriving late never
+    brings back an old address or zone. The default card comes with it, to learn its expiry, country
+    and address. Without Stripe (or for a customer Stripe no longer has) the event's object is used."""
+    data = obj
+    if settings.STRIPE_API_KEY and obj.get("id"):
+        try:
+            data = gateway().customer_fetch(obj["id"])
+        except LookupError:
+            data = obj
     card = None
-    method = (obj.get("invoice_settings") or {}).get("default_payment_method")
-    if isinstance(method, str) and method and settings.STRIPE_API_KEY:
+    method = (data.get("invoice_settings") or {}).get("default_payment_method")
+    if isinstance(method, dict):
+        card = method
+    elif isinstance(method, str) and method and settings.STRIPE_API_KEY:
         try:
             card = gateway().payment_method_fetch(method)
         except stripe.StripeError as error:
             # The customer's own fields are still worth having; the card comes with the next event or sync.
-            logger.warning("Could not read payment method %s of %s (%s)", method, obj.get("id"), error)
-    customer_upsert_from_billing(data=obj, card=card or None)
+            logger.warning("Could not read payment method %s of %s (%s)", method, data.get("id"), error)
+    customer_upsert_from_billing(data=data, card=card or None)
     return "customer"
 
 

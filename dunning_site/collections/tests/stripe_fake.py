@@ -253,6 +253,14 @@ class FakeStripe:
             if status == 200 and "data.invoice_settings.default_payment_method" in query.get("expand[0]", []):
                 body["data"] = [self._with_default_card(customer) for customer in body["data"]]
             return status, body
+        if len(parts) == 2 and parts[0] == "customers" and method == "GET":
+            if parts[1] not in self.customers:
+                message = f"No such customer: '{parts[1]}'"
+                return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing", "message": message}}
+            customer = self.customers[parts[1]]
+            expand = {value for name, values in query.items() if name.startswith("expand[") for value in values}
+            wanted = "invoice_settings.default_payment_method" in expand
+            return 200, self._with_default_card(customer) if wanted else customer
         if len(parts) == 2 and parts[0] == "invoices" and parts[1] in self.invoices:
             return 200, self._with_payments(self.invoices[parts[1]], {k: v[0] for k, v in query.items()})
         if len(parts) == 3 and parts[0] == "invoices" and parts[2] == "pay" and method == "POST":

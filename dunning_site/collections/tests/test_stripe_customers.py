@@ -298,3 +298,26 @@ def test_stripe_sync_learns_zone_language_and_card_with_the_default_card_expande
     bob = Customer.objects.get(external_id="cus_2")
     # A Perth number (08): the phone's zones, Perth's clock first.
     assert (bob.time_zone, bob.time_zone_source) == ("Australia/Perth", "phone")
+
+
+def test_an_older_customer_event_arriving_late_never_brings_back_the_old_address_or_zone(clock, stripe_api, deliver):
+    """Stripe sends events in any order: the customer is re-read from Stripe, so what it says now wins."""
+    now_at_stripe = stripe_fake.resource("customer", id="cus_1") | {
+        "name": "New Name",
+        "email": "new@example.com",
+        "address": BERLIN,
+        "metadata": {},
+    }
+    stripe_api.customers["cus_1"] = now_at_stripe
+    deliver(stripe_fake.event("customer.updated", now_at_stripe, event_id="evt_new"))
+    older = customer_event("customer.created", event_id="evt_old", name="Old Name", address=OHIO)
+    older["created"] = int((NOW - dt.timedelta(minutes=2)).timestamp())
+    deliver(older)
+
+    customer = Customer.objects.get(external_id="cus_1")
+    assert (customer.name, customer.email, customer.time_zone) == ("New Name", "new@example.com", "Europe/Berlin")
+
+
+def test_a_customer_stripe_no_longer_has_is_learned_from_the_event_itself(clock, stripe_api, deliver):
+    deliver(customer_event(address=OHIO))
+    assert Customer.objects.get(external_id="cus_1").time_zone == "America/New_York"

@@ -3,6 +3,7 @@
 import datetime as dt
 
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -238,16 +239,22 @@ def customer_upsert_from_billing(*, data: dict, card: dict | None = None) -> Cus
     What Stripe knows is learned: name, email, phone, language (preferred locales), the card on
     file and the time zone. Staff edits win: a zone or language set by staff is never replaced,
     and fields Stripe does not know (segment, consents) are untouched."""
+    data, card = billing_object_cleaned(data), billing_object_cleaned(card) if card else card
     customer = Customer.objects.select_for_update().filter(external_id=data["id"]).first()
     if customer is None:
         customer = Customer(external_id=data["id"], language_source="billing", time_zone_source=TimeZoneSource.UNKNOWN)
-    customer.name = data.get("name") or data.get("email") or data["id"]
-    customer.email = data.get("email") or customer.email
+    name_field = Customer._meta.get_field("name")
+    customer.name = (data.get("name") or data.get("email") or data["id"])[: name_field.max_length]
+    try:
+        validate_email(data.get("email") or "")
+        customer.email = data["email"]
+    except ValidationError:
+        pass  # none given, or one Stripe let through that we cannot write to: the one known is kept
     if data.get("phone"):
         from dunning_site.lib.validators import normalize_phone
 
         customer.phone = normalize_phone(data["phone"]) or customer.phone
-    language = language_of_locales(data.get("preferred_locales") or [])
+    language = language_of_locales(_text_list(data.get("preferred_locales")))
     if language and customer.language_source != "staff":
         customer.language = language
     settings_ = data.get("invoice_settings") or {}
@@ -268,6 +275,26 @@ def customer_upsert_from_billing(*, data: dict, card: dict | None = None) -> Cus
     customer.full_clean()
     customer.save()
     return customer
+
+
+def billing_object_cleaned(value):
+    """A billing system's object with only what a Stripe object can hold where we read it: text (no NUL
+    characters), numbers, booleans, lists and dicts of those. Events are signed, but their contents come
+    from whoever filled in the checkout form; a value of an unexpected type is dropped (None), never
+    allowed to make the whole update fail."""
+    if isinstance(value, dict):
+        return {str(key): billing_object_cleaned(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [billing_object_cleaned(item) for item in value]
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    return None
+
+
+def _text_list(values) -> list[str]:
+    return [value for value in values if isinstance(value, str)] if isinstance(values, list) else []
 
 
 @transaction.atomic

@@ -27,6 +27,8 @@ import phonenumbers
 import pycountry
 from phonenumbers import timezone as phone_time_zones
 
+from dunning_site.lib.validators import NOT_PLACES
+
 
 class Source:
     """Where a customer's zone came from, most trusted first (the order is the rank)."""
@@ -76,31 +78,42 @@ def zone_from_billing(*, customer: dict, card: dict | None = None) -> ZoneFindin
     shipping address, the card's billing address, the card's issuing country, the phone number,
     and last the region of the customer's preferred locale (a guess: a language is not a place).
     A country-wide answer is narrowed by the phone number's area code when that agrees with it."""
-    metadata_zone = ((customer.get("metadata") or {}).get("time_zone") or "").strip()
+    metadata_zone = _text(_mapping(customer.get("metadata")).get("time_zone")).strip()
     if metadata_zone in _valid_zones():
         return ZoneFinding(zone=metadata_zone, source=Source.STRIPE_METADATA)
-    card = card or {}
-    phone = customer.get("phone") or ""
+    card = _mapping(card)
+    phone = _text(customer.get("phone"))
     addresses = [
-        customer.get("address"),
-        (customer.get("shipping") or {}).get("address"),
-        (card.get("billing_details") or {}).get("address"),
+        _mapping(customer.get("address")),
+        _mapping(_mapping(customer.get("shipping")).get("address")),
+        _mapping(_mapping(card.get("billing_details")).get("address")),
     ]
     for address in addresses:
-        if address and (address.get("country") or "").strip():
-            found = zone_of_place(country=address["country"], state=address.get("state") or "", source=Source.ADDRESS)
+        country = _text(address.get("country")).strip()
+        if country:
+            found = zone_of_place(country=country, state=_text(address.get("state")), source=Source.ADDRESS)
             return _narrowed_by_phone(found, phone)
-    card_country = ((card.get("card") or {}).get("country") or "").strip()
+    card_country = _text(_mapping(card.get("card")).get("country")).strip()
     if card_country and zones_of_country(card_country):
         return _narrowed_by_phone(zone_of_place(country=card_country, source=Source.CARD_COUNTRY), phone)
     if found := zone_of_phone(phone):
         return found
-    for locale in customer.get("preferred_locales") or []:
+    locales = customer.get("preferred_locales")
+    for locale in [locale for locale in locales if isinstance(locale, str)] if isinstance(locales, list) else []:
         region = locale.replace("_", "-").split("-")[-1] if "-" in locale or "_" in locale else ""
         if len(region) == 2 and zones_of_country(region):
             found = zone_of_place(country=region, source=Source.GUESS)
             return ZoneFinding(zone=found.zone, source=Source.GUESS, candidates=found.candidates or (found.zone,))
     return UNKNOWN
+
+
+def _mapping(value) -> dict:
+    """A Stripe sub-object, or an empty one when the field is missing or not an object."""
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def zone_of_place(*, country: str, state: str = "", source: str = Source.ADDRESS) -> ZoneFinding:
@@ -215,7 +228,7 @@ def _zone_tab() -> dict[str, list[tuple[str, str]]]:
 
 @functools.cache
 def _valid_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    return frozenset(zoneinfo.available_timezones()) - NOT_PLACES
 
 
 @functools.cache

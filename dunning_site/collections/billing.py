@@ -23,6 +23,7 @@ from rq import Retry
 from dunning_site.accounts.billing import ChargeOutcome, gateway, invoice_card_payments, invoice_collected_by_stripe
 from dunning_site.accounts.models import BillingEvent, Channel, Customer, Invoice, Payment
 from dunning_site.accounts.services import (
+    billing_object_cleaned,
     customer_upsert_from_billing,
     invoice_upsert_from_billing,
     payment_record,
@@ -91,7 +92,8 @@ def billing_event_receive(*, payload: bytes, signature: str) -> BillingEvent | N
     """
     try:
         event = stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
-        data = json.loads(payload)
+        # PostgreSQL's jsonb refuses the NUL character; a customer can type one into a checkout form.
+        data = billing_object_cleaned(json.loads(payload))
         event_id, event_type = event.id, event.type
     except (stripe.SignatureVerificationError, ValueError, AttributeError, KeyError) as error:
         raise SignatureError(f"Not a signed Stripe event: {error}") from error

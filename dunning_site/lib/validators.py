@@ -15,7 +15,12 @@ PHONE_NOT_E164 = "Write the phone number in E.164 form: %(suggestion)s."
 
 @cache
 def _time_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    # "localtime" is whatever zone the server runs in, "Factory" a placeholder that names no place:
+    # neither tells where a customer lives.
+    return frozenset(zoneinfo.available_timezones()) - NOT_PLACES
+
+
+NOT_PLACES = frozenset({"localtime", "Factory", "posixrules"})
 
 
 def validate_time_zone(value: str) -> None:

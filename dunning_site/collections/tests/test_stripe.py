@@ -401,3 +401,11 @@ def test_a_retry_being_attempted_now_is_left_to_its_worker(clock, stripe_api, cu
     tick()
     assert PaymentRetry.objects.get().status == "attempting"
     assert not [request for request in stripe_api.requests if request[1] == "/v1/invoices/in_1/pay"]
+
+
+def test_a_signed_event_with_a_nul_character_is_stored_without_it(clock, stripe_api, deliver):
+    """PostgreSQL's jsonb refuses NUL; a customer can type one into a checkout form."""
+    obj = stripe_fake.resource("customer", id="cus_NUL", email="nul@example.com") | {"name": "Ada\x00 Lovelace"}
+    deliver(stripe_fake.event("customer.created", obj, event_id="evt_nul"))
+    assert BillingEvent.objects.get(event_id="evt_nul").payload["data"]["object"]["name"] == "Ada Lovelace"
+    assert Customer.objects.get(external_id="cus_NUL").name == "Ada Lovelace"

@@ -321,3 +321,25 @@ def test_an_older_customer_event_arriving_late_never_brings_back_the_old_address
 def test_a_customer_stripe_no_longer_has_is_learned_from_the_event_itself(clock, stripe_api, deliver):
     deliver(customer_event(address=OHIO))
     assert Customer.objects.get(external_id="cus_1").time_zone == "America/New_York"
+
+
+def test_what_a_customer_typed_at_checkout_never_loses_the_update(clock, stripe_api, deliver, client):
+    """Signed events carry what customers typed: a name longer than ours, a NUL character, values of
+    an unexpected type. The customer is learned all the same; nothing answers 500."""
+    odd = customer_event(
+        "customer.created",
+        name="A" * 230 + "\x00",
+        email="not an address",
+        preferred_locales=[None, 5, "de-DE"],
+        address={"country": ["US"], "state": {"x": 1}},
+        shipping={"address": "Berlin"},
+        metadata={"time_zone": "localtime"},
+    )
+    deliver(odd)
+    customer = Customer.objects.get(external_id="cus_1")
+    assert (len(customer.name), customer.email, customer.language) == (200, "", "de")
+    # "localtime" names no place and the address was none: only the locale's region is left, a guess.
+    assert (customer.time_zone_source, customer.time_zone) == ("guess", "Europe/Berlin")
+
+    deliver(customer_event(event_id="evt_factory", metadata={"time_zone": "Factory"}, address=BERLIN))
+    assert Customer.objects.get(external_id="cus_1").time_zone == "Europe/Berlin"

@@ -49,9 +49,13 @@ chromium:
 		{ $(SUDO) apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium >/dev/null; }; \
 	fi
 
+# The walls: import-linter's contracts (pyproject.toml: the apps' layers) and the import-cycle ratchet
+# (tools/known_import_cycles.txt lists the only cycles allowed; a new one, or a stale line, fails).
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python tools/import_cycles.py
 
 test: $(VENV)/.installed-dev services chromium lint
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run

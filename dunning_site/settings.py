@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "dunning_site.accounts",
     "dunning_site.notifications",
     "dunning_site.collections",
+    "dunning_site.portal",
     "dunning_site.ops",
 ]
 
@@ -94,7 +95,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "dunning_site.lib.context_processors.billing",
+                "dunning_site.accounts.context_processors.billing",
                 "dunning_site.collections.context_processors.worklist_counts",
                 "dunning_site.accounts.two_factor.second_factor_owed",
             ],

@@ -58,4 +58,5 @@ urlpatterns = [
     path("", include("dunning_site.ops.urls")),
     path("", include("dunning_site.notifications.urls")),
     path("", include("dunning_site.collections.urls")),
+    path("", include("dunning_site.portal.urls")),
 ]

@@ -10,7 +10,7 @@ from babel.dates import format_date
 from django.conf import settings
 
 from dunning_site.accounts.models import Customer, Invoice, User
-from dunning_site.collections.portal import card_update_url
+from dunning_site.collections.customer_links import card_update_url
 from dunning_site.lib.money import format_money
 from dunning_site.notifications.unsubscribe import unsubscribe_url
 

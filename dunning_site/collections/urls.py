@@ -8,7 +8,6 @@ from dunning_site.collections.views import (
     dashboard,
     message_templates,
     policies,
-    portal,
     webhooks,
 )
 
@@ -60,8 +59,4 @@ urlpatterns = [
         name="message_template_detail",
     ),
     path("webhooks/stripe/", webhooks.stripe_webhook, name="stripe_webhook"),
-    # The customer portal, reached by signed links (collections.portal); no login.
-    path("portal/card/<str:token>/", portal.portal_card, name="portal_card"),
-    path("portal/card/<str:token>/done/", portal.portal_card_done, name="portal_card_done"),
-    path("portal/card/<str:token>/sandbox/", portal.portal_card_sandbox, name="portal_card_sandbox"),
 ]

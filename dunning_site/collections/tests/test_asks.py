@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 
 from dunning_site.accounts.models import Customer, Payment, User
 from dunning_site.accounts.tests.factories import InvoiceFactory
-from dunning_site.collections import portal
+from dunning_site.collections import customer_links
 from dunning_site.collections.models import Case, CaseEvent, PaymentRetry, Step
 from dunning_site.collections.roles import COLLECTOR
 from dunning_site.collections.services import tick
@@ -224,7 +224,7 @@ def test_the_card_update_checkout_is_in_the_currency_of_the_open_invoices(
 ):
     InvoiceFactory(customer=customer, currency="USD", status="paid", due_on=dt.date(2025, 12, 1))
     InvoiceFactory(customer=customer, currency=currency, total=12_000, due_on=dt.date(2026, 3, 1))
-    response = client.get(urlparse(portal.card_update_url(customer)).path)
+    response = client.get(urlparse(customer_links.card_update_url(customer)).path)
     assert response.status_code == 302
     (session,) = [params for method, path, params in stripe_api.requests if path == "/v1/checkout/sessions"]
     assert (session["mode"], session["currency"]) == ("setup", currency.lower())

@@ -8,7 +8,7 @@ from django.core import mail
 
 from dunning_site.accounts.models import Consent
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
-from dunning_site.collections import portal
+from dunning_site.collections import customer_links
 from dunning_site.collections.models import Case
 from dunning_site.collections.predunning import predunning_run
 from dunning_site.collections.tests.factories import PolicyFactory
@@ -47,7 +47,7 @@ def test_a_card_expiring_within_the_policy_window_gets_exactly_one_warning():
     assert "Hello Ada Lovelace" in message.body
     assert "March 30, 2026" in message.body
     token = message.body.split("/portal/card/")[1].split("/")[0]
-    assert portal.read_card_update_token(token) == customer
+    assert customer_links.read_card_update_token(token) == customer
 
 
 def test_a_segment_whose_policy_says_0_gets_no_warning():

@@ -114,12 +114,8 @@ FINANCE = {
     ),
 }
 # Reached by customers or other systems, each with its own proof (signatures, signed links).
-PUBLIC = {
-    "collections:stripe_webhook",
-    "collections:portal_card",
-    "collections:portal_card_done",
-    "collections:portal_card_sandbox",
-}
+# The customer's pages are the portal app's (portal/tests/test_urls.py keeps their list).
+PUBLIC = {"collections:stripe_webhook"}
 
 
 def named_urls(resolver=None, namespace="") -> set[str]:

@@ -9,16 +9,16 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from dunning_site.accounts.models import Customer, Invoice, Payment
+from dunning_site.accounts.models import Customer, Invoice
 from dunning_site.accounts.services import customer_portal_links_revoke
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
-from dunning_site.collections import jobs, portal
-from dunning_site.collections.billing import retry_all_open_invoices, retry_budget_left
+from dunning_site.collections import customer_links
 from dunning_site.collections.context import message_context
 from dunning_site.collections.models import Case, PaymentRetry
 from dunning_site.collections.services import cases_open_overdue
 from dunning_site.collections.tests import stripe_fake
 from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.portal import card_update
 
 pytestmark = pytest.mark.django_db
 
@@ -74,12 +74,12 @@ def assert_refused(response, *, status: int, customer: Customer) -> None:
 
 
 def test_a_valid_link_sends_the_customer_to_a_fresh_stripe_checkout_session(clock, client, stripe_api, customer):
-    link = portal.card_update_url(customer)
+    link = customer_links.card_update_url(customer)
     response = client.get(path_of(link))
     assert response.status_code == 302
     assert response["Location"].startswith("https://checkout.stripe.com/c/pay/cs_test_fake")
     (session,) = sessions_created(stripe_api)
-    done = SITE_URL + reverse("collections:portal_card_done", args=[portal.card_update_token(customer)])
+    done = SITE_URL + reverse("portal:card_done", args=[customer_links.card_update_token(customer)])
     assert (session["mode"], session["customer"]) == ("setup", "cus_P1")
     assert (session["success_url"], session["cancel_url"]) == (done + "?updated=1", done)
     assert response["Cache-Control"].startswith("max-age=0")
@@ -91,26 +91,26 @@ def test_a_valid_link_sends_the_customer_to_a_fresh_stripe_checkout_session(cloc
 
 @pytest.mark.parametrize("tamper", ["signature", "payload", "other_salt", "garbage"])
 def test_a_tampered_link_shows_a_friendly_page_and_creates_no_session(clock, client, stripe_api, customer, tamper):
-    token = portal.card_update_token(customer)
+    token = customer_links.card_update_token(customer)
     if tamper == "signature":
         token = token[:-1] + ("A" if token[-1] != "A" else "B")
     elif tamper == "payload":
         other = CustomerFactory()
-        token = portal.card_update_token(other).split(":")[0] + ":" + token.split(":", 1)[1]
+        token = customer_links.card_update_token(other).split(":")[0] + ":" + token.split(":", 1)[1]
     elif tamper == "other_salt":
         from dunning_site.notifications.unsubscribe import unsubscribe_token
 
         token = unsubscribe_token(customer_id=customer.pk)
     else:
         token = "not-a-token"
-    response = client.get(reverse("collections:portal_card", args=[token]))
+    response = client.get(reverse("portal:card", args=[token]))
     assert_refused(response, status=404, customer=customer)
     assert "not valid" in response.content.decode()
     assert sessions_created(stripe_api) == []
 
 
 def test_an_expired_link_shows_a_friendly_page(clock, client, stripe_api, customer):
-    path = path_of(portal.card_update_url(customer))
+    path = path_of(customer_links.card_update_url(customer))
     clock.shift(dt.timedelta(days=13, hours=23))
     assert client.get(path).status_code == 302
     clock.shift(dt.timedelta(days=1, hours=2))  # 15 days and an hour after it was sent
@@ -121,17 +121,17 @@ def test_an_expired_link_shows_a_friendly_page(clock, client, stripe_api, custom
 
 
 def test_a_revoked_link_shows_a_friendly_page_and_a_new_one_works(clock, client, stripe_api, customer):
-    old = path_of(portal.card_update_url(customer))
+    old = path_of(customer_links.card_update_url(customer))
     customer_portal_links_revoke(customer=customer)
     response = client.get(old)
     assert_refused(response, status=404, customer=customer)
     assert sessions_created(stripe_api) == []
-    assert client.get(path_of(portal.card_update_url(customer))).status_code == 302
+    assert client.get(path_of(customer_links.card_update_url(customer))).status_code == 302
 
 
 def test_a_customer_unknown_to_the_billing_system_gets_a_clear_page(clock, client, stripe_api):
     customer = CustomerFactory(external_id=None)
-    response = client.get(path_of(portal.card_update_url(customer)))
+    response = client.get(path_of(customer_links.card_update_url(customer)))
     assert response.status_code == 200
     assert "cannot be updated online" in response.content.decode()
     assert sessions_created(stripe_api) == []
@@ -139,28 +139,28 @@ def test_a_customer_unknown_to_the_billing_system_gets_a_clear_page(clock, clien
 
 def test_a_stripe_failure_gets_a_try_again_page(clock, client, stripe_api, customer):
     del stripe_api.customers["cus_P1"]  # Stripe answers 400 "No such customer"
-    response = client.get(path_of(portal.card_update_url(customer)))
+    response = client.get(path_of(customer_links.card_update_url(customer)))
     assert response.status_code == 503
     assert "again in a few minutes" in response.content.decode()
 
 
 def test_the_done_page_thanks_or_offers_to_try_again(clock, client, stripe_api, customer):
-    token = portal.card_update_token(customer)
-    done = reverse("collections:portal_card_done", args=[token])
+    token = customer_links.card_update_token(customer)
+    done = reverse("portal:card_done", args=[token])
     assert "Thank you" in client.get(done + "?updated=1").content.decode()
     cancelled = client.get(done).content.decode()
-    assert "not changed" in cancelled and reverse("collections:portal_card", args=[token]) in cancelled
+    assert "not changed" in cancelled and reverse("portal:card", args=[token]) in cancelled
     # Opened on the link's last day, finished after it expired: still thanked.
-    clock.shift(portal.CARD_UPDATE_LINK_MAX_AGE + dt.timedelta(hours=2))
+    clock.shift(customer_links.CARD_UPDATE_LINK_MAX_AGE + dt.timedelta(hours=2))
     assert "Thank you" in client.get(done + "?updated=1").content.decode()
-    assert client.get(reverse("collections:portal_card", args=[token])).status_code == 410
+    assert client.get(reverse("portal:card", args=[token])).status_code == 410
 
 
 def test_messages_carry_the_signed_portal_link(clock, stripe_api, customer):
     context = message_context(customer=customer, currency="EUR", invoices=[], today=NOW.date())
     token = path_of(context["card_update_url"]).split("/")[3]
-    assert context["card_update_url"] == SITE_URL + reverse("collections:portal_card", args=[token])
-    assert portal.read_card_update_token(token) == customer
+    assert context["card_update_url"] == SITE_URL + reverse("portal:card", args=[token])
+    assert customer_links.read_card_update_token(token) == customer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,12 +180,12 @@ def test_the_sandbox_changes_the_card_and_retries_at_once(
     client, overdue_case, run_jobs, django_capture_on_commit_callbacks
 ):
     customer = overdue_case.customer
-    response = client.get(path_of(portal.card_update_url(customer)))
+    response = client.get(path_of(customer_links.card_update_url(customer)))
     assert response.status_code == 302
     page = client.get(path_of(response["Location"]) + "?" + urlparse(response["Location"]).query)
     content = page.content.decode()
     assert "SANDBOX" in content and "pm_card_visa" in content and "pm_card_chargeDeclinedInsufficientFunds" in content
-    action = reverse("collections:portal_card_sandbox", args=[portal.card_update_token(customer)])
+    action = reverse("portal:card_sandbox", args=[customer_links.card_update_token(customer)])
     assert f'action="{action}"' in content
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -209,20 +209,20 @@ def test_the_sandbox_changes_the_card_and_retries_at_once(
 
 def test_the_sandbox_refuses_a_card_it_does_not_know(client, overdue_case):
     customer = overdue_case.customer
-    action = reverse("collections:portal_card_sandbox", args=[portal.card_update_token(customer)])
+    action = reverse("portal:card_sandbox", args=[customer_links.card_update_token(customer)])
     response = client.post(action, {"payment_method": "pm_card_real_looking"})
     assert response.status_code == 400
-    assert portal.CHOOSE_A_CARD in response.content.decode()
+    assert card_update.CHOOSE_A_CARD in response.content.decode()
     customer.refresh_from_db()
     assert customer.default_payment_method == "pm_card_chargeDeclinedInsufficientFunds"
     assert not PaymentRetry.objects.exists()
 
 
 def test_the_sandbox_does_not_exist_when_stripe_is_configured(clock, client, stripe_api, customer):
-    token = portal.card_update_token(customer)
-    action = reverse("collections:portal_card_sandbox", args=[token])
+    token = customer_links.card_update_token(customer)
+    action = reverse("portal:card_sandbox", args=[token])
     assert client.post(action, {"payment_method": "pm_card_visa"}).status_code == 404
-    page = client.get(reverse("collections:portal_card_done", args=[token]) + "?sandbox=1").content.decode()
+    page = client.get(reverse("portal:card_done", args=[token]) + "?sandbox=1").content.decode()
     assert "SANDBOX" not in page
     customer.refresh_from_db()
     assert customer.default_payment_method == ""
@@ -230,9 +230,9 @@ def test_the_sandbox_does_not_exist_when_stripe_is_configured(clock, client, str
 
 def test_the_sandbox_needs_a_valid_link(client, overdue_case):
     customer = overdue_case.customer
-    token = portal.card_update_token(customer)
+    token = customer_links.card_update_token(customer)
     customer_portal_links_revoke(customer=customer)
-    response = client.post(reverse("collections:portal_card_sandbox", args=[token]), {"payment_method": "pm_card_visa"})
+    response = client.post(reverse("portal:card_sandbox", args=[token]), {"payment_method": "pm_card_visa"})
     assert_refused(response, status=404, customer=customer)
     assert not PaymentRetry.objects.exists()
 
@@ -256,13 +256,13 @@ def case_with_a_test_card(clock, payments_not_configured):
 def test_without_stripe_or_the_sandbox_the_card_link_says_online_card_updates_are_unavailable(
     client, case_with_a_test_card
 ):
-    token = portal.card_update_token(case_with_a_test_card.customer)
-    response = client.get(reverse("collections:portal_card", args=[token]))
+    token = customer_links.card_update_token(case_with_a_test_card.customer)
+    response = client.get(reverse("portal:card", args=[token]))
     assert response.status_code == 200
     content = response.content.decode()
     assert "cannot be updated online" in content
     assert "SANDBOX" not in content and "pm_card_visa" not in content
-    done = client.get(reverse("collections:portal_card_done", args=[token]) + "?sandbox=1").content.decode()
+    done = client.get(reverse("portal:card_done", args=[token]) + "?sandbox=1").content.decode()
     assert "SANDBOX" not in done and "pm_card_visa" not in done
 
 
@@ -270,8 +270,8 @@ def test_without_stripe_or_the_sandbox_the_card_link_says_online_card_updates_ar
 def test_without_stripe_or_the_sandbox_the_page_after_the_card_page_claims_nothing_was_saved(
     client, case_with_a_test_card, query
 ):
-    token = portal.card_update_token(case_with_a_test_card.customer)
-    response = client.get(reverse("collections:portal_card_done", args=[token]) + query)
+    token = customer_links.card_update_token(case_with_a_test_card.customer)
+    response = client.get(reverse("portal:card_done", args=[token]) + query)
     assert response.status_code == 200
     content = response.content.decode()
     assert "cannot be updated online" in content and "Nothing was changed" in content
@@ -279,8 +279,8 @@ def test_without_stripe_or_the_sandbox_the_page_after_the_card_page_claims_nothi
 
 
 def test_the_page_after_the_card_page_claims_nothing_for_a_customer_stripe_does_not_know(clock, client, stripe_api):
-    token = portal.card_update_token(CustomerFactory(external_id=None))
-    content = client.get(reverse("collections:portal_card_done", args=[token]) + "?updated=1").content.decode()
+    token = customer_links.card_update_token(CustomerFactory(external_id=None))
+    content = client.get(reverse("portal:card_done", args=[token]) + "?updated=1").content.decode()
     assert "cannot be updated online" in content
     assert "Thank you" not in content and "saved" not in content
 
@@ -291,7 +291,7 @@ def test_without_stripe_or_the_sandbox_the_sandbox_url_answers_404_and_changes_n
 ):
     customer = case_with_a_test_card.customer
     Customer.objects.filter(pk=customer.pk).update(default_payment_method="pm_card_chargeDeclinedInsufficientFunds")
-    action = reverse("collections:portal_card_sandbox", args=[portal.card_update_token(customer)])
+    action = reverse("portal:card_sandbox", args=[customer_links.card_update_token(customer)])
     with django_capture_on_commit_callbacks(execute=True):
         response = getattr(client, method)(action, {"payment_method": "pm_card_visa"})
     assert response.status_code == 404
@@ -299,24 +299,3 @@ def test_without_stripe_or_the_sandbox_the_sandbox_url_answers_404_and_changes_n
     assert customer.default_payment_method == "pm_card_chargeDeclinedInsufficientFunds"
     assert PaymentRetry.objects.count() == 0
     assert django_rq.get_queue("default").count == 0
-
-
-def test_without_stripe_or_the_sandbox_a_due_retry_charges_nothing_and_keeps_its_budget(
-    case_with_a_test_card, django_capture_on_commit_callbacks
-):
-    invoice = Invoice.objects.get(number="INV-OFF")
-    with django_capture_on_commit_callbacks(execute=True):
-        assert retry_all_open_invoices(customer=case_with_a_test_card.customer, reason="A new card", now=NOW) == 1
-    budget = retry_budget_left(invoice=invoice, policy=case_with_a_test_card.policy, now=NOW)
-
-    jobs.tick()  # the tick performs due retries: the gateway refuses, nothing is simulated
-
-    invoice.refresh_from_db()
-    assert (invoice.status, invoice.amount_paid) == (Invoice.Status.OPEN, 0)
-    assert Payment.objects.count() == 0
-    case_with_a_test_card.refresh_from_db()
-    assert case_with_a_test_card.status in Case.ACTIVE_STATUSES
-    retry = PaymentRetry.objects.get()
-    assert retry.status == PaymentRetry.Status.SCHEDULED, "tried again once payments are configured"
-    assert retry.scheduled_for > NOW
-    assert retry_budget_left(invoice=invoice, policy=case_with_a_test_card.policy, now=NOW) == budget

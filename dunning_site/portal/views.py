@@ -12,7 +12,8 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from dunning_site.collections import portal
+from dunning_site.collections import customer_links
+from dunning_site.portal import card_update
 
 
 def _sender() -> dict:
@@ -20,12 +21,12 @@ def _sender() -> dict:
         "sender_company": settings.DUNNING_SENDER_COMPANY,
         "sender_email": parseaddr(settings.DEFAULT_FROM_EMAIL)[1],
         "sender_phone": settings.DUNNING_SENDER_PHONE,
-        "link_days": portal.CARD_UPDATE_LINK_MAX_AGE.days,
+        "link_days": customer_links.CARD_UPDATE_LINK_MAX_AGE.days,
     }
 
 
-def _link_refused(request: HttpRequest, error: portal.PortalLinkInvalid) -> HttpResponse:
-    expired = isinstance(error, portal.PortalLinkExpired)
+def _link_refused(request: HttpRequest, error: customer_links.PortalLinkInvalid) -> HttpResponse:
+    expired = isinstance(error, customer_links.PortalLinkExpired)
     context = _sender() | {"expired": expired}
     return render(request, "portal/link_invalid.html", context, status=410 if expired else 404)
 
@@ -35,17 +36,17 @@ def _link_refused(request: HttpRequest, error: portal.PortalLinkInvalid) -> Http
 def portal_card(request: HttpRequest, token: str) -> HttpResponse:
     """The card-update link from a message: a fresh checkout session each time it is opened."""
     try:
-        customer = portal.read_card_update_token(token)
-    except portal.PortalLinkInvalid as error:
+        customer = customer_links.read_card_update_token(token)
+    except customer_links.PortalLinkInvalid as error:
         return _link_refused(request, error)
     try:
-        url = portal.card_update_session_url(customer=customer, token=token)
-    except portal.CardUpdateUnavailable as error:
+        url = card_update.card_update_session_url(customer=customer, token=token)
+    except card_update.CardUpdateUnavailable as error:
         return _card_unavailable(request, error)
     return redirect(url)
 
 
-def _card_unavailable(request: HttpRequest, error: portal.CardUpdateUnavailable) -> HttpResponse:
+def _card_unavailable(request: HttpRequest, error: card_update.CardUpdateUnavailable) -> HttpResponse:
     context = _sender() | {"temporary": error.temporary}
     return render(request, "portal/card_unavailable.html", context, status=503 if error.temporary else 200)
 
@@ -54,17 +55,17 @@ def _card_unavailable(request: HttpRequest, error: portal.CardUpdateUnavailable)
 @require_GET
 def portal_card_done(request: HttpRequest, token: str) -> HttpResponse:
     """Where the billing system sends the customer back; in the sandbox, the test-card picker."""
-    max_age = portal.CARD_UPDATE_LINK_MAX_AGE + portal.CHECKOUT_SESSION_LIFETIME
+    max_age = customer_links.CARD_UPDATE_LINK_MAX_AGE + card_update.CHECKOUT_SESSION_LIFETIME
     try:
-        customer = portal.read_card_update_token(token, max_age=max_age)
-    except portal.PortalLinkInvalid as error:
+        customer = customer_links.read_card_update_token(token, max_age=max_age)
+    except customer_links.PortalLinkInvalid as error:
         return _link_refused(request, error)
     try:
-        portal.card_update_possible(customer=customer)
-    except portal.CardUpdateUnavailable as error:
+        card_update.card_update_possible(customer=customer)
+    except card_update.CardUpdateUnavailable as error:
         # "?updated=1" is only a URL anyone can type: with no way to give a card, none was saved.
         return _card_unavailable(request, error)
-    if request.GET.get("sandbox") and portal.gateway_is_sandbox():
+    if request.GET.get("sandbox") and card_update.gateway_is_sandbox():
         return _sandbox_page(request, token)
     context = _sender() | {"updated": bool(request.GET.get("updated")), "retry_url": _card_path(token)}
     return render(request, "portal/card_done.html", context)
@@ -75,8 +76,8 @@ def _sandbox_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
 
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not portal.gateway_is_sandbox():
-            raise Http404(portal.SANDBOX_OFF)
+        if not card_update.gateway_is_sandbox():
+            raise Http404(card_update.SANDBOX_OFF)
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -88,24 +89,24 @@ def _sandbox_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
 def portal_card_sandbox(request: HttpRequest, token: str) -> HttpResponse:
     """`make run` without Stripe: the customer picks a test card; retries follow as with Stripe."""
     try:
-        customer = portal.read_card_update_token(token)
-    except portal.PortalLinkInvalid as error:
+        customer = customer_links.read_card_update_token(token)
+    except customer_links.PortalLinkInvalid as error:
         return _link_refused(request, error)
     payment_method = request.POST.get("payment_method", "")
-    if payment_method not in portal.SANDBOX_CARDS:
-        return _sandbox_page(request, token, error=portal.CHOOSE_A_CARD, status=400)
-    portal.sandbox_card_change(customer=customer, payment_method=payment_method)
-    return redirect(reverse("collections:portal_card_done", args=[token]) + "?updated=1")
+    if payment_method not in card_update.SANDBOX_CARDS:
+        return _sandbox_page(request, token, error=card_update.CHOOSE_A_CARD, status=400)
+    card_update.sandbox_card_change(customer=customer, payment_method=payment_method)
+    return redirect(reverse("portal:card_done", args=[token]) + "?updated=1")
 
 
 def _sandbox_page(request: HttpRequest, token: str, *, error: str = "", status: int = 200) -> HttpResponse:
     context = _sender() | {
-        "cards": portal.SANDBOX_CARDS.items(),
-        "action": reverse("collections:portal_card_sandbox", args=[token]),
+        "cards": card_update.SANDBOX_CARDS.items(),
+        "action": reverse("portal:card_sandbox", args=[token]),
         "error": error,
     }
     return render(request, "portal/card_sandbox.html", context, status=status)
 
 
 def _card_path(token: str) -> str:
-    return reverse("collections:portal_card", args=[token])
+    return reverse("portal:card", args=[token])

@@ -1,10 +1,8 @@
-"""The customer portal's links: signed, expiring, revocable — and what opening one may change.
+"""Taking a new card from the customer who opened their card-update link: a fresh billing-system
+session each time the link is opened, or, without Stripe, the sandbox's test cards.
 
-A link is the only thing a customer holds, so it carries no secret of its own beyond Django's
-signature: the customer's id and the `portal_link_version` it was issued under. Raising that
-version on the customer revokes every link sent so far (a forwarded email, a shared screen);
-the timestamp inside the signature makes a link die after CARD_UPDATE_LINK_MAX_AGE, so an old
-email found in an inbox years later opens nothing.
+The link itself (its signature, lifetime, revocation and path) is collections.customer_links: the
+messages that carry it are written below this app.
 """
 
 import datetime as dt
@@ -13,7 +11,6 @@ import logging
 import django_rq
 import stripe
 from django.conf import settings
-from django.core import signing
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -21,11 +18,11 @@ from redis.exceptions import RedisError
 
 from dunning_site.accounts.billing import PaymentsMode, SandboxGateway, gateway, payments_mode
 from dunning_site.accounts.models import Customer, Invoice
+from dunning_site.collections.billing import retry_all_open_invoices
+from dunning_site.collections.jobs import retries_perform
 
 logger = logging.getLogger(__name__)
 
-CARD_UPDATE_SALT = "dunning.card-update"
-CARD_UPDATE_LINK_MAX_AGE = dt.timedelta(days=14)
 # Stripe lets a Checkout session live up to 24 hours: a customer who opened the link on its last
 # day still lands on the thank-you page, not on "this link has expired", when they finish.
 CHECKOUT_SESSION_LIFETIME = dt.timedelta(hours=24)
@@ -43,45 +40,8 @@ CHOOSE_A_CARD = "Choose one of the test cards."
 SANDBOX_CARD_LIFETIME_YEARS = 3
 
 
-class PortalLinkInvalid(Exception):
-    """Tampered, revoked, or for a customer who no longer exists: the customer needs a new link."""
-
-
-class PortalLinkExpired(PortalLinkInvalid):
-    """Authentic but older than its lifetime."""
-
-
-def card_update_token(customer: Customer) -> str:
-    # Short keys: the link also goes out by SMS, where every character counts.
-    return signing.dumps({"c": customer.pk, "v": customer.portal_link_version}, salt=CARD_UPDATE_SALT, compress=True)
-
-
-def card_update_url(customer: Customer) -> str:
-    """The absolute card-update link for messages (SITE_URL, not a request: the tick has none)."""
-    return settings.SITE_URL.rstrip("/") + reverse("collections:portal_card", args=[card_update_token(customer)])
-
-
 def card_update_done_url(token: str) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("collections:portal_card_done", args=[token])
-
-
-def read_card_update_token(token: str, *, max_age: dt.timedelta = CARD_UPDATE_LINK_MAX_AGE) -> Customer:
-    """The customer a link is for. Raises PortalLinkExpired or PortalLinkInvalid; the two get
-    different pages only because "ask for a new one" is the only advice either can give."""
-    try:
-        data = signing.loads(token, salt=CARD_UPDATE_SALT, max_age=max_age)
-    except signing.SignatureExpired as error:  # checked after the signature: the link is authentic
-        raise PortalLinkExpired(str(error)) from error
-    except signing.BadSignature as error:
-        raise PortalLinkInvalid(str(error)) from error
-    try:
-        customer = Customer.objects.get(pk=int(data["c"]))
-        version = int(data["v"])
-    except (Customer.DoesNotExist, KeyError, TypeError, ValueError) as error:
-        raise PortalLinkInvalid("No such customer") from error
-    if customer.portal_link_version != version:
-        raise PortalLinkInvalid("Revoked: the customer's links were reissued")
-    return customer
+    return settings.SITE_URL.rstrip("/") + reverse("portal:card_done", args=[token])
 
 
 def gateway_is_sandbox() -> bool:
@@ -146,9 +106,6 @@ def sandbox_card_change(*, customer: Customer, payment_method: str, now: dt.date
     """The sandbox's stand-in for Checkout: the customer "gives" a test card, and every open
     overdue invoice is retried at once, as a real new card would through Stripe's webhook.
     Returns the number of retries scheduled."""
-    # Imported here: billing builds on services → messaging → context, and context imports this module.
-    from dunning_site.collections.billing import retry_all_open_invoices
-
     if not gateway_is_sandbox():
         raise PermissionError(SANDBOX_OFF)
     if payment_method not in SANDBOX_CARDS:
@@ -165,8 +122,6 @@ def sandbox_card_change(*, customer: Customer, payment_method: str, now: dt.date
 
 
 def _enqueue_retries() -> None:
-    from dunning_site.collections.jobs import retries_perform
-
     try:
         django_rq.get_queue("default").enqueue(retries_perform)
     except RedisError as error:

@@ -51,7 +51,7 @@ from dunning_site.collections.retries import (
     classify,
     plan_next_attempt,
 )
-from dunning_site.collections.services import _open_or_join, case_event_record
+from dunning_site.collections.services import ASK_KEY_MARK, _open_or_join, case_event_record
 from dunning_site.notifications.models import Message
 from dunning_site.notifications.services import messages_create
 
@@ -339,7 +339,7 @@ def _ask_the_customer(*, case: Case, invoice: Invoice, decision: str, now: dt.da
     confirm the payment, or the pay link once the retries are spent); once per recorded decline,
     through the contact rules like any message. The ladder's reminders go on asking the same."""
     attempt = Payment.objects.filter(invoice=invoice, status=Payment.Status.FAILED).count()
-    key = f"case:{case.pk}:invoice:{invoice.pk}:ask-customer:{attempt}"
+    key = f"case:{case.pk}:invoice:{invoice.pk}{ASK_KEY_MARK}{attempt}"
     if Message.objects.filter(idempotency_key=key).exists():
         return
     template_key, words = ASKS.get(decision, NOT_COLLECTED)

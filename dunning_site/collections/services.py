@@ -326,6 +326,9 @@ def case_open(
     return case
 
 
+# In the idempotency key of a decline's ask (collections.billing): a reminder written while one waits replaces it.
+ASK_KEY_MARK = ":ask-customer:"
+
 # ---------------------------------------------------------------------------------------------
 # The tick
 
@@ -503,6 +506,17 @@ def _advance(cases: list[Case], *, now: dt.datetime, requested_by: User | None =
 
     messages = messages_create([pending.message for pending in pendings if pending.message is not None])
     del messages  # bulk_create sets the ids on the Message objects held by the pendings
+    # A reminder carries the call to action a decline's ask carries (collections.billing): an ask still
+    # waiting to go (held by contact hours) would reach the customer with it, the same words twice.
+    reminded = [p.case.pk for p in pendings if p.message is not None and p.message.channel == Channel.EMAIL]
+    if reminded:
+        messages_cancel(
+            messages=Message.objects.filter(
+                pk__in=Case.messages.through.objects.filter(case_id__in=reminded).values("message_id"),
+                status=Message.Status.QUEUED,
+                idempotency_key__contains=ASK_KEY_MARK,
+            )
+        )
     StepExecution.objects.bulk_create(
         [StepExecution(case=p.case, step=p.step, attempt=1, message=p.message, at=now) for p in pendings]
     )

@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 import pytest
 import time_machine
 from django.contrib.auth.models import Group
+from django.core import mail
 
 from dunning_site.accounts.models import Customer, Payment, User
 from dunning_site.accounts.tests.factories import InvoiceFactory
@@ -246,3 +247,25 @@ def test_an_attempt_that_failed_before_any_charge_is_recorded_once_and_not_mista
     assert case.payment_problem == Case.PaymentProblem.AUTHENTICATION
     (ask,) = asks(case)
     assert ask.subject == "Please confirm your payment of $49.00"
+
+
+def test_a_reminder_written_while_the_asks_waits_for_the_morning_replaces_it(
+    clock, stripe_api, customer, deliver, run_jobs, django_capture_on_commit_callbacks
+):
+    """The decline comes at 02:00 in New York: its ask waits for 08:00. The day-3 reminder, written at
+    09:00, carries the same card link: the customer gets one email, not two at once."""
+    reminder_policy()
+    at(clock, dt.datetime(2026, 3, 13, 6, 0, tzinfo=dt.UTC))
+    deliver(declined(stripe_api, "expired_card"))
+    case = Case.objects.get()
+    (ask,) = asks(case)
+    assert ask.status == Message.Status.QUEUED and mail.outbox == []
+
+    at(clock, dt.datetime(2026, 3, 13, 13, 0, tzinfo=dt.UTC))
+    with django_capture_on_commit_callbacks(execute=True):
+        tick()
+    run_jobs()
+    ask.refresh_from_db()
+    assert ask.status == Message.Status.CANCELLED
+    (sent,) = mail.outbox
+    assert sent.subject.startswith("Reminder 1") and CARD_LINK in sent.body

@@ -158,7 +158,8 @@ def test_case_events_are_append_only_in_the_database(clock, policy):
 @pytest.mark.parametrize("count", [10, 200])
 def test_a_batch_costs_the_same_queries_for_10_or_200_cases(clock, policy, count, django_assert_max_num_queries):
     due_cases(count, policy)
-    with django_assert_max_num_queries(16):
+    # 19: the batch's reads and writes, and (3, in a savepoint) cancelling the asks its reminders replace.
+    with django_assert_max_num_queries(19):
         assert cases_advance_batch(now=NOW, batch_size=count) == count
     assert Message.objects.count() == count
     assert StepExecution.objects.count() == count

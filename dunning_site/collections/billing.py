@@ -731,13 +731,22 @@ def new_card(obj: dict) -> str:
     if settings.STRIPE_API_KEY:
         made_default = gateway().payment_method_make_default(customer_id=customer_id, payment_method_id=method)
         payment_method = made_default or payment_method
-    # The new card's expiry, brand and address replace the old card's (pre-dunning, time zone).
-    Customer.objects.filter(pk=customer.pk).update(default_payment_method=method)
-    stripe_customers.card_learn(customer=customer, payment_method={**payment_method, "id": method})
-    customer_payment_problems_clear(customer_id=customer.pk, reason=CLEARED_BY_NEW_CARD)
-    retry_all_open_invoices(customer=customer, reason=CLEARED_BY_NEW_CARD)
-    transaction.on_commit(_enqueue_retries, robust=True)
+    customer_card_new(customer=customer, payment_method={**payment_method, "id": method}, reason=CLEARED_BY_NEW_CARD)
     return "new card"
+
+
+def customer_card_new(*, customer: Customer, payment_method: dict, reason: str, now: dt.datetime | None = None) -> int:
+    """The customer gave a new card (through Stripe, or the sandbox's card page): it becomes the card
+    invoices are charged to, its expiry, brand and address replace the old card's (pre-dunning, time
+    zone), nothing is asked of the old card any more, and every open overdue invoice is retried at once
+    (unless a dispute is open). Returns the number of retries scheduled."""
+    Customer.objects.filter(pk=customer.pk).update(default_payment_method=payment_method["id"])
+    customer.default_payment_method = payment_method["id"]
+    stripe_customers.card_learn(customer=customer, payment_method=payment_method)
+    customer_payment_problems_clear(customer_id=customer.pk, reason=CLEARED_BY_NEW_CARD, at=now)
+    scheduled = retry_all_open_invoices(customer=customer, reason=reason, now=now)
+    transaction.on_commit(_enqueue_retries, robust=True)
+    return scheduled
 
 
 def _enqueue_retries() -> None:

@@ -8,18 +8,15 @@ messages that carry it are written below this app.
 import datetime as dt
 import logging
 
-import django_rq
 import stripe
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
-from redis.exceptions import RedisError
 
 from dunning_site.accounts.billing import PaymentsMode, SandboxGateway, gateway, payments_mode
 from dunning_site.accounts.models import Customer, Invoice
-from dunning_site.collections.billing import retry_all_open_invoices
-from dunning_site.collections.jobs import retries_perform
+from dunning_site.collections.billing import customer_card_new
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +94,6 @@ def card_currency(*, customer: Customer) -> str:
     return latest.currency if latest else ""
 
 
-def _last_day_of_month(year: int, month: int) -> dt.date:
-    return dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
-
-
 @transaction.atomic
 def sandbox_card_change(*, customer: Customer, payment_method: str, now: dt.datetime | None = None) -> int:
     """The sandbox's stand-in for Checkout: the customer "gives" a test card, and every open
@@ -111,18 +104,10 @@ def sandbox_card_change(*, customer: Customer, payment_method: str, now: dt.date
     if payment_method not in SANDBOX_CARDS:
         raise ValueError(f"Not a sandbox test card: {payment_method}")
     now = now or timezone.now()
-    expires_on = _last_day_of_month(now.year + SANDBOX_CARD_LIFETIME_YEARS, now.month)
-    Customer.objects.filter(pk=customer.pk).update(default_payment_method=payment_method, card_expires_on=expires_on)
-    customer.default_payment_method, customer.card_expires_on = payment_method, expires_on
-    scheduled = retry_all_open_invoices(
-        customer=customer, reason=f"The customer chose a new card in the portal (sandbox: {payment_method})", now=now
+    card = {"brand": "visa", "exp_month": now.month, "exp_year": now.year + SANDBOX_CARD_LIFETIME_YEARS}
+    return customer_card_new(
+        customer=customer,
+        payment_method={"id": payment_method, "type": "card", "card": card},
+        reason=f"The customer chose a new card in the portal (sandbox: {payment_method})",
+        now=now,
     )
-    transaction.on_commit(_enqueue_retries, robust=True)
-    return scheduled
-
-
-def _enqueue_retries() -> None:
-    try:
-        django_rq.get_queue("default").enqueue(retries_perform)
-    except RedisError as error:
-        logger.warning("Could not enqueue retries (%s); the next tick performs them.", error)

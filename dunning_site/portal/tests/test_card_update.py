@@ -180,6 +180,7 @@ def test_the_sandbox_changes_the_card_and_retries_at_once(
     client, overdue_case, run_jobs, django_capture_on_commit_callbacks
 ):
     customer = overdue_case.customer
+    Case.objects.filter(pk=overdue_case.pk).update(payment_problem=Case.PaymentProblem.NEW_CARD)
     response = client.get(path_of(customer_links.card_update_url(customer)))
     assert response.status_code == 302
     page = client.get(path_of(response["Location"]) + "?" + urlparse(response["Location"]).query)
@@ -195,6 +196,8 @@ def test_the_sandbox_changes_the_card_and_retries_at_once(
     customer.refresh_from_db()
     assert customer.default_payment_method == "pm_card_visa"
     assert customer.card_expires_on > NOW.date() + dt.timedelta(days=365)
+    overdue_case.refresh_from_db()
+    assert overdue_case.payment_problem == "", "a new card stops the card-update asks at once, sandbox or Stripe"
     retry = PaymentRetry.objects.get()
     assert (retry.status, retry.decision, retry.scheduled_for) == ("scheduled", "new_card", NOW)
     assert [job.func_name for job in django_rq.get_queue("default").jobs] == [

@@ -6,7 +6,7 @@ from dunning_site.accounts.models import Consent
 from dunning_site.accounts.services import payment_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.collections.models import CaseEvent
-from dunning_site.collections.services import tick
+from dunning_site.collections.services import case_pause, tick
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
 
@@ -62,3 +62,11 @@ def test_dates_are_in_the_viewers_time_zone(client, viewer, case):
     page = client.get(f"/cases/{case.pk}/").content.decode()
     # The day-20 notice falls due at 09:00 in Tokyo on 24 March: 20:00 the evening before in New York.
     assert "Mon 23 Mar, 20:00" in page
+
+
+def test_a_held_case_says_its_next_step_waits_for_the_hold_not_a_date_that_will_not_come(client, viewer, case):
+    case_pause(case=case, until=None, reason="dispute")
+    page = client.get(f"/cases/{case.pk}/").content.decode()
+    nexts = page.split('id="next"')[1].split("</section>")[0]
+    assert "Day 20: Final notice (Email), once the hold ends: it has no end, someone resumes the case." in nexts
+    assert "Nothing is sent or charged until then." in nexts

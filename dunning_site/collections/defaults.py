@@ -31,6 +31,8 @@ FRIENDLY, SECOND, FIRM, FINAL = "reminder-friendly", "reminder-second", "reminde
 CARD_UPDATE_NEEDED = "card-update-needed"
 AUTHENTICATION_NEEDED = "payment-authentication-needed"
 NOT_COLLECTED = "payment-not-collected"
+# Pre-dunning's warning before the card on file expires (collections.predunning.TEMPLATE_KEY).
+CARD_EXPIRING = "card-expiring"
 TONES = {
     FRIENDLY: Tone.FRIENDLY,
     SECOND: Tone.FRIENDLY,
@@ -39,6 +41,7 @@ TONES = {
     CARD_UPDATE_NEEDED: Tone.FRIENDLY,
     AUTHENTICATION_NEEDED: Tone.FRIENDLY,
     NOT_COLLECTED: Tone.FIRM,
+    CARD_EXPIRING: Tone.FRIENDLY,
 }
 
 POLICY_NAME = "Default"

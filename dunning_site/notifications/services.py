@@ -51,27 +51,30 @@ def messages_enqueue_on_commit(messages: list[Message]) -> None:
         transaction.on_commit(lambda: _enqueue_delivery(ids), robust=True)
 
 
+# The delivery job, named rather than imported: jobs are an edge that calls these services, and RQ
+# imports the function by this name where it runs it.
+DELIVER_JOB = "dunning_site.notifications.jobs.deliver"
+
+
 def _enqueue_delivery(message_ids: list[int], *, at: dt.datetime | None = None) -> None:
     """Deliver now, or at `at`: the one way a delivery is (re)scheduled — deferrals, retries after a
     transient failure, scheduled drafts, the sweeper. If Redis is unreachable the rows stay `queued`
     and the sweeper enqueues them once it is back: nothing is lost, so a warning is enough."""
-    from dunning_site.notifications.jobs import deliver
-
     queue: Queue = django_rq.get_queue(QUEUE_NAME)
     try:
         if at is None:
             # One round trip for the whole batch.
             queue.enqueue_many(
-                [Queue.prepare_data(deliver, args=(message_id,), result_ttl=0) for message_id in message_ids]
+                [Queue.prepare_data(DELIVER_JOB, args=(message_id,), result_ttl=0) for message_id in message_ids]
             )
             return
         for message_id in message_ids:
-            _schedule_delivery(queue, deliver, message_id, at)
+            _schedule_delivery(queue, message_id, at)
     except RedisError as error:
         logger.warning("Could not enqueue %d deliveries (%s); the sweeper will.", len(message_ids), error)
 
 
-def _schedule_delivery(queue: Queue, deliver: Callable, message_id: int, at: dt.datetime) -> None:
+def _schedule_delivery(queue: Queue, message_id: int, at: dt.datetime) -> None:
     """RQ runs a scheduled job at the whole second it was given, dropping the fraction: a job for
     12:00:30.4 runs at 12:00:30.0 and finds its message not yet due. So the second is rounded up.
 
@@ -84,7 +87,7 @@ def _schedule_delivery(queue: Queue, deliver: Callable, message_id: int, at: dt.
         # This very job ran early (a worker's clock behind the scheduler's): the next second.
         second += 1
         job_id = f"deliver-{message_id}-at-{second}"
-    job = queue.create_job(deliver, args=(message_id,), job_id=job_id, result_ttl=0, status=JobStatus.SCHEDULED)
+    job = queue.create_job(DELIVER_JOB, args=(message_id,), job_id=job_id, result_ttl=0, status=JobStatus.SCHEDULED)
     with contextlib.suppress(DuplicateJobError):  # already waiting for that second
         queue.schedule_job(job, dt.datetime.fromtimestamp(second, dt.UTC), unique=True)
 

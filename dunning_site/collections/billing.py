@@ -112,7 +112,7 @@ def billing_event_receive(*, payload: bytes, signature: str) -> BillingEvent | N
 
 
 def _enqueue(billing_event_id: int) -> None:
-    from dunning_site.collections.jobs import billing_event_process as job
+    job = "dunning_site.collections.jobs.billing_event_process"  # by name: jobs sit above this module
 
     try:
         django_rq.get_queue("default").enqueue(job, billing_event_id, retry=Retry(max=5, interval=[10, 60, 300, 900]))
@@ -750,7 +750,7 @@ def customer_card_new(*, customer: Customer, payment_method: dict, reason: str, 
 
 
 def _enqueue_retries() -> None:
-    from dunning_site.collections.jobs import retries_perform
+    retries_perform = "dunning_site.collections.jobs.retries_perform"  # by name: jobs sit above this module
 
     try:
         django_rq.get_queue("default").enqueue(retries_perform)
@@ -825,7 +825,7 @@ def subscription_collection_request(*, case: Case, paused: bool) -> None:
     Stripe subscriptions and reinstatement resumes it, in a job after the engine's commit."""
     if not (settings.SUSPEND_STRIPE_SUBSCRIPTION and settings.STRIPE_API_KEY and case.customer.external_id):
         return
-    from dunning_site.collections.jobs import subscription_collection_set as job
+    job = "dunning_site.collections.jobs.subscription_collection_set"  # by name: jobs sit above this module
 
     def enqueue() -> None:
         try:
@@ -852,7 +852,7 @@ def invoice_paid_elsewhere_request(*, invoice: Invoice) -> None:
     own retries would charge the card a second time. In a job after the commit."""
     if not invoice_collected_by_stripe(invoice):
         return
-    from dunning_site.collections.jobs import invoice_paid_elsewhere as job
+    job = "dunning_site.collections.jobs.invoice_paid_elsewhere"  # by name: jobs sit above this module
 
     def enqueue() -> None:
         try:
@@ -873,7 +873,7 @@ def invoices_uncollectible_request(*, invoices: list[Invoice]) -> None:
     would charge the card and its reminders go on. In a job per invoice, after the commit."""
     if not settings.STRIPE_API_KEY:
         return
-    from dunning_site.collections.jobs import invoice_mark_uncollectible as job
+    job = "dunning_site.collections.jobs.invoice_mark_uncollectible"  # by name: jobs sit above this module
 
     for invoice in invoices:
         if not invoice.external_id:

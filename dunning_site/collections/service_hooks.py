@@ -186,7 +186,8 @@ def _job_id(delivery_id: int) -> str:
 
 
 def _enqueue(delivery_id: int) -> None:
-    from dunning_site.collections.jobs import service_hook_deliver
+    # By name: the jobs module sits above this one.
+    service_hook_deliver = "dunning_site.collections.jobs.service_hook_deliver"
 
     try:
         django_rq.get_queue(QUEUE_NAME).enqueue(

@@ -901,7 +901,7 @@ def approval_decide(
 def enqueue_tick() -> None:
     """Ask a worker for a tick now. One waiting tick is enough (a fixed, unique job id); if Redis is
     unreachable, the cron's next tick, within a minute, does the same work."""
-    from dunning_site.collections.jobs import tick as tick_job
+    tick_job = "dunning_site.collections.jobs.tick"  # by name: jobs sit above this module
 
     try:
         django_rq.get_queue("default").enqueue(

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from django.db.models import Q
 
 from dunning_site.accounts.models import Customer, Invoice
-from dunning_site.collections.models import Case, PaymentRetry
+from dunning_site.collections.models import Case, Dispute, PaymentRetry
 from dunning_site.collections.retries import next_business_moment
 from dunning_site.collections.services import case_event_record, case_name
 from dunning_site.lib import dates
@@ -101,6 +101,13 @@ def hold_at(*, customer_id: int, case_ids: Iterable[int], at: dt.datetime) -> Ho
         return None
     case = max(mine, key=lambda case: (case.paused_until is None, case.paused_until or at))
     return Hold(case, False, case.paused_until)
+
+
+def customer_is_disputing(*, customer_id: int) -> bool:
+    """Whether the customer disputes a charge: with Stripe (open, whether or not a case is active) or as
+    a collector recorded on a case."""
+    open_at_stripe = Dispute.objects.filter(customer_id=customer_id, closed_at__isnull=True).exists()
+    return open_at_stripe or customer_disputes(customer_id=customer_id) is not None
 
 
 def customer_disputes(*, customer_id: int) -> Case | None:

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from dunning_site.collections import customer_links
+from dunning_site.collections import customer_links, holds
 from dunning_site.portal import card_update
 
 
@@ -67,7 +67,12 @@ def portal_card_done(request: HttpRequest, token: str) -> HttpResponse:
         return _card_unavailable(request, error)
     if request.GET.get("sandbox") and card_update.gateway_is_sandbox():
         return _sandbox_page(request, token)
-    context = _sender() | {"updated": bool(request.GET.get("updated")), "retry_url": _card_path(token)}
+    context = _sender() | {
+        "updated": bool(request.GET.get("updated")),
+        "retry_url": _card_path(token),
+        # The card is kept, but nothing is charged while the customer's dispute is open (the hold rule).
+        "disputing": holds.customer_is_disputing(customer_id=customer.pk),
+    }
     return render(request, "portal/card_done.html", context)
 
 

@@ -14,7 +14,7 @@ from dunning_site.accounts.services import customer_portal_links_revoke
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.collections import customer_links
 from dunning_site.collections.context import message_context
-from dunning_site.collections.models import Case, PaymentRetry
+from dunning_site.collections.models import Case, Dispute, PaymentRetry
 from dunning_site.collections.services import cases_open_overdue
 from dunning_site.collections.tests import stripe_fake
 from dunning_site.collections.tests.factories import standard_policy
@@ -154,6 +154,13 @@ def test_the_done_page_thanks_or_offers_to_try_again(clock, client, stripe_api, 
     clock.shift(customer_links.CARD_UPDATE_LINK_MAX_AGE + dt.timedelta(hours=2))
     assert "Thank you" in client.get(done + "?updated=1").content.decode()
     assert client.get(reverse("portal:card", args=[token])).status_code == 410
+
+
+def test_a_disputing_customer_is_told_their_new_card_is_kept_but_not_charged(clock, client, stripe_api, customer):
+    Dispute.objects.create(customer=customer, external_id="dp_1", opened_at=NOW)
+    done = reverse("portal:card_done", args=[customer_links.card_update_token(customer)])
+    page = client.get(done + "?updated=1").content.decode()
+    assert "nothing will be charged to them" in page and "will be taken with them shortly" not in page
 
 
 def test_messages_carry_the_signed_portal_link(clock, stripe_api, customer):

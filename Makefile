@@ -49,8 +49,8 @@ chromium:
 		{ $(SUDO) apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium >/dev/null; }; \
 	fi
 
-# The walls: import-linter's contracts (pyproject.toml: the apps' layers) and the import-cycle ratchet
-# (tools/known_import_cycles.txt lists the only cycles allowed; a new one, or a stale line, fails).
+# The walls: import-linter's contracts (pyproject.toml: the apps' layers, the rooms of collections) and the import-cycle check
+# (any import cycle among the project's modules fails).
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -67,7 +67,7 @@ def build_book(size: int, today: dt.date) -> None:
 
 
 def main() -> None:
-    from dunning_site.collections.services import cases_advance_batch, cases_open_overdue
+    from dunning_site.collections.ladder import cases_advance_batch, cases_open_overdue
 
     create_database()
     queue = django_rq.get_queue("messages")

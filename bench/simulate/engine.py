@@ -19,7 +19,7 @@ import time
 import django_rq
 import time_machine
 from django.core import mail
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client, override_settings
 from rq import SimpleWorker
@@ -241,13 +241,8 @@ class _Runner:
 
     @staticmethod
     def setup_policy() -> None:
-        """The project's own default policy: `dunning_setup` once it exists, the demo's until then."""
-        try:
-            call_command("dunning_setup", verbosity=0)
-        except CommandError:
-            from dunning_site.collections.demo import policy_default_ensure
-
-            policy_default_ensure()
+        """The project's own default policy (`manage.py dunning_setup`)."""
+        call_command("dunning_setup", verbosity=0)
 
     def act(self, what: str, customer: Customer, state: CustomerState) -> None:
         invoice_id = customer.invoice_id

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dunning_site.accounts.models import Channel
-from dunning_site.collections import policy_forms, selectors, services
+from dunning_site.collections import approvals, calls, case_core, policies, policy_forms, selectors
 from dunning_site.collections.models import (
     Approval,
     CallTask,
@@ -86,7 +86,7 @@ class PolicyAdmin(admin.ModelAdmin):
         # The finance UI's service: positions may be swapped, and a step a case reached meanwhile
         # stops the whole save (ValidationError, handled in changeform_view).
         (steps,) = formsets
-        services.policy_save(form=form, steps=steps, user=request.user)
+        policies.policy_save(form=form, steps=steps, user=request.user)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:
@@ -175,7 +175,7 @@ class CaseAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         if "assignee" in form.changed_data:
-            services.case_assign(case=obj, assignee=obj.assignee, user=request.user)
+            case_core.case_assign(case=obj, assignee=obj.assignee, user=request.user)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # a case and its timeline are the audit trail
@@ -196,7 +196,7 @@ class CaseAdmin(admin.ModelAdmin):
         form = ComposeForm(request.POST if "compose" in request.POST else None)
         if form.is_valid():
             try:
-                draft = services.case_message_compose(
+                draft = calls.case_message_compose(
                     case=case,
                     template=form.cleaned_data["template"],
                     channel=form.cleaned_data["channel"],
@@ -220,7 +220,7 @@ class CaseAdmin(admin.ModelAdmin):
         done = 0
         for case in queryset:
             try:
-                services.case_pause(case=case, until=None, reason="Paused from the admin", user=request.user)
+                case_core.case_pause(case=case, until=None, reason="Paused from the admin", user=request.user)
                 done += 1
             except ValidationError as error:
                 self.message_user(request, " ".join(error.messages), messages.WARNING)
@@ -231,18 +231,18 @@ class CaseAdmin(admin.ModelAdmin):
         done = 0
         for case in queryset:
             try:
-                services.case_resume(case=case, user=request.user)
+                case_core.case_resume(case=case, user=request.user)
                 done += 1
             except ValidationError as error:
                 self.message_user(request, " ".join(error.messages), messages.WARNING)
         self.message_user(request, f"Resumed {done} case(s).", messages.SUCCESS)
 
 
-def _decide(model_admin, request, approvals, *, approve: bool) -> None:
+def _decide(model_admin, request, selected, *, approve: bool) -> None:
     done = 0
-    for approval in approvals:
+    for approval in selected:
         try:
-            services.approval_decide(approval=approval, approve=approve, user=request.user)
+            approvals.approval_decide(approval=approval, approve=approve, user=request.user)
             done += 1
         except ValidationError as error:
             model_admin.message_user(request, f"{approval}: {' '.join(error.messages)}", messages.ERROR)
@@ -420,7 +420,7 @@ class CallOutcomeForm(forms.ModelForm):
             case = Case.objects.filter(messages=self.instance).first()
             amount = cleaned.get("promised_amount")
             if not cleaned.get("promised_on") or amount is None:
-                raise ValidationError(services.PROMISE_NEEDS_DATE_AND_AMOUNT)
+                raise ValidationError(calls.PROMISE_NEEDS_DATE_AND_AMOUNT)
             if case:
                 try:
                     cleaned["promised_amount"] = to_minor_units(amount, case.currency)
@@ -428,7 +428,7 @@ class CallOutcomeForm(forms.ModelForm):
                     self.add_error("promised_amount", str(error))
                     return cleaned
                 if case.is_active:
-                    problems = services.promise_problems(
+                    problems = calls.promise_problems(
                         case=case, promised_on=cleaned["promised_on"], amount=cleaned["promised_amount"]
                     )
                     for field, problem in problems.items():
@@ -454,7 +454,7 @@ class CallTaskAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         if form.cleaned_data.get("outcome"):
-            services.call_outcome_record(
+            calls.call_outcome_record(
                 message=obj,
                 outcome=form.cleaned_data["outcome"],
                 user=request.user,

@@ -27,7 +27,7 @@ LANGUAGES = ("en", "de", "fr", "es")
 
 FRIENDLY, SECOND, FIRM, FINAL = "reminder-friendly", "reminder-second", "reminder-firm", "final-notice"
 # Sent by the engine when a decline needs the customer rather than another retry, and when the
-# retries allowed for an invoice have run out (keys shared with collections.billing).
+# retries allowed for an invoice have run out (keys shared with collections.payment_retries).
 CARD_UPDATE_NEEDED = "card-update-needed"
 AUTHENTICATION_NEEDED = "payment-authentication-needed"
 NOT_COLLECTED = "payment-not-collected"

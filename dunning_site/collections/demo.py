@@ -30,9 +30,10 @@ from faker import Faker
 
 from dunning_site.accounts.models import Channel, Consent, Customer, Invoice, Payment, User
 from dunning_site.accounts.services import customer_create, invoice_create, payment_record
+from dunning_site.collections.approvals import approval_decide
 from dunning_site.collections.defaults import GRACE_DAYS, dunning_setup
 from dunning_site.collections.models import Approval, Case, CaseEvent, Step
-from dunning_site.collections.services import approval_decide, tick
+from dunning_site.collections.tick import tick
 from dunning_site.lib.money import currency_exponent
 from dunning_site.notifications import rules
 from dunning_site.notifications.models import Message

@@ -24,16 +24,11 @@ from dunning_site.accounts.billing import gateway
 from dunning_site.accounts.models import Customer, Invoice, Payment
 from dunning_site.accounts.services import customer_upsert_from_billing
 from dunning_site.collections import holds
-from dunning_site.collections.billing import retry_schedule
+from dunning_site.collections.case_core import case_close, case_pause, case_resume, invoices_write_off
 from dunning_site.collections.models import Case, Dispute, PaymentRetry
+from dunning_site.collections.payment_retries import retry_schedule
 from dunning_site.collections.retries import plan_next_attempt
-from dunning_site.collections.services import (
-    _close,
-    _invoices_write_off,
-    case_event_record,
-    case_pause,
-    case_resume,
-)
+from dunning_site.collections.timeline import case_event_record
 from dunning_site.lib.money import format_money
 
 WON_STATUSES = frozenset({"won", "warning_closed"})
@@ -164,8 +159,8 @@ def _lost(case: Case, *, dispute: dict, now: dt.datetime) -> None:
         "owed": format_money(owed, case.currency),
     }
     case_event_record(case, "collections.dispute.lost", at=now, **dispute)
-    _invoices_write_off(invoices, now=now)
-    _close(
+    invoices_write_off(invoices, now=now)
+    case_close(
         case,
         Case.Status.WRITTEN_OFF,
         "collections.case.written_off",

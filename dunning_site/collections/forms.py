@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from dunning_site.accounts import services as account_services
 from dunning_site.accounts.models import Invoice, Payment, User
-from dunning_site.collections import services
+from dunning_site.collections import approvals, calls, case_core
 from dunning_site.collections.models import Case
 from dunning_site.collections.roles import COLLECTOR, MANAGER
 from dunning_site.lib.money import format_money, to_minor_units
@@ -33,7 +33,7 @@ def check_hold_until(form: forms.Form, until: dt.date | None) -> None:
         return
     if until <= timezone.localdate():
         form.add_error("until", HOLD_UNTIL_IN_PAST)
-    elif problem := services.hold_problem(until=hold_end(until), now=timezone.now()):
+    elif problem := case_core.hold_problem(until=hold_end(until), now=timezone.now()):
         form.add_error("until", problem)
 
 
@@ -71,7 +71,7 @@ class BulkCaseForm(forms.Form):
         required=False,
         label="On hold until",
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text=f"At most {services.HOLD_HORIZON.days} days ahead; empty: until someone resumes them.",
+        help_text=f"At most {case_core.HOLD_HORIZON.days} days ahead; empty: until someone resumes them.",
     )
 
     def clean(self):
@@ -140,13 +140,13 @@ class PromiseForm(forms.Form):
         else:
             data["promised_minor"] = _minor_units(self, "promised_amount", self.currency)
         if data.get("promised_on") and data.get("promised_minor"):
-            problems = services.promise_problems(
+            problems = calls.promise_problems(
                 case=self.case, promised_on=data["promised_on"], amount=data["promised_minor"]
             )
             for field, problem in problems.items():
                 self.add_error(field, problem)
         elif data.get("promised_on") and data["promised_on"] < timezone.localdate():
-            self.add_error("promised_on", services.PROMISE_DATE_IN_PAST)
+            self.add_error("promised_on", calls.PROMISE_DATE_IN_PAST)
 
 
 class PauseForm(PromiseForm):
@@ -162,7 +162,7 @@ class PauseForm(PromiseForm):
         required=False,
         label="On hold until",
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text=f"Manual hold only, at most {services.HOLD_HORIZON.days} days ahead; "
+        help_text=f"Manual hold only, at most {case_core.HOLD_HORIZON.days} days ahead; "
         "empty: until someone resumes the case.",
     )
     reason = forms.CharField(max_length=200, required=False, label="Reason")
@@ -184,7 +184,7 @@ class PauseForm(PromiseForm):
 
     def pause(self) -> tuple[dt.datetime | None, str]:
         """When a dispute or a manual hold ends and the reason shown on the case (a promise is
-        recorded by services.case_promise_record)."""
+        recorded by calls.case_promise_record)."""
         data, kind = self.cleaned_data, self.cleaned_data["kind"]
         reason = data["reason"].strip()
         if kind == self.DISPUTE:
@@ -328,7 +328,7 @@ class CaseRequestForm(forms.Form):
         label="Why",
         max_length=1000,
         widget=forms.Textarea(attrs={"rows": 2}),
-        error_messages={"required": services.REASON_REQUIRED},
+        error_messages={"required": approvals.REASON_REQUIRED},
     )
 
 
@@ -352,5 +352,5 @@ class WriteOffRequestForm(CaseRequestForm):
         except ValueError as error:
             raise forms.ValidationError(str(error)) from None
         if amount <= 0:
-            raise forms.ValidationError(services.WRITE_OFF_NOT_POSITIVE)
+            raise forms.ValidationError(approvals.WRITE_OFF_NOT_POSITIVE)
         return amount

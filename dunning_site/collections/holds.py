@@ -28,7 +28,7 @@ from django.db.models import Q
 from dunning_site.accounts.models import Customer, Invoice
 from dunning_site.collections.models import Case, Dispute, PaymentRetry
 from dunning_site.collections.retries import next_business_moment
-from dunning_site.collections.services import case_event_record, case_name
+from dunning_site.collections.timeline import case_event_record, case_name
 from dunning_site.lib import dates
 from dunning_site.notifications.models import Message
 from dunning_site.notifications.signals import SendVeto

@@ -5,23 +5,24 @@ import dataclasses
 import django_rq
 from django.utils import timezone
 
-from dunning_site.collections import billing, predunning, service_hooks, services
+from dunning_site.collections import payment_retries, predunning, service_hooks, stripe_events, stripe_updates
+from dunning_site.collections import tick as engine
 from dunning_site.lib.heartbeat import TICK, heartbeat_record
 
 
 def tick() -> dict:
-    result = dataclasses.asdict(services.tick())
+    result = dataclasses.asdict(engine.tick())
     # For the health endpoint: an operator's monitor sees a stopped cron or a stuck worker by its age.
     heartbeat_record(TICK, at=timezone.now(), connection=django_rq.get_connection("default"))
     return result
 
 
 def billing_event_process(billing_event_id: int) -> str:
-    return billing.billing_event_process(billing_event_id=billing_event_id)
+    return stripe_events.billing_event_process(billing_event_id=billing_event_id)
 
 
 def retries_perform() -> int:
-    return billing.retries_perform_due()
+    return payment_retries.retries_perform_due()
 
 
 def service_hook_deliver(delivery_id: int) -> str:
@@ -37,12 +38,12 @@ def predunning_run() -> int:
 
 
 def subscription_collection_set(case_id: int, paused: bool) -> list[str]:
-    return billing.subscription_collection_set(case_id=case_id, paused=paused)
+    return stripe_updates.subscription_collection_set(case_id=case_id, paused=paused)
 
 
 def invoice_paid_elsewhere(invoice_id: int) -> str:
-    return billing.invoice_paid_elsewhere(invoice_id=invoice_id)
+    return stripe_updates.invoice_paid_elsewhere(invoice_id=invoice_id)
 
 
 def invoice_mark_uncollectible(invoice_id: int) -> str:
-    return billing.invoice_mark_uncollectible(invoice_id=invoice_id)
+    return stripe_updates.invoice_mark_uncollectible(invoice_id=invoice_id)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from dunning_site.collections.models import Case
 from dunning_site.collections.retries import CARD_MUST_CHANGE, CUSTOMER_MUST_ACT, NEVER_RETRY, RETRY_ON_PAYDAY
-from dunning_site.collections.services import case_event_record
+from dunning_site.collections.timeline import case_event_record
 
 # The planner's class of a decline → what the customer is asked to do about it.
 PROBLEM_OF_DECISION = {

@@ -18,7 +18,7 @@ from dunning_site.accounts.models import Channel, Customer, Invoice
 from dunning_site.collections.context import message_context
 from dunning_site.collections.messaging import best_version, render_or_built_in
 from dunning_site.collections.models import Case, Dispute, Policy
-from dunning_site.collections.services import policy_for
+from dunning_site.collections.schedule import policy_for
 from dunning_site.notifications.models import Message, MessageTemplate
 from dunning_site.notifications.services import messages_create
 

@@ -4,10 +4,15 @@ from django.dispatch import receiver
 
 from dunning_site.accounts.models import Invoice, Payment
 from dunning_site.accounts.signals import invoice_balance_changed
+from dunning_site.collections.case_core import cases_reconcile_for_invoice
+from dunning_site.collections.disputes import retries_plan_after_hold
 from dunning_site.collections.holds import message_veto
+from dunning_site.collections.ladder import case_draft_released
 from dunning_site.collections.models import Case, CaseEvent
 from dunning_site.collections.payment_problems import CLEARED_BY_PAYMENT, case_payment_problem_set
-from dunning_site.collections.services import case_draft_released, cases_reconcile_for_invoice
+from dunning_site.collections.payment_retries import retry_for_policy_step
+from dunning_site.collections.signals import case_resumed, payment_retry_step_due
+from dunning_site.collections.stripe_updates import invoice_paid_elsewhere_request
 from dunning_site.notifications.signals import SendVeto, message_send_check, message_status_changed
 
 
@@ -21,8 +26,6 @@ def reconcile_cases(sender, invoice, actor=None, at=None, payment=None, **kwargs
     # Stripe can only be told that a whole invoice was paid elsewhere; a manual part payment of an
     # invoice Stripe collects is refused when it is recorded (accounts.services.manual_part_payment_problem).
     if payment is not None and payment.method in Payment.MANUAL_METHODS and invoice.status == Invoice.Status.PAID:
-        from dunning_site.collections.billing import invoice_paid_elsewhere_request  # billing builds on services
-
         invoice_paid_elsewhere_request(invoice=invoice)
 
 
@@ -63,3 +66,15 @@ def ladder_after_a_draft(sender, message, previous_status, event="", **kwargs) -
 def hold_the_message(sender, message, at, **kwargs) -> SendVeto | None:
     """Nothing is sent to a customer whose case is on hold (collections.holds says how)."""
     return message_veto(message=message, at=at)
+
+
+@receiver(payment_retry_step_due)
+def retry_for_the_ladder(sender, case, now, **kwargs) -> list[str]:
+    """The ladder's "retry payment" step, performed by the retry planner (collections.payment_retries)."""
+    return retry_for_policy_step(case=case, now=now)
+
+
+@receiver(case_resumed)
+def retries_after_a_hold(sender, case, now, **kwargs) -> None:
+    """A hold stopped the card retries; once it ends they are planned afresh (collections.disputes)."""
+    retries_plan_after_hold(case=case, now=now)

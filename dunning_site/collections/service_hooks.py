@@ -42,7 +42,7 @@ from redis.exceptions import RedisError
 from rq import Retry
 from rq.job import Job, JobStatus
 
-from dunning_site.collections import services
+from dunning_site.collections import timeline
 from dunning_site.collections.models import Case, ServiceHookDelivery
 from dunning_site.lib.money import format_money
 
@@ -172,7 +172,7 @@ def _supersede_pending(case: Case, *, newer: ServiceHookDelivery, now: dt.dateti
         delivery.status = ServiceHookDelivery.Status.FAILED
         delivery.last_error = SUPERSEDED % {"action": newer.action, "delivery": newer.pk}
         delivery.save(update_fields=["status", "last_error"])
-        services.case_event_record(
+        timeline.case_event_record(
             case,
             "collections.service_hook.superseded",
             at=now,
@@ -237,7 +237,7 @@ def service_hook_deliver(*, delivery_id: int, now: dt.datetime | None = None) ->
             delivery.status = ServiceHookDelivery.Status.DELIVERED
             delivery.delivered_at = now
             delivery.save(update_fields=["status", "attempts", "response_status", "last_error", "delivered_at"])
-            services.case_event_record(
+            timeline.case_event_record(
                 delivery.case, "collections.service_hook.delivered", at=now, **_event_data(delivery)
             )
             return "delivered"
@@ -274,7 +274,7 @@ def _post(delivery: ServiceHookDelivery, secret: str, now: dt.datetime) -> tuple
 def _fail(delivery: ServiceHookDelivery, now: dt.datetime) -> str:
     delivery.status = ServiceHookDelivery.Status.FAILED
     delivery.save(update_fields=["status", "attempts", "response_status", "last_error"])
-    services.case_event_record(
+    timeline.case_event_record(
         delivery.case, "collections.service_hook.failed", at=now, **_event_data(delivery), error=delivery.last_error
     )
     return "failed"

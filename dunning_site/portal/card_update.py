@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from dunning_site.accounts.billing import PaymentsMode, SandboxGateway, gateway, payments_mode
 from dunning_site.accounts.models import Customer, Invoice
-from dunning_site.collections.billing import customer_card_new
+from dunning_site.collections.payment_retries import customer_card_new
 
 logger = logging.getLogger(__name__)
 

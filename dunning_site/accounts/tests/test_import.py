@@ -25,9 +25,10 @@ from dunning_site.accounts.resources import (
     BadRows,
 )
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
+from dunning_site.collections.case_core import case_open
 from dunning_site.collections.models import Case, CaseEvent
-from dunning_site.collections.services import case_open, tick
 from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.collections.tick import tick
 from dunning_site.lib.money import TOO_MANY_DECIMALS, UNKNOWN_CURRENCY
 from dunning_site.lib.validators import INVALID_PHONE
 

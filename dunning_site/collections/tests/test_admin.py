@@ -10,9 +10,10 @@ from django.contrib.admin.models import LogEntry
 from dunning_site.accounts.models import Invoice
 from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
 from dunning_site.collections import policy_forms
+from dunning_site.collections.approvals import SELF_APPROVAL
 from dunning_site.collections.models import POLICY_DAYS_MAX, POLICY_DAYS_TOO_MANY, Approval, Case, CaseEvent, Step
-from dunning_site.collections.services import SELF_APPROVAL, tick
 from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.collections.tick import tick
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from dunning_site.accounts.models import BillingEvent, Consent, Payment
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
-from dunning_site.collections import services
+from dunning_site.collections import case_core, tick
 from dunning_site.collections.models import Case, Dispute, PaymentRetry, ServiceHookDelivery
 from dunning_site.collections.roles import ADMIN, COLLECTOR, MANAGER, VIEWER
 from dunning_site.collections.tests.factories import standard_policy
@@ -101,8 +101,8 @@ def world():
         waiting = InvoiceFactory(due_on=NOW.date() - dt.timedelta(days=21), total=9_900)
         reminded = InvoiceFactory(due_on=NOW.date() - dt.timedelta(days=4), total=5_000)
         paused = InvoiceFactory(due_on=NOW.date() - dt.timedelta(days=11), total=7_000)
-        services.tick()
-        services.case_pause(
+        tick.tick()
+        case_core.case_pause(
             case=Case.objects.get(customer=paused.customer), until=None, reason="Customer on holiday", user=None
         )
         reminder = Message.objects.filter(customer=reminded.customer).get()

@@ -14,9 +14,9 @@ from dunning_site.accounts.tests.factories import InvoiceFactory
 from dunning_site.collections import customer_links
 from dunning_site.collections.models import Case, CaseEvent, PaymentRetry, Step
 from dunning_site.collections.roles import COLLECTOR
-from dunning_site.collections.services import tick
 from dunning_site.collections.tests import stripe_fake
 from dunning_site.collections.tests.factories import PolicyFactory, standard_policy
+from dunning_site.collections.tick import tick
 from dunning_site.notifications.models import Message
 from dunning_site.notifications.tests.factories import MessageTemplateFactory
 

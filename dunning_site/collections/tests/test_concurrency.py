@@ -7,8 +7,9 @@ import pytest
 from django.db import connection
 
 from dunning_site.accounts.tests.factories import InvoiceFactory
+from dunning_site.collections.case_core import case_open
+from dunning_site.collections.ladder import cases_advance_batch
 from dunning_site.collections.models import Case, StepExecution
-from dunning_site.collections.services import case_open, cases_advance_batch
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.notifications.models import Message
 

@@ -15,9 +15,9 @@ from dunning_site.collections import defaults
 from dunning_site.collections.context import message_context
 from dunning_site.collections.models import Case, Policy, Step
 from dunning_site.collections.roles import MANAGER
-from dunning_site.collections.services import tick
 from dunning_site.collections.tests import stripe_fake
 from dunning_site.collections.tests.factories import PolicyFactory
+from dunning_site.collections.tick import tick
 from dunning_site.notifications.models import ContactRules, Message, MessageTemplate
 from dunning_site.notifications.rendering import render_message, template_errors, template_warnings
 

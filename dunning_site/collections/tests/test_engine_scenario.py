@@ -14,9 +14,10 @@ from django.core import mail
 from dunning_site.accounts.models import Payment, User
 from dunning_site.accounts.services import payment_record
 from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
+from dunning_site.collections.approvals import approval_decide
 from dunning_site.collections.models import Approval, Case, CaseEvent, Step
-from dunning_site.collections.services import approval_decide, tick
 from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.collections.tick import tick
 from dunning_site.notifications.models import Message
 
 pytestmark = pytest.mark.django_db

@@ -22,9 +22,9 @@ from dunning_site.collections.holds import (
 )
 from dunning_site.collections.models import Case, CaseEvent, Dispute, PaymentRetry
 from dunning_site.collections.roles import COLLECTOR
-from dunning_site.collections.services import tick
 from dunning_site.collections.tests import stripe_fake
 from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.collections.tick import tick
 from dunning_site.notifications.models import Message
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ import time_machine
 from dunning_site.accounts.models import Consent, Invoice
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.collections.models import Case, Step
-from dunning_site.collections.services import tick
 from dunning_site.collections.tests.factories import PolicyFactory, ladder
+from dunning_site.collections.tick import tick
 from dunning_site.notifications.models import ContactRules, Message, MessageTemplate
 from dunning_site.notifications.sms import sms_segments
 from dunning_site.notifications.tests.test_rendering import TEMPLATE_ATTACKS

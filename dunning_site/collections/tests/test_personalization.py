@@ -9,19 +9,18 @@ from django.core.exceptions import ValidationError
 
 from dunning_site.accounts.models import Customer
 from dunning_site.accounts.tests.factories import InvoiceFactory
-from dunning_site.collections.models import Case, CaseEvent, Step
-from dunning_site.collections.services import (
-    DRAFT_WAITS,
+from dunning_site.collections.calls import (
     PROMISE_ABOVE_OWED,
     PROMISE_TOO_FAR,
     call_outcome_record,
     case_message_compose,
-    case_pause,
     case_promise_record,
-    case_step_perform_now,
-    tick,
 )
+from dunning_site.collections.case_core import case_pause
+from dunning_site.collections.ladder import DRAFT_WAITS, case_step_perform_now
+from dunning_site.collections.models import Case, CaseEvent, Step
 from dunning_site.collections.tests.factories import PolicyFactory, ladder
+from dunning_site.collections.tick import tick
 from dunning_site.notifications.models import Message, MessageTemplate
 from dunning_site.notifications.services import SCHEDULE_HORIZON, SCHEDULE_TOO_FAR, message_release
 

@@ -13,8 +13,7 @@ import time_machine
 
 from dunning_site.accounts.services import payment_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
-from dunning_site.collections import jobs
-from dunning_site.collections import services as engine
+from dunning_site.collections import case_core, jobs, tick
 from dunning_site.collections.models import Case, CaseEvent, ServiceHookDelivery, Step
 from dunning_site.collections.service_hooks import (
     BACKOFF,
@@ -62,7 +61,7 @@ def case(clock) -> Case:
     )
     policy = PolicyFactory()
     ladder(policy, (30, Step.Action.SUSPEND_SERVICE, "final", False))
-    return engine.case_open(customer=customer, currency="EUR", policy=policy, invoices=[invoice], now=NOW)
+    return case_core.case_open(customer=customer, currency="EUR", policy=policy, invoices=[invoice], now=NOW)
 
 
 @pytest.fixture
@@ -331,7 +330,7 @@ def _overdue_case_with_a_suspension_step() -> Case:
     InvoiceFactory(customer=customer, currency="EUR", total=50_000, due_on=NOW.date() - dt.timedelta(days=31))
     policy = PolicyFactory()
     ladder(policy, (3, Step.Action.REMINDER, "friendly", False), (30, Step.Action.SUSPEND_SERVICE, "final", False))
-    engine.tick()
+    tick.tick()
     case = Case.objects.get(customer=customer)
     assert case.service_suspended
     return case

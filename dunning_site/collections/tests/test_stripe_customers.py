@@ -18,9 +18,9 @@ from dunning_site.accounts.tests.factories import InvoiceFactory
 from dunning_site.accounts.time_zones import zones_of_country
 from dunning_site.collections.predunning import predunning_run
 from dunning_site.collections.roles import COLLECTOR
-from dunning_site.collections.services import tick
 from dunning_site.collections.tests import stripe_fake
 from dunning_site.collections.tests.factories import PolicyFactory, standard_policy
+from dunning_site.collections.tick import tick
 from dunning_site.notifications.models import Message
 from dunning_site.notifications.rules import NO_HOURS_RECHECK, TIME_ZONE_UNKNOWN
 from dunning_site.notifications.services import messages_create

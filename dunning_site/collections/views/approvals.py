@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from dunning_site.collections import services
+from dunning_site.collections import approvals
 from dunning_site.collections.models import Approval
 from dunning_site.lib.money import format_money
 
@@ -52,7 +52,7 @@ def approval_decide(request: HttpRequest, approval_id: int) -> HttpResponse:
         return _decided(request, CHOOSE_A_DECISION, ok=False, status=400)
     approve = decision == "approve"
     try:
-        services.approval_decide(
+        approvals.approval_decide(
             approval=approval, approve=approve, user=request.user, note=request.POST.get("note", "")
         )
     except ValidationError as error:

@@ -23,7 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from dunning_site.accounts import services as account_services
 from dunning_site.accounts.models import Channel, Invoice
-from dunning_site.collections import selectors, services
+from dunning_site.collections import calls, case_core, ladder, selectors
 from dunning_site.collections.context import message_context
 from dunning_site.collections.forms import (
     AssignForm,
@@ -86,7 +86,7 @@ def case_page_context(request: HttpRequest, case: Case, **bound: Form) -> dict:
     if not request.user.has_perm(WORK):
         return context
     case_messages = list(case.messages.all())
-    calls = [
+    calls_to_make = [
         message
         for message in case_messages
         if message.channel == Channel.CALL
@@ -98,7 +98,7 @@ def case_page_context(request: HttpRequest, case: Case, **bound: Form) -> dict:
         "drafts": [message for message in case_messages if message.status == Message.Status.DRAFT],
         "calls": [
             (call, call_forms.get(call.pk) or CallOutcomeForm(case=case, auto_id=f"call-{call.pk}-%s"))
-            for call in calls
+            for call in calls_to_make
         ],
         "can_personalize": bool(case.next_step)
         and case.next_step.action in (Step.Action.REMINDER, Step.Action.FINAL_NOTICE),
@@ -188,8 +188,8 @@ def _perform_next_step(request: HttpRequest, case_id: int, *, draft: bool) -> tu
     form = StepNowForm(request.POST)
     step = Step.objects.filter(pk=form.cleaned_data["step"]).first() if form.is_valid() else None
     if step is None:
-        raise ValidationError(services.STEP_ALREADY_PERFORMED)
-    message = services.case_step_perform_now(case=case, step=step, user=request.user, draft=draft)
+        raise ValidationError(ladder.STEP_ALREADY_PERFORMED)
+    message = ladder.case_step_perform_now(case=case, step=step, user=request.user, draft=draft)
     case.refresh_from_db(fields=["status"])
     return case, message
 
@@ -419,12 +419,12 @@ def case_pause(request: HttpRequest, case_id: int) -> HttpResponse:
         data = form.cleaned_data
         try:
             if data["kind"] == PauseForm.PROMISE:
-                case = services.case_promise_record(
+                case = calls.case_promise_record(
                     case=case, promised_on=data["promised_on"], amount=data["promised_minor"], user=request.user
                 )
             else:
                 until, reason = form.pause()
-                case = services.case_pause(
+                case = case_core.case_pause(
                     case=case,
                     until=until,
                     reason=reason,
@@ -444,7 +444,7 @@ def case_pause(request: HttpRequest, case_id: int) -> HttpResponse:
 def case_resume(request: HttpRequest, case_id: int) -> HttpResponse:
     case = get_object_or_404(Case, pk=case_id)
     try:
-        services.case_resume(case=case, user=request.user)
+        case_core.case_resume(case=case, user=request.user)
     except ValidationError as error:
         return _done(request, case_id, _refused(error), messages.ERROR)
     return _done(request, case_id, "Resumed: the ladder goes on.")
@@ -459,7 +459,7 @@ def case_assign(request: HttpRequest, case_id: int) -> HttpResponse:
     if not form.is_valid():
         return _invalid(request, case_id, assign_form=form)
     assignee = form.cleaned_data["assignee"]
-    services.case_assign(case=case, assignee=assignee, user=request.user)
+    case_core.case_assign(case=case, assignee=assignee, user=request.user)
     who = (assignee.get_full_name() or assignee.get_username()) if assignee else "nobody"
     return _done(request, case_id, f"Assigned to {who}.")
 
@@ -472,7 +472,7 @@ def case_note_add(request: HttpRequest, case_id: int) -> HttpResponse:
     form = NoteForm(request.POST, auto_id="note-%s")
     if form.is_valid():
         try:
-            services.case_note_add(case=case, text=form.cleaned_data["text"], user=request.user)
+            case_core.case_note_add(case=case, text=form.cleaned_data["text"], user=request.user)
         except ValidationError as error:
             _service_errors(form, error)
         else:
@@ -493,7 +493,7 @@ def call_outcome(request: HttpRequest, case_id: int, message_id: int) -> HttpRes
     form = CallOutcomeForm(request.POST, case=case, auto_id=f"call-{call.pk}-%s")
     if form.is_valid():
         try:
-            services.call_outcome_record(
+            calls.call_outcome_record(
                 message=call,
                 outcome=form.cleaned_data["outcome"],
                 user=request.user,

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from dunning_site.collections import services
+from dunning_site.collections import approvals
 from dunning_site.collections.forms import CaseRequestForm, WriteOffRequestForm
 from dunning_site.collections.models import Approval, Case
 from dunning_site.lib.money import format_money
@@ -89,7 +89,7 @@ def case_escalation_request(request: HttpRequest, case_id: int) -> HttpResponse:
         request,
         case_id,
         Approval.Kind.ESCALATION,
-        lambda case, data: services.case_escalation_request(case=case, user=request.user, reason=data["reason"]),
+        lambda case, data: approvals.case_escalation_request(case=case, user=request.user, reason=data["reason"]),
     )
 
 
@@ -102,7 +102,7 @@ def case_skip_request(request: HttpRequest, case_id: int) -> HttpResponse:
         request,
         case_id,
         Approval.Kind.SKIP,
-        lambda case, data: services.case_step_skip_request(case=case, user=request.user, reason=data["reason"]),
+        lambda case, data: approvals.case_step_skip_request(case=case, user=request.user, reason=data["reason"]),
     )
 
 
@@ -115,7 +115,7 @@ def case_write_off_request(request: HttpRequest, case_id: int) -> HttpResponse:
         request,
         case_id,
         Approval.Kind.WRITE_OFF,
-        lambda case, data: services.case_write_off_request(
+        lambda case, data: approvals.case_write_off_request(
             case=case, user=request.user, amount=data["amount"], reason=data["reason"]
         ),
     )

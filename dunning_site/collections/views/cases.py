@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from dunning_site.collections import selectors, services
+from dunning_site.collections import case_core, selectors
 from dunning_site.collections.filters import CaseFilter
 from dunning_site.collections.forms import BulkCaseForm, hold_end
 from dunning_site.collections.models import Case
@@ -70,12 +70,12 @@ def case_list_bulk(request: HttpRequest) -> HttpResponse:
     for case in form.cleaned_data["cases"].select_related("customer"):
         try:
             if action == BulkCaseForm.ASSIGN:
-                services.case_assign(case=case, assignee=form.cleaned_data["assignee"], user=request.user)
+                case_core.case_assign(case=case, assignee=form.cleaned_data["assignee"], user=request.user)
             elif action == BulkCaseForm.PAUSE:
                 until = hold_end(form.cleaned_data["until"])
-                services.case_pause(case=case, until=until, reason=form.cleaned_data["reason"], user=request.user)
+                case_core.case_pause(case=case, until=until, reason=form.cleaned_data["reason"], user=request.user)
             else:
-                services.case_resume(case=case, user=request.user)
+                case_core.case_resume(case=case, user=request.user)
         except ValidationError as error:
             refused.append(f"{case.customer}: {' '.join(error.messages)}")
         else:

@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from dunning_site.collections import selectors, services
+from dunning_site.collections import policies, selectors
 from dunning_site.collections.models import Policy
 from dunning_site.collections.policy_forms import PolicyForm, StepFormSet
 
@@ -55,7 +55,7 @@ def _edit(request: HttpRequest, policy: Policy) -> HttpResponse:
     if data is not None:
         if form.is_valid() and steps.is_valid():
             try:
-                saved = services.policy_save(form=form, steps=steps, user=request.user)
+                saved = policies.policy_save(form=form, steps=steps, user=request.user)
             except ValidationError as error:
                 problems = error.messages
             else:

@@ -2,7 +2,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from dunning_site.collections.billing import SignatureError, billing_event_receive
+from dunning_site.collections.stripe_events import SignatureError, billing_event_receive
 
 
 @csrf_exempt  # Stripe signs its requests; there is no session or CSRF token to check

@@ -19,8 +19,8 @@ from django.core.mail import get_connection
 from dunning_site.accounts.models import Channel, Consent, Customer
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.collections.models import Case, CaseEvent, Step
-from dunning_site.collections.services import tick
 from dunning_site.collections.tests.factories import PolicyFactory, ladder
+from dunning_site.collections.tick import tick
 from dunning_site.notifications import sms
 from dunning_site.notifications.models import DeliveryEvent, Message
 from dunning_site.notifications.services import DELIVERY_BACKOFF, messages_create

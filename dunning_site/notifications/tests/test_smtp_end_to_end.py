@@ -26,8 +26,8 @@ from django.test import Client
 from dunning_site.accounts.models import Channel, Consent
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.collections.models import Case, CaseEvent, Step
-from dunning_site.collections.services import tick
 from dunning_site.collections.tests.factories import PolicyFactory
+from dunning_site.collections.tick import tick
 from dunning_site.notifications.models import Message, MessageTemplate, Tone
 from dunning_site.notifications.rendering import template_errors
 from dunning_site.notifications.rules import OPTED_OUT, OUTSIDE_HOURS

@@ -26,9 +26,10 @@ from django.core import mail
 
 from dunning_site.accounts.models import Channel, Consent
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
+from dunning_site.collections.case_core import case_assign
 from dunning_site.collections.models import Case, CaseEvent, Step
-from dunning_site.collections.services import case_assign, tick
 from dunning_site.collections.tests.factories import PolicyFactory, ladder
+from dunning_site.collections.tick import tick
 from dunning_site.notifications import sms, tracking
 from dunning_site.notifications.models import DeliveryEvent, Message
 from dunning_site.notifications.sms import sms_segments

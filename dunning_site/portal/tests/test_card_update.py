@@ -14,8 +14,8 @@ from dunning_site.accounts.services import customer_portal_links_revoke
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.collections import customer_links
 from dunning_site.collections.context import message_context
+from dunning_site.collections.ladder import cases_open_overdue
 from dunning_site.collections.models import Case, Dispute, PaymentRetry
-from dunning_site.collections.services import cases_open_overdue
 from dunning_site.collections.tests import stripe_fake
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.portal import card_update

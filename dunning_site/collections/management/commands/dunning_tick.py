@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from dunning_site.collections.services import tick
+from dunning_site.collections.tick import tick
 
 
 class Command(BaseCommand):

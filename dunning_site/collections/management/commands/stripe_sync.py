@@ -35,8 +35,8 @@ from redis.exceptions import RedisError
 from dunning_site.accounts.billing import BillingGateway, gateway
 from dunning_site.accounts.models import Customer, Invoice
 from dunning_site.accounts.services import customer_upsert_from_billing, invoice_upsert_from_billing
-from dunning_site.collections.billing import _customer_for
-from dunning_site.collections.services import cases_open_overdue
+from dunning_site.collections.ladder import cases_open_overdue
+from dunning_site.collections.stripe_invoices import customer_for_invoice
 
 CHECKPOINT_KEY = "dunning:stripe_sync:checkpoint"
 PROGRESS_EVERY = 100
@@ -177,7 +177,7 @@ def _customer_store(data: dict) -> str:
 def _invoice_store(data: dict) -> str:
     before = _snapshot(Invoice, data["id"])
     with transaction.atomic():
-        invoice = invoice_upsert_from_billing(data=data, customer=_customer_for(data))
+        invoice = invoice_upsert_from_billing(data=data, customer=customer_for_invoice(data))
     if invoice is None:
         return "ignored"
     return _outcome(before, invoice)

@@ -10,9 +10,9 @@ from playwright.sync_api import expect
 from dunning_site.accounts.tests.factories import InvoiceFactory
 from dunning_site.collections.models import Approval, Case
 from dunning_site.collections.roles import MANAGER
-from dunning_site.collections.services import tick
 from dunning_site.collections.tests.browser.conftest import sign_in, staff
 from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.collections.tick import tick
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

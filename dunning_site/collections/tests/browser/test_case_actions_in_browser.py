@@ -10,9 +10,9 @@ from dunning_site.accounts.tests.factories import InvoiceFactory
 from dunning_site.collections.forms import DISPUTE_NEEDS_A_REASON
 from dunning_site.collections.models import Case
 from dunning_site.collections.roles import COLLECTOR
-from dunning_site.collections.services import tick
 from dunning_site.collections.tests.browser.conftest import htmx_ready, sign_in, staff
 from dunning_site.collections.tests.factories import standard_policy
+from dunning_site.collections.tick import tick
 from dunning_site.notifications.models import Message
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,8 +8,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
+from dunning_site.collections.case_core import case_open
 from dunning_site.collections.roles import COLLECTOR
-from dunning_site.collections.services import case_open
 from dunning_site.collections.tests.browser.conftest import sign_in, staff
 from dunning_site.collections.tests.factories import standard_policy
 

@@ -5,17 +5,17 @@ import pytest
 from django.test import Client
 
 from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
-from dunning_site.collections.models import Approval, Case, CaseEvent
-from dunning_site.collections.services import (
+from dunning_site.collections.approvals import (
     SELF_APPROVAL,
     STEP_NO_LONGER_NEXT,
     case_escalation_request,
     case_step_skip_request,
     case_write_off_request,
-    tick,
 )
+from dunning_site.collections.models import Approval, Case, CaseEvent
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
+from dunning_site.collections.tick import tick
 from dunning_site.collections.views.approvals import CHOOSE_A_DECISION
 
 pytestmark = pytest.mark.django_db

@@ -11,6 +11,13 @@ from django.utils.html import escape
 from dunning_site.accounts.models import Channel, Customer, Invoice, Payment
 from dunning_site.accounts.services import OVERPAYMENT, consent_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
+from dunning_site.collections.calls import (
+    PROMISE_ABOVE_OWED,
+    PROMISE_DATE_IN_PAST,
+    PROMISE_TOO_FAR,
+    case_promise_record,
+)
+from dunning_site.collections.case_core import HOLD_TOO_FAR
 from dunning_site.collections.forms import (
     DISPUTE_NEEDS_A_REASON,
     HOLD_UNTIL_IN_PAST,
@@ -18,20 +25,13 @@ from dunning_site.collections.forms import (
     PROMISE_NEEDS_AMOUNT,
     PROMISE_NEEDS_DATE,
 )
+from dunning_site.collections.ladder import STEP_ALREADY_PERFORMED
 from dunning_site.collections.models import Approval, Case, CaseEvent, Policy, Step, StepExecution
 from dunning_site.collections.roles import COLLECTOR, VIEWER
-from dunning_site.collections.services import (
-    HOLD_TOO_FAR,
-    PROMISE_ABOVE_OWED,
-    PROMISE_DATE_IN_PAST,
-    PROMISE_TOO_FAR,
-    STEP_ALREADY_PERFORMED,
-    case_promise_record,
-    tick,
-)
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.conftest import signed_in
 from dunning_site.collections.tests.views.moment import NOW
+from dunning_site.collections.tick import tick
 from dunning_site.collections.views.case_actions import NOT_A_DRAFT, SUBJECT_TOO_LONG
 from dunning_site.lib.money import AMOUNT_TOO_LARGE, TOO_MANY_DECIMALS
 from dunning_site.notifications.models import Message

@@ -5,10 +5,11 @@ import pytest
 from dunning_site.accounts.models import Consent
 from dunning_site.accounts.services import payment_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
+from dunning_site.collections.case_core import case_pause
 from dunning_site.collections.models import CaseEvent
-from dunning_site.collections.services import case_pause, tick
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
+from dunning_site.collections.tick import tick
 
 pytestmark = pytest.mark.django_db
 

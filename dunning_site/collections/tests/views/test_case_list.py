@@ -6,8 +6,8 @@ import pytest
 
 from dunning_site.accounts.services import payment_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
+from dunning_site.collections.case_core import case_open
 from dunning_site.collections.models import Case
-from dunning_site.collections.services import case_open
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
 from dunning_site.collections.views.cases import UTF8_BOM

@@ -4,9 +4,10 @@ import pytest
 
 from dunning_site.accounts.services import payment_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
+from dunning_site.collections.calls import case_promise_record
+from dunning_site.collections.case_core import HOLD_TOO_FAR, case_open
 from dunning_site.collections.forms import CHOOSE_AN_ACTION, CHOOSE_CASES, PAUSE_NEEDS_A_REASON
 from dunning_site.collections.models import Case, CaseEvent
-from dunning_site.collections.services import HOLD_TOO_FAR, case_open, case_promise_record
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
 

@@ -12,6 +12,15 @@ from dunning_site.accounts.models import Customer, Invoice
 from dunning_site.accounts.services import payment_record
 from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
 from dunning_site.collections import dashboard
+from dunning_site.collections.approvals import (
+    CASE_ON_HOLD,
+    REASON_REQUIRED,
+    REQUEST_ALREADY_PENDING,
+    SELF_APPROVAL,
+    WRITE_OFF_NOT_POSITIVE,
+    WRITE_OFF_TOO_LARGE,
+)
+from dunning_site.collections.case_core import CASE_NOT_ACTIVE, case_pause
 from dunning_site.collections.forms import WriteOffRequestForm
 from dunning_site.collections.models import (
     Approval,
@@ -23,22 +32,12 @@ from dunning_site.collections.models import (
     StepExecution,
 )
 from dunning_site.collections.roles import COLLECTOR, MANAGER
-from dunning_site.collections.services import (
-    CASE_NOT_ACTIVE,
-    CASE_ON_HOLD,
-    REASON_REQUIRED,
-    REQUEST_ALREADY_PENDING,
-    SELF_APPROVAL,
-    WRITE_OFF_NOT_POSITIVE,
-    WRITE_OFF_TOO_LARGE,
-    case_name,
-    case_pause,
-    step_due_at,
-    tick,
-)
+from dunning_site.collections.schedule import step_due_at
 from dunning_site.collections.tests import stripe_fake
 from dunning_site.collections.tests.factories import PolicyFactory, ladder, standard_policy
 from dunning_site.collections.tests.views.moment import NOW
+from dunning_site.collections.tick import tick
+from dunning_site.collections.timeline import case_name
 from dunning_site.lib.money import AMOUNT_TOO_LARGE, NOT_A_NUMBER, TOO_MANY_DECIMALS
 from dunning_site.notifications.models import Message
 

@@ -15,9 +15,10 @@ from dunning_site.accounts.models import Channel, Invoice, Payment
 from dunning_site.accounts.services import consent_record, payment_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 from dunning_site.collections import dashboard
+from dunning_site.collections.case_core import case_open
+from dunning_site.collections.ladder import case_step_perform_now, cases_open_overdue
 from dunning_site.collections.models import Case, Step
 from dunning_site.collections.roles import COLLECTOR, VIEWER
-from dunning_site.collections.services import case_open, case_step_perform_now, cases_open_overdue
 from dunning_site.collections.tests.factories import PolicyFactory
 from dunning_site.collections.tests.views.conftest import signed_in
 from dunning_site.collections.tests.views.moment import NOW

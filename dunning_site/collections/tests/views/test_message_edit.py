@@ -7,9 +7,9 @@ import pytest
 from django.utils.html import escape
 
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
-from dunning_site.collections.services import tick
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
+from dunning_site.collections.tick import tick
 from dunning_site.notifications.models import Message
 from dunning_site.notifications.rendering import (
     MAX_BODY_CHARACTERS,

@@ -7,9 +7,9 @@ from django.utils.html import escape
 
 from dunning_site.accounts.tests.factories import InvoiceFactory
 from dunning_site.collections.selectors import PREVIEW_FAILED
-from dunning_site.collections.services import tick
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
+from dunning_site.collections.tick import tick
 from dunning_site.collections.views.message_templates import SAVED
 from dunning_site.notifications.models import MessageTemplate
 from dunning_site.notifications.rendering import (

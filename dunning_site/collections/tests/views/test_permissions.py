@@ -9,9 +9,9 @@ from django.contrib.auth.models import Group
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
+from dunning_site.collections.case_core import case_open
 from dunning_site.collections.models import Approval
 from dunning_site.collections.roles import COLLECTOR, MANAGER, VIEWER
-from dunning_site.collections.services import case_open
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.notifications.models import Message
 

@@ -7,6 +7,7 @@ from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.db import IntegrityError, transaction
 
 from dunning_site.accounts.tests.factories import InvoiceFactory
+from dunning_site.collections.case_core import case_open
 from dunning_site.collections.models import POLICY_DAYS_MAX, POLICY_DAYS_TOO_MANY, Case, Policy, Step, StepExecution
 from dunning_site.collections.policy_forms import (
     MESSAGE_NEEDS_CHANNEL,
@@ -18,10 +19,10 @@ from dunning_site.collections.policy_forms import (
     STEP_IN_USE_DELETED,
 )
 from dunning_site.collections.roles import MANAGER
-from dunning_site.collections.services import case_open, tick
 from dunning_site.collections.tests.factories import PolicyFactory, standard_policy
 from dunning_site.collections.tests.views.conftest import signed_in
 from dunning_site.collections.tests.views.moment import NOW
+from dunning_site.collections.tick import tick
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,9 @@ from django.test import Client
 
 from dunning_site.accounts.tests.factories import InvoiceFactory
 from dunning_site.collections.models import Approval
-from dunning_site.collections.services import tick
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
+from dunning_site.collections.tick import tick
 
 pytestmark = pytest.mark.django_db
 

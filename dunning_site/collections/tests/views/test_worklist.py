@@ -4,10 +4,11 @@ import re
 import pytest
 
 from dunning_site.accounts.tests.factories import InvoiceFactory
+from dunning_site.collections.case_core import case_assign
 from dunning_site.collections.models import Case
-from dunning_site.collections.services import case_assign, tick
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
+from dunning_site.collections.tick import tick
 
 pytestmark = pytest.mark.django_db
 

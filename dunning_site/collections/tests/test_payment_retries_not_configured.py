@@ -10,9 +10,9 @@ import time_machine
 from dunning_site.accounts.models import Invoice, Payment
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
 from dunning_site.collections import jobs
-from dunning_site.collections.billing import retry_all_open_invoices, retry_budget_left
+from dunning_site.collections.ladder import cases_open_overdue
 from dunning_site.collections.models import Case, PaymentRetry
-from dunning_site.collections.services import cases_open_overdue
+from dunning_site.collections.payment_retries import retry_all_open_invoices, retry_budget_left
 from dunning_site.collections.tests.factories import standard_policy
 
 pytestmark = pytest.mark.django_db

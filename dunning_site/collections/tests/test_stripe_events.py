@@ -10,12 +10,12 @@ from django.utils.html import escape
 
 from dunning_site.accounts.models import BillingEvent, Customer, Invoice, Payment, User
 from dunning_site.accounts.services import PART_PAYMENT_OF_STRIPE_INVOICE, payment_record
-from dunning_site.collections.billing import invoice_sync
 from dunning_site.collections.models import Case, CaseEvent, PaymentRetry, Step
 from dunning_site.collections.roles import COLLECTOR
-from dunning_site.collections.services import tick
+from dunning_site.collections.stripe_invoices import invoice_sync
 from dunning_site.collections.tests import stripe_fake
 from dunning_site.collections.tests.factories import PolicyFactory, ladder, standard_policy
+from dunning_site.collections.tick import tick
 
 pytestmark = pytest.mark.django_db
 

@@ -16,20 +16,20 @@ import time_machine
 
 from dunning_site.accounts.billing import ChargeOutcome
 from dunning_site.accounts.models import Customer, Invoice, Payment
-from dunning_site.collections import billing
-from dunning_site.collections.billing import (
+from dunning_site.collections import payment_retries
+from dunning_site.collections.models import Case, CaseEvent, PaymentRetry
+from dunning_site.collections.payment_retries import (
     GATEWAY_DOWN_DELAY,
     GATEWAY_ERROR,
     GATEWAY_ERROR_BUDGET_SPENT,
     RETRY_ATTEMPT_STUCK_AFTER,
-    invoice_sync,
     payment_failed,
 )
-from dunning_site.collections.models import Case, CaseEvent, PaymentRetry
-from dunning_site.collections.services import tick
+from dunning_site.collections.stripe_invoices import invoice_sync
 from dunning_site.collections.tests import stripe_fake
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.stripe_fake import PayFault
+from dunning_site.collections.tick import tick
 
 pytestmark = pytest.mark.django_db
 
@@ -225,7 +225,7 @@ def test_stripe_out_of_reach_spends_no_budget_and_the_retry_goes_on_with_its_key
 
 def test_attempted_at_is_the_moment_each_retry_is_claimed(clock, stripe_api, monkeypatch):
     failed_invoices(stripe_api, 3)
-    real_gateway = billing.gateway
+    real_gateway = payment_retries.gateway
 
     class SlowGateway:
         """Stripe's answer takes two minutes."""
@@ -241,7 +241,7 @@ def test_attempted_at_is_the_moment_each_retry_is_claimed(clock, stripe_api, mon
             clock.shift(dt.timedelta(minutes=2))
             return outcome
 
-    monkeypatch.setattr(billing, "gateway", SlowGateway)
+    monkeypatch.setattr(payment_retries, "gateway", SlowGateway)
     clock.move_to(DUE)
     tick()
 
@@ -262,7 +262,7 @@ class WorkerDied(Exception):
 def test_a_worker_that_dies_after_the_charge_loses_no_payment_and_doubles_none(clock, stripe_api, monkeypatch, deliver):
     invoice_ids = failed_invoices(stripe_api, 5)
     dying_on = {"in_2", "in_4"}
-    real_gateway = billing.gateway
+    real_gateway = payment_retries.gateway
 
     class DyingWorkerGateway:
         """Charges through the real gateway (the fake Stripe, over HTTP), then the worker dies for the
@@ -281,7 +281,7 @@ def test_a_worker_that_dies_after_the_charge_loses_no_payment_and_doubles_none(c
                 raise WorkerDied(invoice_id)
             return outcome
 
-    monkeypatch.setattr(billing, "gateway", DyingWorkerGateway)
+    monkeypatch.setattr(payment_retries, "gateway", DyingWorkerGateway)
     clock.move_to(DUE)
     deaths = 0
     while True:  # a supervisor restarts the worker, which ticks again

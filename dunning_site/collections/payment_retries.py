@@ -1,34 +1,29 @@
-"""The billing system's news, turned into dunning: Stripe webhooks, smart retries, new cards.
-
-The webhook view only verifies and stores an event (once: its id is unique) and answers at once;
-a job processes it. Processing never trusts the order events arrive in: an invoice is re-read
-from the billing system and its current state applied, and a settled invoice is never reopened
-by an older event.
+"""Smart retries: a failed payment read by its decline (collections.retries plans the next attempt),
+the customer asked when only they can help (a new card, authentication), retries performed when
+due (never during a dispute: collections.holds), a new card retrying what is open, and the
+policy's "retry payment" step.
 """
 
 import datetime as dt
-import json
 import logging
 import zoneinfo
 
 import django_rq
 import stripe
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 from redis.exceptions import RedisError
-from rq import Retry
 
-from dunning_site.accounts.billing import ChargeOutcome, gateway, invoice_card_payments, invoice_collected_by_stripe
-from dunning_site.accounts.models import BillingEvent, Channel, Customer, Invoice, Payment
+from dunning_site.accounts.billing import ChargeOutcome, gateway
+from dunning_site.accounts.models import Channel, Customer, Invoice, Payment
 from dunning_site.accounts.services import (
-    billing_object_cleaned,
-    customer_upsert_from_billing,
-    invoice_upsert_from_billing,
     payment_record,
 )
 from dunning_site.collections import holds, stripe_customers
+from dunning_site.collections.case_core import case_open_or_join
+from dunning_site.collections.ladder import ASK_KEY_MARK
 from dunning_site.collections.messaging import (
     AUTHENTICATION_NEEDED,
     CARD_UPDATE_NEEDED,
@@ -51,178 +46,12 @@ from dunning_site.collections.retries import (
     classify,
     plan_next_attempt,
 )
-from dunning_site.collections.services import ASK_KEY_MARK, _open_or_join, case_event_record
+from dunning_site.collections.stripe_invoices import invoice_apply, invoice_sync
+from dunning_site.collections.timeline import case_event_record
 from dunning_site.notifications.models import Message
 from dunning_site.notifications.services import messages_create
 
 logger = logging.getLogger(__name__)
-
-INVOICE_EVENTS = {
-    "invoice.finalized",
-    "invoice.updated",
-    "invoice.paid",
-    "invoice.payment_succeeded",
-    "invoice.payment_failed",
-    "invoice.payment_action_required",
-    "invoice.marked_uncollectible",
-    "invoice.voided",
-    "invoice.overdue",
-}
-FAILURE_EVENTS = {"invoice.payment_failed", "invoice.payment_action_required"}
-CUSTOMER_EVENTS = {"customer.created", "customer.updated"}
-NEW_CARD_EVENTS = {"payment_method.attached", "setup_intent.succeeded", "checkout.session.completed"}
-DISPUTE_EVENTS = {"charge.dispute.created", "charge.dispute.closed"}
-SUBSCRIPTION_EVENTS = {"customer.subscription.updated", "customer.subscription.deleted"}
-# charge.failed adds nothing: the decline is read from the invoice's payment when it fails.
-
-
-# ---------------------------------------------------------------------------------------------
-# Receiving
-
-
-class SignatureError(ValueError):
-    pass
-
-
-def billing_event_receive(*, payload: bytes, signature: str) -> BillingEvent | None:
-    """Verify and store one Stripe event; None when it was already stored (Stripe retries).
-
-    Raises SignatureError for a bad signature, a wrong secret or a timestamp outside Stripe's
-    default tolerance (5 minutes): nothing is stored then.
-    """
-    try:
-        event = stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
-        # PostgreSQL's jsonb refuses the NUL character; a customer can type one into a checkout form.
-        data = billing_object_cleaned(json.loads(payload))
-        event_id, event_type = event.id, event.type
-    except (stripe.SignatureVerificationError, ValueError, AttributeError, KeyError) as error:
-        raise SignatureError(f"Not a signed Stripe event: {error}") from error
-    try:
-        with transaction.atomic():
-            stored = BillingEvent.objects.create(
-                event_id=event_id,
-                type=event_type,
-                created=dt.datetime.fromtimestamp(data.get("created") or 0, tz=dt.UTC),
-                payload=data,
-            )
-    except IntegrityError:
-        return None
-    transaction.on_commit(lambda: _enqueue(stored.pk), robust=True)
-    return stored
-
-
-def _enqueue(billing_event_id: int) -> None:
-    job = "dunning_site.collections.jobs.billing_event_process"  # by name: jobs sit above this module
-
-    try:
-        django_rq.get_queue("default").enqueue(job, billing_event_id, retry=Retry(max=5, interval=[10, 60, 300, 900]))
-    except RedisError as error:
-        logger.warning(
-            "Could not enqueue billing event %s (%s); `manage.py stripe_sync` recovers.", billing_event_id, error
-        )
-
-
-# ---------------------------------------------------------------------------------------------
-# Processing
-
-
-def billing_event_process(*, billing_event_id: int) -> str:
-    event = BillingEvent.objects.get(pk=billing_event_id)
-    if event.status == BillingEvent.Status.PROCESSED:
-        return "already processed"
-    obj = event.payload.get("data", {}).get("object", {})
-    try:
-        with transaction.atomic():
-            outcome = _dispatch(event.type, obj)
-    except Exception as error:
-        BillingEvent.objects.filter(pk=event.pk).update(status=BillingEvent.Status.FAILED, error=repr(error))
-        raise
-    status = BillingEvent.Status.IGNORED if outcome == "ignored" else BillingEvent.Status.PROCESSED
-    BillingEvent.objects.filter(pk=event.pk).update(status=status, processed_at=timezone.now(), error="")
-    return outcome
-
-
-def _dispatch(event_type: str, obj: dict) -> str:
-    if event_type in CUSTOMER_EVENTS:
-        return stripe_customers.customer_changed(obj)
-    if event_type in stripe_customers.CARD_CHANGED_EVENTS:
-        return stripe_customers.card_changed(obj)
-    if event_type in INVOICE_EVENTS:
-        invoice = invoice_sync(invoice_id=obj["id"], fallback=obj)
-        if invoice is not None and event_type in FAILURE_EVENTS:
-            payment_failed(invoice=invoice, decline=gateway().last_decline(invoice.external_id))
-        return "invoice"
-    if event_type in NEW_CARD_EVENTS:
-        return new_card(obj)
-    if event_type in DISPUTE_EVENTS:
-        from dunning_site.collections.disputes import dispute_news  # disputes build on this module
-
-        return dispute_news(event_type, obj)
-    if event_type in SUBSCRIPTION_EVENTS:
-        return subscription_changed(event_type, obj)
-    if event_type == "charge.refunded":
-        return refunded(obj)
-    return "ignored"
-
-
-def invoice_sync(*, invoice_id: str, fallback: dict | None = None) -> Invoice | None:
-    """Re-read the invoice from the billing system and apply its current state."""
-    try:
-        data = gateway().invoice_fetch(invoice_id)
-    except LookupError:
-        data = fallback or {}
-    if not data:
-        return None
-    return invoice_apply(data=data)
-
-
-def invoice_apply(*, data: dict) -> Invoice | None:
-    """Apply the billing system's invoice to the book, recording first each card payment it collected
-    that the book does not have yet.
-
-    The news of a charge comes by several roads — our retry's own answer, a re-read after its worker
-    died or its answer was lost, the invoice.paid webhook — in any order, once or more. All of them come
-    here, and a payment is recorded once, under its Stripe id (Payment.external_id is unique)."""
-    customer = _customer_for(data)
-    with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().filter(external_id=data["id"]).first()
-        if invoice is not None and invoice.status == Invoice.Status.OPEN:
-            _record_collected_payments(invoice, data)
-        return invoice_upsert_from_billing(data=data, customer=customer)
-
-
-def _record_collected_payments(invoice: Invoice, data: dict) -> None:
-    # Only what Stripe counts as paid beyond what the book already counts is new money: a re-read that
-    # did not carry the payments (stripe_sync's listing) may already have raised amount_paid, and the
-    # same money must not be added twice.
-    new_money = min((data.get("amount_paid") or 0) - invoice.amount_paid, invoice.total - invoice.amount_paid)
-    for collected in invoice_card_payments(data):
-        if new_money <= 0:
-            return
-        if Payment.objects.filter(external_id=collected["id"]).exists():
-            continue
-        amount = min(collected.get("amount_paid") or 0, new_money)
-        if amount <= 0:
-            continue
-        paid_at = (collected.get("status_transitions") or {}).get("paid_at")
-        payment_record(
-            invoice=invoice,
-            amount=amount,
-            method=Payment.Method.CARD,
-            external_id=collected["id"],
-            at=dt.datetime.fromtimestamp(paid_at, tz=dt.UTC) if paid_at else None,
-        )
-        new_money -= amount
-
-
-def _customer_for(invoice: dict) -> Customer:
-    customer_id = invoice["customer"] if isinstance(invoice["customer"], str) else invoice["customer"]["id"]
-    customer = Customer.objects.filter(external_id=customer_id).first()
-    if customer is not None:
-        return customer
-    return customer_upsert_from_billing(
-        data={"id": customer_id, "name": invoice.get("customer_name"), "email": invoice.get("customer_email")}
-    )
 
 
 @transaction.atomic
@@ -271,7 +100,9 @@ def _case_for(invoice: Invoice, now: dt.datetime) -> Case | None:
     if case is not None:
         return case
     policies = list(Policy.objects.filter(is_active=True).prefetch_related("steps"))
-    _open_or_join(customer_id=invoice.customer_id, currency=invoice.currency, policies=policies, now=now, grace=False)
+    case_open_or_join(
+        customer_id=invoice.customer_id, currency=invoice.currency, policies=policies, now=now, grace=False
+    )
     return Case.objects.filter(invoices=invoice, status__in=Case.ACTIVE_STATUSES).first()
 
 
@@ -331,6 +162,8 @@ ASKS = {
     CARD_MUST_CHANGE: ("card-update-needed", CARD_UPDATE_NEEDED),
     CUSTOMER_MUST_ACT: ("payment-authentication-needed", AUTHENTICATION_NEEDED),
 }
+
+
 NOT_COLLECTED = ("payment-not-collected", PAYMENT_NOT_COLLECTED)
 
 
@@ -368,12 +201,17 @@ def _ask_the_customer(*, case: Case, invoice: Invoice, decision: str, now: dt.da
 # How long before a retry that met no answer or an error answer (not a decline) is attempted again.
 GATEWAY_DOWN_DELAY = dt.timedelta(minutes=10)
 
+
 # The planner's class for a retry scheduled because Stripe answered an error instead of charging.
 GATEWAY_ERROR = "gateway_error"
+
+
 GATEWAY_ERROR_RETRY = (
     "Stripe answered an error instead of charging (%(error)s) and the invoice is still open: "
     "another attempt %(when)s, as a new request."
 )
+
+
 GATEWAY_ERROR_BUDGET_SPENT = (
     "Stripe answered an error instead of charging (%(error)s) and the invoice is still open. "
     "No retry left: %(used)s of %(cap)s retries used in %(days)s days."
@@ -705,36 +543,6 @@ def retry_all_open_invoices(*, customer: Customer, reason: str, now: dt.datetime
     return scheduled
 
 
-def new_card(obj: dict) -> str:
-    """A card attached, a SetupIntent succeeded or a setup-mode Checkout completed: make it the
-    card invoices are charged to, then retry every open overdue invoice at once (one retry per
-    card, although one checkout sends all three events)."""
-    customer_id = obj.get("customer")
-    customer = Customer.objects.filter(external_id=customer_id).first() if customer_id else None
-    if customer is None:
-        return "ignored"
-    if obj.get("object") == "checkout.session":
-        if obj.get("mode") != "setup" or obj.get("status") != "complete":
-            return "ignored"
-        intent = obj.get("setup_intent")
-        intent_id = intent.get("id") if isinstance(intent, dict) else intent
-        method = gateway().payment_method_of_setup(intent_id) if intent_id else ""
-    else:
-        method = obj.get("id") if obj.get("object") == "payment_method" else obj.get("payment_method")
-        if isinstance(method, dict):
-            method = method.get("id")
-    if not method:
-        return "ignored"
-    if method == customer.default_payment_method:
-        return "already known"
-    payment_method = obj if obj.get("object") == "payment_method" else {}
-    if settings.STRIPE_API_KEY:
-        made_default = gateway().payment_method_make_default(customer_id=customer_id, payment_method_id=method)
-        payment_method = made_default or payment_method
-    customer_card_new(customer=customer, payment_method={**payment_method, "id": method}, reason=CLEARED_BY_NEW_CARD)
-    return "new card"
-
-
 def customer_card_new(*, customer: Customer, payment_method: dict, reason: str, now: dt.datetime | None = None) -> int:
     """The customer gave a new card (through Stripe, or the sandbox's card page): it becomes the card
     invoices are charged to, its expiry, brand and address replace the old card's (pre-dunning, time
@@ -756,28 +564,6 @@ def _enqueue_retries() -> None:
         django_rq.get_queue("default").enqueue(retries_perform)
     except RedisError as error:
         logger.warning("Could not enqueue retries (%s); the next tick performs them.", error)
-
-
-def refunded(obj: dict) -> str:
-    """A refund does not reopen a paid Stripe invoice; open cases of the customer note it, so a
-    collector sees money went back while dunning goes on."""
-    for case in Case.objects.filter(customer__external_id=obj.get("customer"), status__in=Case.ACTIVE_STATUSES):
-        case_event_record(
-            case,
-            "collections.payment.refunded",
-            charge=obj.get("id"),
-            amount_refunded=obj.get("amount_refunded"),
-            currency=(obj.get("currency") or "").upper(),
-        )
-    return "refund"
-
-
-def subscription_changed(event_type: str, obj: dict) -> str:
-    status = obj.get("status", "")
-    cases = Case.objects.filter(customer__external_id=obj.get("customer"), status__in=Case.ACTIVE_STATUSES)
-    for case in cases:
-        case_event_record(case, "collections.subscription.changed", event=event_type, subscription_status=status)
-    return "subscription"
 
 
 NO_RETRY_AFTER = {NEVER_RETRY, CARD_MUST_CHANGE, CUSTOMER_MUST_ACT}
@@ -818,76 +604,3 @@ def retry_for_policy_step(*, case: Case, now: dt.datetime) -> list[str]:
         )
         decided.append(f"{invoice.number}: retried now")
     return decided
-
-
-def subscription_collection_request(*, case: Case, paused: bool) -> None:
-    """With SUSPEND_STRIPE_SUBSCRIPTION on, suspension also pauses collection of the customer's
-    Stripe subscriptions and reinstatement resumes it, in a job after the engine's commit."""
-    if not (settings.SUSPEND_STRIPE_SUBSCRIPTION and settings.STRIPE_API_KEY and case.customer.external_id):
-        return
-    job = "dunning_site.collections.jobs.subscription_collection_set"  # by name: jobs sit above this module
-
-    def enqueue() -> None:
-        try:
-            django_rq.get_queue("default").enqueue(job, case.pk, paused, retry=Retry(max=5, interval=[30, 120, 600]))
-        except RedisError as error:
-            logger.warning("Could not enqueue the subscription change for case %s (%s)", case.pk, error)
-
-    transaction.on_commit(enqueue, robust=True)
-
-
-def subscription_collection_set(*, case_id: int, paused: bool) -> list[str]:
-    case = Case.objects.select_related("customer").get(pk=case_id)
-    changed = gateway().subscriptions_pause_collection(customer_id=case.customer.external_id, paused=paused)
-    case_event_record(
-        case,
-        "collections.subscription.collection_paused" if paused else "collections.subscription.collection_resumed",
-        subscriptions=changed,
-    )
-    return changed
-
-
-def invoice_paid_elsewhere_request(*, invoice: Invoice) -> None:
-    """A bank transfer or cheque settled a Stripe invoice: tell Stripe (paid out of band), or its
-    own retries would charge the card a second time. In a job after the commit."""
-    if not invoice_collected_by_stripe(invoice):
-        return
-    job = "dunning_site.collections.jobs.invoice_paid_elsewhere"  # by name: jobs sit above this module
-
-    def enqueue() -> None:
-        try:
-            django_rq.get_queue("default").enqueue(job, invoice.pk, retry=Retry(max=5, interval=[30, 120, 600]))
-        except RedisError as error:
-            logger.warning("Could not tell Stripe invoice %s was paid elsewhere (%s)", invoice.external_id, error)
-
-    transaction.on_commit(enqueue, robust=True)
-
-
-def invoice_paid_elsewhere(*, invoice_id: int) -> str:
-    invoice = Invoice.objects.get(pk=invoice_id)
-    return gateway().invoice_mark_paid_out_of_band(invoice.external_id)
-
-
-def invoices_uncollectible_request(*, invoices: list[Invoice]) -> None:
-    """A manager wrote these invoices off: tell Stripe (marked uncollectible), or its own retries
-    would charge the card and its reminders go on. In a job per invoice, after the commit."""
-    if not settings.STRIPE_API_KEY:
-        return
-    job = "dunning_site.collections.jobs.invoice_mark_uncollectible"  # by name: jobs sit above this module
-
-    for invoice in invoices:
-        if not invoice.external_id:
-            continue
-
-        def enqueue(invoice: Invoice = invoice) -> None:
-            try:
-                django_rq.get_queue("default").enqueue(job, invoice.pk, retry=Retry(max=5, interval=[30, 120, 600]))
-            except RedisError as error:
-                logger.warning("Could not tell Stripe invoice %s was written off (%s)", invoice.external_id, error)
-
-        transaction.on_commit(enqueue, robust=True)
-
-
-def invoice_mark_uncollectible(*, invoice_id: int) -> str:
-    invoice = Invoice.objects.get(pk=invoice_id)
-    return gateway().invoice_mark_uncollectible(invoice.external_id)

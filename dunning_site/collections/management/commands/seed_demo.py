@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from dunning_site.accounts.models import Customer
-from dunning_site.collections import demo
+from dunning_site.collections import demo, demo_book
 
 BOOK_EXISTS = "The database already has customers; flush it first (manage.py flush) to seed the demo book."
 ALREADY_SEEDED = "The demo book already exists (the database has customers); nothing to do."
@@ -25,7 +25,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--seed", type=int, default=demo.DEFAULT_SEED, help="Seed of the random generators.")
+        parser.add_argument("--seed", type=int, default=demo_book.DEFAULT_SEED, help="Seed of the random generators.")
         parser.add_argument(
             "--if-empty", action="store_true", help="Do nothing when customers exist (for `make run`'s every start)."
         )
@@ -48,7 +48,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         now = timezone.now()
         self.stdout.write(f"Seeding the demo book (seed {seed}, today {now.date()})…")
-        book = demo.build_book(seed=seed, today=now.date())
+        book = demo_book.build_book(seed=seed, today=now.date())
         demo.book_write(book=book, now=now, progress=self.stdout.write)
         self.stdout.write(self.style.SUCCESS(f"Demo book ready in {time.monotonic() - started:.1f} s."))
         for line in demo.book_summary():

@@ -59,7 +59,7 @@ def dispute_news(event_type: str, obj: dict) -> str:
 
 def _remember(*, customer_external_id: str, dispute: dict, closed: bool) -> None:
     """Keep the dispute, so that it holds the customer whether or not a case is active now: a case that
-    opens while it is open opens on hold (services.case_open). A customer Stripe never told us of is
+    opens while it is open opens on hold (case_core.case_open). A customer Stripe never told us of is
     recorded by its id, as an invoice of theirs would be."""
     customer = Customer.objects.filter(external_id=customer_external_id).first()
     customer = customer or customer_upsert_from_billing(data={"id": customer_external_id})

@@ -183,6 +183,12 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Uploaded and generated files (printable letters). Served only through staff-only views.
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 MEDIA_URL = "/media/"
+# What customers send from the portal (a dispute's evidence): never under MEDIA_ROOT, never served by a
+# URL of its own; staff download it through a view that checks their permission.
+PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=BASE_DIR / "var" / "private")
+PORTAL_ATTACHMENT_MAX_BYTES = env.int("PORTAL_ATTACHMENT_MAX_BYTES", default=5 * 1024 * 1024)
+# Requests per minute from one client address to the customer portal (a link guesser gets a 429).
+PORTAL_RATE_PER_MINUTE = env.int("PORTAL_RATE_PER_MINUTE", default=30)
 
 # SMS: a backend chosen like Django's email backends. Twilio in production, the console in
 # development, an in-memory outbox in tests.

@@ -255,7 +255,7 @@ def customer_upsert_from_billing(*, data: dict, card: dict | None = None) -> Cus
 
         customer.phone = normalize_phone(data["phone"]) or customer.phone
     language = language_of_locales(_text_list(data.get("preferred_locales")))
-    if language and customer.language_source != "staff":
+    if language and customer.language_source == "billing":
         customer.language = language
     settings_ = data.get("invoice_settings") or {}
     method = settings_.get("default_payment_method")

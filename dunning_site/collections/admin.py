@@ -15,6 +15,7 @@ from dunning_site.collections.models import (
     CallTask,
     Case,
     CaseEvent,
+    CustomerRequest,
     Dispute,
     Draft,
     PaymentRetry,
@@ -490,3 +491,13 @@ class ServiceHookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "case", "action", "status", "attempts", "response_status", "delivered_at"]
     list_filter = ["action", "status"]
     list_select_related = ["case__customer"]
+
+
+@admin.register(CustomerRequest)
+class CustomerRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """What customers sent from the portal; answered from the case page or the worklist."""
+
+    list_display = ["received_at", "customer", "kind", "reason", "answered_at"]
+    list_filter = ["kind", "reason", ("answered_at", admin.EmptyFieldListFilter)]
+    search_fields = ["customer__name", "customer__email", "text"]
+    exclude = ["attachment"]  # downloaded from the case page, by a view that checks the staff member's permission

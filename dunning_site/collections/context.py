@@ -10,7 +10,7 @@ from babel.dates import format_date
 from django.conf import settings
 
 from dunning_site.accounts.models import Customer, Invoice, User
-from dunning_site.collections.customer_links import card_update_url
+from dunning_site.collections.customer_links import card_update_url, portal_url
 from dunning_site.lib.money import format_money
 from dunning_site.notifications.unsubscribe import unsubscribe_url
 
@@ -74,7 +74,8 @@ def message_context(
             format_date(customer.card_expires_on, format="long", locale=locale) if customer.card_expires_on else ""
         ),
         "payment_problem": payment_problem,
-        "plan_offer_url": "",
+        "portal_url": portal_url(customer) if customer.pk else settings.SITE_URL,
+        "plan_offer_url": portal_url(customer, "plan/") if customer.pk else settings.SITE_URL,
         "unsubscribe_url": unsubscribe_url(customer_id=customer.pk),
         "collector_name": collector_name,
         "collector_signature": (collector.signature if collector and collector.signature else collector_name),

@@ -5,6 +5,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from dunning_site.accounts.models import CURRENCY_SHAPE, Channel, Customer, Invoice, Payment
+from dunning_site.lib.storage import PrivateStorage
 from dunning_site.lib.validators import validate_currency
 from dunning_site.notifications.models import ContactRules, Message, MessageTemplate, Tone
 
@@ -481,3 +482,48 @@ class ServiceHookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} for case {self.case_id}: {self.get_status_display()}"
+
+
+class CustomerRequest(models.Model):
+    """What a customer told us from the portal's "Something is wrong": a dispute of what we say they
+    owe, or a question. Either is on the collectors' worklist until one of them answers it; a dispute
+    also holds the customer's active cases by the hold rule (collections.holds) until a collector
+    resumes them."""
+
+    class Kind(models.TextChoices):
+        DISPUTE = "dispute", "Dispute"
+        QUESTION = "question", "Question"
+
+    class Reason(models.TextChoices):
+        ALREADY_PAID = "already_paid", "I have already paid"
+        WRONG_AMOUNT = "wrong_amount", "The amount is wrong"
+        NOT_RECEIVED = "not_received", "I did not receive what I was billed for"
+        CANCELLED = "cancelled", "I had cancelled"
+        OTHER = "other", "Something else"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="requests")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, null=True, blank=True, related_name="customer_requests")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    text = models.TextField(max_length=4000, help_text="In the customer's words.")
+    attachment = models.FileField(upload_to="requests/%Y/%m/", storage=PrivateStorage(), blank=True)
+    attachment_name = models.CharField(max_length=255, blank=True, help_text="The file's name on the customer's side.")
+    received_at = models.DateTimeField(default=timezone.now)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["received_at"], condition=Q(answered_at__isnull=True), name="request_unanswered_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(answered_at__isnull=True, answered_by__isnull=True) | Q(answered_at__isnull=False),
+                name="request_answered_by_needs_answered_at",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} from {self.customer} ({self.received_at:%Y-%m-%d})"

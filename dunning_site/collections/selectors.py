@@ -8,7 +8,17 @@ from django.utils import timezone
 
 from dunning_site.accounts.models import Customer, Invoice, User
 from dunning_site.collections.context import message_context
-from dunning_site.collections.models import Approval, CallTask, Case, CaseEvent, Draft, Policy, Step, StepExecution
+from dunning_site.collections.models import (
+    Approval,
+    CallTask,
+    Case,
+    CaseEvent,
+    CustomerRequest,
+    Draft,
+    Policy,
+    Step,
+    StepExecution,
+)
 from dunning_site.notifications.models import Message, MessageTemplate
 from dunning_site.notifications.rendering import render_message, template_warnings
 
@@ -36,6 +46,10 @@ def worklist(*, user: User, now: dt.datetime | None = None) -> dict[str, QuerySe
         .filter(Q(assignee=user) | Q(assignee__isnull=True))
         .select_related("customer")
         .order_by("paused_until"),
+        "requests": CustomerRequest.objects.filter(answered_at__isnull=True)
+        .filter(Q(case__assignee=user) | Q(case__assignee__isnull=True))
+        .select_related("customer")
+        .order_by("received_at"),
         "bounced": Case.objects.filter(status__in=Case.ACTIVE_STATUSES)
         .filter(Q(customer__email_unusable_since__isnull=False) | Q(customer__phone_unusable_since__isnull=False))
         .filter(Q(assignee=user) | Q(assignee__isnull=True))
@@ -76,6 +90,10 @@ def case_detail(*, case_id: int) -> Case:
             Prefetch("events", queryset=CaseEvent.objects.select_related("user").order_by("-at", "-pk")),
             Prefetch("messages", queryset=Message.objects.order_by("-created_at")),
             Prefetch("approvals", queryset=Approval.objects.select_related("step", "requested_by", "decided_by")),
+            Prefetch(
+                "customer_requests",
+                queryset=CustomerRequest.objects.select_related("answered_by").order_by("-received_at"),
+            ),
         )
         .get(pk=case_id)
     )

@@ -5,6 +5,7 @@ from dunning_site.collections.views import (
     case_actions,
     case_requests,
     cases,
+    customer_requests,
     dashboard,
     message_templates,
     policies,
@@ -43,6 +44,16 @@ urlpatterns = [
     path("cases/<int:case_id>/requests/skip/", case_requests.case_skip_request, name="case_skip_request"),
     path(
         "cases/<int:case_id>/requests/write-off/", case_requests.case_write_off_request, name="case_write_off_request"
+    ),
+    path(
+        "requests/<int:request_id>/attachment/",
+        customer_requests.customer_request_attachment,
+        name="customer_request_attachment",
+    ),
+    path(
+        "requests/<int:request_id>/answered/",
+        customer_requests.customer_request_answer_view,
+        name="customer_request_answer",
     ),
     path("approvals/", approvals.approval_list, name="approval_list"),
     path("approvals/<int:approval_id>/decide/", approvals.approval_decide, name="approval_decide"),

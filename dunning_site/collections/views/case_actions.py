@@ -82,6 +82,7 @@ def case_page_context(request: HttpRequest, case: Case, **bound: Form) -> dict:
         "open_invoices": open_invoices,
         "timeline": _timeline(case),
         "draft_waiting": _step_draft_waiting(case),
+        "customer_requests": list(case.customer_requests.all()),
     }
     if not request.user.has_perm(WORK):
         return context

@@ -14,6 +14,10 @@ PUBLIC = {
     "portal:card": "/portal/card/t/",
     "portal:card_done": "/portal/card/t/done/",
     "portal:card_sandbox": "/portal/card/t/sandbox/",
+    "portal:home": "/portal/t/",
+    "portal:something_wrong": "/portal/t/something-wrong/",
+    "portal:something_wrong_received": "/portal/t/something-wrong/received/",
+    "portal:preferences": "/portal/t/preferences/",
 }
 
 
@@ -46,7 +50,9 @@ def test_the_link_messages_carry_opens_the_card_page(settings):
 def test_no_portal_page_asks_for_a_login(client, settings, name):
     """Whoever holds a bad link gets the portal's own refusal page: no login page, no staff badge."""
     settings.STRIPE_API_KEY, settings.PAYMENTS_SANDBOX = "", True
-    method = client.post if name == "portal:card_sandbox" else client.get
+    method = (
+        client.post if name in ("portal:card_sandbox", "portal:something_wrong", "portal:preferences") else client.get
+    )
     response = method(reverse(name, args=["not-a-token"]))
     assert response.status_code == 404
     content = response.content.decode()

@@ -6,11 +6,12 @@ import re
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
 from dunning_site.collections.case_core import case_open
-from dunning_site.collections.models import Approval
+from dunning_site.collections.models import Approval, CustomerRequest
 from dunning_site.collections.roles import COLLECTOR, MANAGER, VIEWER
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.notifications.models import Message
@@ -81,6 +82,15 @@ FINANCE = {
         "/cases/{case}/messages/{message}/edit/",
         {"anonymous": 302, VIEWER: 403, COLLECTOR: 200, MANAGER: 200},
     ),
+    # What a customer sent from the portal ({request}: a dispute with a PDF): staff read it, collectors answer it.
+    "collections:customer_request_attachment": (
+        "/requests/{request}/attachment/",
+        {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200},
+    ),
+    "collections:customer_request_answer": (
+        "/requests/{request}/answered/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
     "collections:dashboard": ("/dashboard/", {"anonymous": 302, VIEWER: 200, COLLECTOR: 200, MANAGER: 200}),
     "collections:approval_list": ("/approvals/", {"anonymous": 302, VIEWER: 403, COLLECTOR: 403, MANAGER: 200}),
     # POST only: a manager's GET is refused as a method, everyone else's as a permission.
@@ -129,6 +139,11 @@ def named_urls(resolver=None, namespace="") -> set[str]:
     return names
 
 
+@pytest.fixture(autouse=True)
+def private_media(settings, tmp_path):
+    settings.PRIVATE_MEDIA_ROOT = tmp_path
+
+
 def test_every_collections_url_is_in_the_matrix():
     collections_urls = {name for name in named_urls() if name.startswith("collections:")}
     assert collections_urls == set(FINANCE) | PUBLIC
@@ -143,7 +158,11 @@ def filled_path(name: str) -> str:
         customer=case.customer, channel="email", body="Hello", status="draft", idempotency_key=f"matrix-{case.pk}"
     )
     case.messages.add(draft)
+    request = CustomerRequest(customer=case.customer, case=case, kind="dispute", reason="other", text="See the file")
+    request.attachment.save("proof.pdf", ContentFile(b"%PDF-1.4"), save=False)
+    request.save()
     return FINANCE[name][0].format(
+        request=request.pk,
         case=case.pk,
         approval=approval.pk,
         message=draft.pk,
@@ -170,7 +189,12 @@ def test_each_role_gets_what_the_matrix_says(client, name, role):
         assert response["Location"].startswith(LOGIN)
 
 
-PAGES = sorted(name for name, (path, expected) in FINANCE.items() if expected[MANAGER] == 200 and ".csv" not in path)
+# Pages, not downloads (an export, a customer's attachment).
+PAGES = sorted(
+    name
+    for name, (path, expected) in FINANCE.items()
+    if expected[MANAGER] == 200 and ".csv" not in path and "attachment" not in path
+)
 
 
 @pytest.mark.parametrize("name", PAGES)

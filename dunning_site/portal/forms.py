@@ -1,0 +1,64 @@
+"""The customer's forms: what they can tell us and choose, each field checked before anything is written."""
+
+import uuid
+
+from django import forms
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+
+from dunning_site.accounts.models import Channel
+from dunning_site.collections.models import CustomerRequest
+
+ATTACHMENT_TOO_LARGE = "The file is too large: at most %(megabytes)s MB."
+ATTACHMENT_WRONG_TYPE = "Send a PDF, PNG or JPEG file (a scan or a photo of the document)."
+# What a file starts with, by the type we keep it as: the name a customer's computer gives it proves nothing.
+ATTACHMENT_SIGNATURES = {b"%PDF-": "pdf", b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpg"}
+LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("fr", "Français"), ("es", "Español")]
+
+
+class SomethingWrongForm(forms.Form):
+    kind = forms.ChoiceField(
+        choices=CustomerRequest.Kind.choices,
+        widget=forms.RadioSelect,
+        initial=CustomerRequest.Kind.QUESTION,
+        label="What would you like to do?",
+    )
+    reason = forms.ChoiceField(choices=CustomerRequest.Reason.choices, label="What is it about?")
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), max_length=4000, label="Tell us more", strip=True)
+    attachment = forms.FileField(
+        required=False, label="A document that shows it (optional)", help_text="PDF, PNG or JPEG."
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].choices = [
+            (CustomerRequest.Kind.QUESTION, "Ask a question: reminders go on meanwhile"),
+            (CustomerRequest.Kind.DISPUTE, "Dispute what we say you owe: we stop reminders until we have looked"),
+        ]
+        limit = settings.PORTAL_ATTACHMENT_MAX_BYTES // (1024 * 1024)
+        self.fields["attachment"].help_text = f"PDF, PNG or JPEG, at most {limit} MB."
+
+    def clean_attachment(self) -> UploadedFile | None:
+        attachment = self.cleaned_data.get("attachment")
+        if not attachment:
+            return None
+        if attachment.size > settings.PORTAL_ATTACHMENT_MAX_BYTES:
+            raise forms.ValidationError(
+                ATTACHMENT_TOO_LARGE % {"megabytes": settings.PORTAL_ATTACHMENT_MAX_BYTES // (1024 * 1024)}
+            )
+        head = attachment.read(16)
+        attachment.seek(0)
+        kept_as = next((kind for magic, kind in ATTACHMENT_SIGNATURES.items() if head.startswith(magic)), None)
+        if kept_as is None:
+            raise forms.ValidationError(ATTACHMENT_WRONG_TYPE)
+        attachment.original_name = attachment.name
+        attachment.name = f"{uuid.uuid4().hex}.{kept_as}"  # never a name the customer chose, on our disk
+        return attachment
+
+
+class PreferencesForm(forms.Form):
+    language = forms.ChoiceField(choices=LANGUAGES, label="Language for our messages and this page")
+    sms = forms.BooleanField(required=False, label="Text messages (SMS) about payments are welcome")
+    email = forms.BooleanField(required=False, label="Emails about payments are welcome")
+
+    CHANNELS = {"sms": Channel.SMS, "email": Channel.EMAIL}

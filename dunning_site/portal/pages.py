@@ -1,0 +1,154 @@
+"""The customer's portal: what they owe, and what they can do about it — pay, give a new card, tell us
+something is wrong, choose how we contact them. No login: the signed link is the key (portal.links)."""
+
+import datetime as dt
+
+from babel.dates import format_date
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from dunning_site.accounts.models import Channel, Consent, Customer, Invoice
+from dunning_site.accounts.services import consent_record
+from dunning_site.collections import customer_links
+from dunning_site.collections.customer_requests import customer_request_record
+from dunning_site.collections.models import Case, CustomerRequest, Dispute
+from dunning_site.lib.client_address import client_address
+from dunning_site.lib.money import format_money
+from dunning_site.portal.forms import PreferencesForm, SomethingWrongForm
+from dunning_site.portal.links import masked_email, portal_page, sender_context
+
+PREFERENCES_SAVED = "Your choices are saved."
+
+
+def _locale(customer: Customer) -> str:
+    return (customer.language or "en").replace("-", "_")
+
+
+def _open_invoices(customer: Customer, today: dt.date) -> list[dict]:
+    locale = _locale(customer)
+    invoices = Invoice.objects.filter(customer=customer, status=Invoice.Status.OPEN, amount_remaining__gt=0)
+    return [
+        {
+            "number": invoice.number,
+            "amount": format_money(invoice.amount_remaining, invoice.currency, customer.language),
+            "due_on": format_date(invoice.due_on, format="long", locale=locale),
+            "days_overdue": max((today - invoice.due_on).days, 0),
+            "pay_url": invoice.hosted_payment_url,
+        }
+        for invoice in invoices.order_by("due_on", "number")
+    ]
+
+
+def _totals(customer: Customer) -> list[str]:
+    """What is owed, one line per currency (an invoice is never converted into another currency)."""
+    owed: dict[str, int] = {}
+    for currency, remaining in Invoice.objects.filter(
+        customer=customer, status=Invoice.Status.OPEN, amount_remaining__gt=0
+    ).values_list("currency", "amount_remaining"):
+        owed[currency] = owed.get(currency, 0) + remaining
+    return [format_money(amount, currency, customer.language) for currency, amount in sorted(owed.items())]
+
+
+def _page(request: HttpRequest, customer: Customer, token: str, template: str, context: dict, **kwargs) -> HttpResponse:
+    context = (
+        sender_context()
+        | {
+            "customer_label": customer.company or customer.name,
+            "masked_email": masked_email(customer),
+            "home_url": reverse("portal:home", args=[token]),
+            "language": (customer.language or "en").split("-")[0],
+        }
+        | context
+    )
+    return render(request, template, context, **kwargs)
+
+
+@portal_page
+@require_GET
+def portal_home(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
+    today = timezone.localdate()
+    on_hold = Case.objects.filter(customer=customer, status=Case.Status.PAUSED).exists()
+    context = {
+        "invoices": _open_invoices(customer, today),
+        "totals": _totals(customer),
+        "card_url": reverse("portal:card", args=[customer_links.card_update_token(customer)]),
+        "card_on_file": f"{customer.card_brand.title()} •••• {customer.card_last4}" if customer.card_last4 else "",
+        "something_wrong_url": reverse("portal:something_wrong", args=[token]),
+        "preferences_url": reverse("portal:preferences", args=[token]),
+        # With their bank (Stripe's dispute); a dispute sent from this portal is "your message" below.
+        "disputing": Dispute.objects.filter(customer=customer, closed_at__isnull=True).exists(),
+        "on_hold": on_hold,
+        "open_request": CustomerRequest.objects.filter(customer=customer, answered_at__isnull=True).exists(),
+    }
+    return _page(request, customer, token, "portal/home.html", context)
+
+
+@portal_page
+@require_http_methods(["GET", "POST"])
+def portal_something_wrong(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
+    """A dispute or a question, with an optional document. A dispute holds the customer's cases."""
+    form = SomethingWrongForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        customer_request_record(
+            customer=customer,
+            kind=form.cleaned_data["kind"],
+            reason=form.cleaned_data["reason"],
+            text=form.cleaned_data["text"],
+            attachment=form.cleaned_data["attachment"],
+            client_address=client_address(request) or None,
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+        return redirect(reverse("portal:something_wrong_received", args=[token]) + f"?kind={form.cleaned_data['kind']}")
+    status = 400 if request.method == "POST" else 200
+    return _page(request, customer, token, "portal/something_wrong.html", {"form": form}, status=status)
+
+
+@portal_page
+@require_GET
+def portal_something_wrong_received(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
+    dispute = request.GET.get("kind") == CustomerRequest.Kind.DISPUTE
+    return _page(request, customer, token, "portal/something_wrong_received.html", {"dispute": dispute})
+
+
+def _consented(customer: Customer, channel: str) -> bool:
+    """What the customer has agreed to: email unless they opted out; SMS only if they opted in."""
+    consent = Consent.objects.filter(customer=customer, channel=channel).first()
+    if consent is None:
+        return channel == Channel.EMAIL
+    return consent.granted
+
+
+@portal_page
+@require_http_methods(["GET", "POST"])
+def portal_preferences(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
+    """Language, SMS consent, email opt-out: each takes effect at once (delivery checks at send time)."""
+    initial = {
+        "language": (customer.language or "en").split("-")[0],
+        "sms": _consented(customer, Channel.SMS),
+        "email": _consented(customer, Channel.EMAIL),
+    }
+    form = PreferencesForm(request.POST or None, initial=initial)
+    saved = False
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            if form.cleaned_data["language"] != initial["language"]:
+                Customer.objects.filter(pk=customer.pk).update(
+                    language=form.cleaned_data["language"], language_source="customer", updated_at=timezone.now()
+                )
+                customer.language = form.cleaned_data["language"]
+            for field, channel in PreferencesForm.CHANNELS.items():
+                if form.cleaned_data[field] != initial[field]:
+                    consent_record(
+                        customer=customer,
+                        channel=channel,
+                        granted=form.cleaned_data[field],
+                        source=Consent.Source.PORTAL,
+                    )
+        saved = True
+    status = 400 if request.method == "POST" and not form.is_valid() else 200
+    context = {"form": form, "saved": saved, "saved_message": PREFERENCES_SAVED}
+    return _page(request, customer, token, "portal/preferences.html", context, status=status)

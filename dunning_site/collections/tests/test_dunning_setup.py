@@ -2,6 +2,7 @@
 
 import datetime as dt
 import io
+import re
 
 import pytest
 import time_machine
@@ -179,6 +180,11 @@ def test_a_fresh_install_duns_a_stripe_invoice_in_the_customers_language_with_th
     assert "RE-2026-0042" in sent.body
     assert PAY_URL in sent.body
     assert CARD_PATH not in sent.body
+    # The customer's own page, from the same email: what they owe, in German.
+    (portal_path,) = re.findall(r"https?://[^/\s]+(/portal/[^/\s]+/)\n", sent.body)
+    with time_machine.travel(dt.datetime(2026, 3, 5, 10, 0, tzinfo=dt.UTC), tick=False):
+        portal = client.get(portal_path).content.decode()
+    assert "RE-2026-0042" in portal and "120,00\xa0€" in portal and "Weber" in portal
     message = Message.objects.get()
     assert (message.status, message.template.key, message.template.language) == ("sent", "reminder-friendly", "de")
 

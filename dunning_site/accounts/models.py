@@ -192,6 +192,7 @@ class Invoice(models.Model):
         max_length=255, unique=True, null=True, blank=True, help_text="Id in the billing system (Stripe in_…)."
     )
     hosted_payment_url = models.URLField(max_length=500, blank=True)
+    pdf_url = models.URLField(max_length=500, blank=True, help_text="The billing system's PDF of the invoice.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

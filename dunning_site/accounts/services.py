@@ -386,6 +386,7 @@ def invoice_upsert_from_billing(*, data: dict, customer: Customer) -> Invoice | 
     invoice.due_on = max(_date_of(data.get("due_date")) or finalized, finalized)
     invoice.status = status
     invoice.hosted_payment_url = data.get("hosted_invoice_url") or ""
+    invoice.pdf_url = data.get("invoice_pdf") or ""
     invoice.full_clean(validate_unique=False)
     invoice.save()
     invoice.refresh_from_db(fields=["amount_remaining"])

@@ -6,9 +6,10 @@ import datetime as dt
 from babel.dates import format_date
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods
 
 from dunning_site.accounts.models import Channel, Consent, Customer, Invoice
@@ -19,6 +20,7 @@ from dunning_site.collections.models import Case, CustomerRequest, Dispute
 from dunning_site.lib.client_address import client_address
 from dunning_site.lib.money import format_money
 from dunning_site.portal.forms import PreferencesForm, SomethingWrongForm
+from dunning_site.portal.invoice_pdf import invoice_pdf
 from dunning_site.portal.links import masked_email, portal_page, sender_context
 
 PREFERENCES_SAVED = "Your choices are saved."
@@ -28,7 +30,7 @@ def _locale(customer: Customer) -> str:
     return (customer.language or "en").replace("-", "_")
 
 
-def _open_invoices(customer: Customer, today: dt.date) -> list[dict]:
+def _open_invoices(customer: Customer, token: str, today: dt.date) -> list[dict]:
     locale = _locale(customer)
     invoices = Invoice.objects.filter(customer=customer, status=Invoice.Status.OPEN, amount_remaining__gt=0)
     return [
@@ -38,6 +40,7 @@ def _open_invoices(customer: Customer, today: dt.date) -> list[dict]:
             "due_on": format_date(invoice.due_on, format="long", locale=locale),
             "days_overdue": max((today - invoice.due_on).days, 0),
             "pay_url": invoice.hosted_payment_url,
+            "pdf_url": invoice.pdf_url or reverse("portal:invoice_pdf", args=[token, invoice.pk]),
         }
         for invoice in invoices.order_by("due_on", "number")
     ]
@@ -73,7 +76,7 @@ def portal_home(request: HttpRequest, customer: Customer, token: str) -> HttpRes
     today = timezone.localdate()
     on_hold = Case.objects.filter(customer=customer, status=Case.Status.PAUSED).exists()
     context = {
-        "invoices": _open_invoices(customer, today),
+        "invoices": _open_invoices(customer, token, today),
         "totals": _totals(customer),
         "card_url": reverse("portal:card", args=[customer_links.card_update_token(customer)]),
         "card_on_file": f"{customer.card_brand.title()} •••• {customer.card_last4}" if customer.card_last4 else "",
@@ -152,3 +155,16 @@ def portal_preferences(request: HttpRequest, customer: Customer, token: str) -> 
     status = 400 if request.method == "POST" and not form.is_valid() else 200
     context = {"form": form, "saved": saved, "saved_message": PREFERENCES_SAVED}
     return _page(request, customer, token, "portal/preferences.html", context, status=status)
+
+
+@portal_page
+@require_GET
+def portal_invoice_pdf(request: HttpRequest, customer: Customer, token: str, invoice_id: int) -> HttpResponse:
+    """One of the customer's own invoices as a PDF: the billing system's when it has one, else ours."""
+    invoice = get_object_or_404(Invoice, pk=invoice_id, customer=customer)
+    if invoice.pdf_url:
+        return redirect(invoice.pdf_url)
+    content = invoice_pdf(invoice=invoice, today=timezone.localdate())
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="invoice-{slugify(invoice.number) or invoice.pk}.pdf"'
+    return response

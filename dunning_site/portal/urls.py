@@ -19,4 +19,5 @@ urlpatterns = [
         name="something_wrong_received",
     ),
     path(f"{PORTAL_PATH}<str:token>/preferences/", pages.portal_preferences, name="preferences"),
+    path(f"{PORTAL_PATH}<str:token>/invoices/<int:invoice_id>/pdf/", pages.portal_invoice_pdf, name="invoice_pdf"),
 ]

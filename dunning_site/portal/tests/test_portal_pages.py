@@ -251,3 +251,24 @@ def test_the_portal_slows_down_a_client_that_guesses_links(client, customer, set
     assert client.get(url("portal:home", customer)).status_code == 429, "the limit is per client, not per link"
     with time_machine.travel(NOW + dt.timedelta(minutes=1, seconds=1), tick=False):
         assert client.get(url("portal:home", customer)).status_code == 200
+
+
+def test_an_invoice_from_another_system_is_rendered_as_a_pdf_and_a_stripe_invoice_links_to_stripes(
+    client, case, customer
+):
+    ours = case.invoices.get(number="RE-1")
+    stripe_invoice = InvoiceFactory(customer=customer, number="RE-S", pdf_url="https://pay.stripe.com/invoice/x/pdf")
+    someone_elses = InvoiceFactory(number="RE-OTHER")
+    token = customer_links.portal_token(customer)
+
+    home = client.get(url("portal:home", customer)).content.decode()
+    pdf = client.get(reverse("portal:invoice_pdf", args=[token, ours.pk]))
+    stripes = client.get(reverse("portal:invoice_pdf", args=[token, stripe_invoice.pk]))
+    foreign = client.get(reverse("portal:invoice_pdf", args=[token, someone_elses.pk]))
+
+    assert reverse("portal:invoice_pdf", args=[token, ours.pk]) in home
+    assert "https://pay.stripe.com/invoice/x/pdf" in home
+    assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-") and pdf["Content-Disposition"] == 'inline; filename="invoice-re-1.pdf"'
+    assert (stripes.status_code, stripes["Location"]) == (302, "https://pay.stripe.com/invoice/x/pdf")
+    assert foreign.status_code == 404

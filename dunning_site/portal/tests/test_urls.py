@@ -18,7 +18,10 @@ PUBLIC = {
     "portal:something_wrong": "/portal/t/something-wrong/",
     "portal:something_wrong_received": "/portal/t/something-wrong/received/",
     "portal:preferences": "/portal/t/preferences/",
+    "portal:invoice_pdf": "/portal/t/invoices/1/pdf/",
 }
+# What a URL names besides the token (an invoice's id).
+MORE_ARGS = {"portal:invoice_pdf": [1]}
 
 
 def named_urls(resolver=None, namespace="") -> set[str]:
@@ -35,7 +38,7 @@ def named_urls(resolver=None, namespace="") -> set[str]:
 def test_every_portal_url_is_listed_and_keeps_its_path():
     assert {name for name in named_urls() if name.startswith("portal:")} == set(PUBLIC)
     for name, path in PUBLIC.items():
-        assert reverse(name, args=["t"]) == path
+        assert reverse(name, args=["t", *MORE_ARGS.get(name, [])]) == path
 
 
 def test_the_link_messages_carry_opens_the_card_page(settings):
@@ -53,7 +56,7 @@ def test_no_portal_page_asks_for_a_login(client, settings, name):
     method = (
         client.post if name in ("portal:card_sandbox", "portal:something_wrong", "portal:preferences") else client.get
     )
-    response = method(reverse(name, args=["not-a-token"]))
+    response = method(reverse(name, args=["not-a-token", *MORE_ARGS.get(name, [])]))
     assert response.status_code == 404
     content = response.content.decode()
     assert "new link" in content

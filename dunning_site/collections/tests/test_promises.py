@@ -11,6 +11,8 @@ import pytest
 import time_machine
 from django.apps import apps
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
@@ -347,3 +349,40 @@ def test_the_migration_turns_promise_holds_into_pending_promises_and_back(clock,
 
     migration().promises_from_holds_undone(apps, None)
     assert list(Promise.objects.values_list("pk", flat=True)) == [from_page.pk]  # settled since: not the migration's
+
+
+def test_the_migrations_apply_and_unapply_on_a_book_with_promise_holds(clock):
+    """The schema and data migrations run for real (MigrationExecutor), from the state before promises to
+    the state after, and back: a promise hold becomes a pending promise, and unapplying removes it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending trigger events before ALTER TABLE
+    target = [("collections", migration().__name__.rsplit(".", 1)[-1])]
+    (schema_path,) = Path(collection_migrations.__file__).parent.glob("*_promises.py")
+    executor = MigrationExecutor(connection)
+    schema = executor.loader.get_migration("collections", schema_path.stem)
+    before = [dependency for dependency in schema.dependencies if dependency[0] == "collections"]
+    executor.migrate(before)
+    old = MigrationExecutor(connection).loader.project_state(before).apps
+    customer = old.get_model("accounts", "Customer").objects.create(name="Old Book", email="old@example.com")
+    policy = old.get_model("collections", "Policy").objects.create(name="Old policy")
+    case = old.get_model("collections", "Case").objects.create(
+        customer=customer,
+        currency="EUR",
+        policy=policy,
+        status="paused",
+        amount_overdue=10_000,
+        anchor_due_on=NOW.date(),
+        paused_until=HOLD_ENDS,
+        pause_reason="Promise to pay €1,234.50 by 2026-03-05",
+    )
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(target)
+    new = executor.loader.project_state(target).apps
+    promise = new.get_model("collections", "Promise").objects.get(case_id=case.pk)
+    assert (promise.promised_on, promise.amount, promise.status) == (PROMISED_ON, 123_450, "pending")
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    with connection.cursor() as cursor:
+        assert "collections_promise" not in connection.introspection.table_names(cursor)

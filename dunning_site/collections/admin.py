@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dunning_site.accounts.models import Channel
-from dunning_site.collections import approvals, calls, case_core, policies, policy_forms, selectors
+from dunning_site.collections import approvals, calls, case_core, policies, policy_forms, promises, selectors
 from dunning_site.collections.models import (
     Approval,
     CallTask,
@@ -20,6 +20,7 @@ from dunning_site.collections.models import (
     Draft,
     PaymentRetry,
     Policy,
+    Promise,
     ServiceHookDelivery,
     Step,
     StepExecution,
@@ -284,6 +285,19 @@ class CaseEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "at"
 
 
+@admin.register(Promise)
+class PromiseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Promises to pay, as collectors, customers and the tick wrote them (collections.promises)."""
+
+    list_display = ["promised_on", "case", "amount_shown", "source", "status", "paid_shown", "created_at"]
+    list_filter = ["status", "source"]
+    search_fields = ["case__customer__name", "reason"]
+    list_select_related = ["case__customer"]
+    date_hierarchy = "promised_on"
+    amount_shown = money_column("amount", "Amount")
+    paid_shown = money_column("paid_by_then", "Paid by then")
+
+
 @admin.register(StepExecution)
 class StepExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["at", "case", "step", "attempt", "message"]
@@ -429,7 +443,7 @@ class CallOutcomeForm(forms.ModelForm):
                     self.add_error("promised_amount", str(error))
                     return cleaned
                 if case.is_active:
-                    problems = calls.promise_problems(
+                    problems = promises.promise_problems(
                         case=case, promised_on=cleaned["promised_on"], amount=cleaned["promised_amount"]
                     )
                     for field, problem in problems.items():

@@ -1,5 +1,5 @@
-"""Collectors at work: ad-hoc messages written as drafts, the outcome of a call, promises to pay
-(a promise holds the case until the day after the promised day).
+"""Collectors at work: ad-hoc messages written as drafts, the outcome of a call (a promise made on the
+call is recorded by collections.promises, as the case page's is).
 """
 
 import datetime as dt
@@ -8,17 +8,15 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Prefetch
-from django.utils import dateformat, timezone
+from django.utils import timezone
 
 from dunning_site.accounts.models import Channel, Invoice, User
 from dunning_site.accounts.services import contact_mark_unusable
-from dunning_site.collections.case_core import CASE_NOT_ACTIVE, case_hold, case_pause
+from dunning_site.collections.case_core import CASE_NOT_ACTIVE, case_pause
 from dunning_site.collections.messaging import TemplateBook, compose
-from dunning_site.collections.models import (
-    Case,
-)
+from dunning_site.collections.models import Case, Promise
+from dunning_site.collections.promises import PROMISE_DATE_IN_PAST, promise_problems, promise_record
 from dunning_site.collections.timeline import case_event_record, case_name
-from dunning_site.lib.money import format_money
 from dunning_site.notifications.models import Message, MessageTemplate
 from dunning_site.notifications.services import messages_create
 
@@ -26,15 +24,6 @@ NOT_A_CALL = "Only call tasks have an outcome."
 
 
 PROMISE_NEEDS_DATE_AND_AMOUNT = "A promise to pay needs a date and an amount."
-
-
-PROMISE_DATE_IN_PAST = "The promised date must be today or later."
-
-
-PROMISE_TOO_FAR = "The policy takes promises up to %(days)s days ahead: by %(latest)s at the latest."
-
-
-PROMISE_ABOVE_OWED = "The promise of %(amount)s is more than the %(owed)s overdue on this case."
 
 
 @transaction.atomic
@@ -73,44 +62,6 @@ def case_message_compose(
     return message
 
 
-def promise_problems(*, case: Case, promised_on: dt.date, amount: int, today: dt.date | None = None) -> dict[str, str]:
-    """What is wrong with a promise to pay on this case, by field: a day already gone or beyond the
-    policy's limit (a promise holds the ladder until then), an amount above what is overdue."""
-    today = today or timezone.localdate()
-    problems = {}
-    latest = today + dt.timedelta(days=case.policy.max_promise_days)
-    if promised_on < today:
-        problems["promised_on"] = PROMISE_DATE_IN_PAST
-    elif promised_on > latest:
-        problems["promised_on"] = PROMISE_TOO_FAR % {
-            "days": case.policy.max_promise_days,
-            "latest": dateformat.format(latest, "D j M Y"),
-        }
-    if amount > case.amount_overdue:
-        problems["promised_amount"] = PROMISE_ABOVE_OWED % {
-            "amount": format_money(amount, case.currency),
-            "owed": format_money(case.amount_overdue, case.currency),
-        }
-    return problems
-
-
-@transaction.atomic
-def case_promise_record(*, case: Case, promised_on: dt.date, amount: int, user: User | None = None) -> Case:
-    """A promise to pay taken on the case page: the case is held until the day after the promised day."""
-    case = Case.objects.select_for_update(of=("self",)).select_related("policy").get(pk=case.pk)
-    if problems := promise_problems(case=case, promised_on=promised_on, amount=amount):
-        raise ValidationError(problems)
-    until, reason = promise_terms(promised_on=promised_on, amount=amount, currency=case.currency)
-    return case_hold(case=case, until=until, reason=reason, user=user)
-
-
-def promise_terms(*, promised_on: dt.date, amount: int, currency: str) -> tuple[dt.datetime, str]:
-    """A promise to pay holds the case until the day after the promised day, with a reason staff read
-    (a call's outcome and the case page's hold make the same promise)."""
-    until = dt.datetime.combine(promised_on + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    return until, f"Promise to pay {format_money(amount, currency)} by {promised_on.isoformat()}"
-
-
 @transaction.atomic
 def call_outcome_record(
     *,
@@ -121,8 +72,9 @@ def call_outcome_record(
     promised_on: dt.date | None = None,
     promised_amount: int | None = None,
 ) -> Message:
-    """What came of a call. A promise pauses the case until the promised day; a dispute pauses it
-    with reason "dispute"; a wrong number makes the phone unusable."""
+    """What came of a call. A promise is recorded (source "call", the note as what was said) and holds
+    the case until the day after the promised day; a dispute pauses it with reason "dispute"; a wrong
+    number makes the phone unusable."""
     now = timezone.now()
     message = Message.objects.select_for_update().select_related("customer").get(pk=message.pk)
     if message.channel != Channel.CALL:
@@ -146,8 +98,15 @@ def call_outcome_record(
             data |= {"promised_on": promised_on.isoformat(), "promised_amount": promised_amount}
         case_event_record(case, "collections.call.logged", user=user, at=now, **data)
         if case.is_active and outcome == Message.CallOutcome.PROMISE:
-            until, reason = promise_terms(promised_on=promised_on, amount=promised_amount, currency=case.currency)
-            case_hold(case=case, until=until, reason=reason, user=user)
+            promise_record(
+                case=case,
+                promised_on=promised_on,
+                amount=promised_amount,
+                source=Promise.Source.CALL,
+                reason=note,
+                user=user,
+                now=now,
+            )
         elif case.is_active and outcome == Message.CallOutcome.DISPUTE:
             case_pause(case=case, until=None, reason="dispute", user=user, replace_hold=True)
     if outcome == Message.CallOutcome.WRONG_NUMBER and message.customer.phone == message.to_address:

@@ -3,8 +3,9 @@ with its invoices, closing it (paid or written off), holds (pause, resume, the e
 assignee and notes.
 
 Every write is atomic and leaves a CaseEvent (collections.timeline). What happens above the core when a
-hold ends (retries planned afresh) is sent as the `case_resumed` signal (collections.signals); the core
-knows nothing of Stripe's events, the retry planner or the ladder's tick.
+hold ends (retries planned afresh, a promise to pay settled) or a case closes (a pending promise settled)
+is sent as the `case_resumed` and `case_closed` signals (collections.signals); the core knows nothing of
+Stripe's events, the retry planner, promises or the ladder's tick.
 """
 
 import datetime as dt
@@ -27,7 +28,7 @@ from dunning_site.collections.models import (
     ServiceHookDelivery,
 )
 from dunning_site.collections.schedule import case_schedule, first_step, policy_for, step_due_at
-from dunning_site.collections.signals import case_resumed
+from dunning_site.collections.signals import case_closed, case_resumed
 from dunning_site.collections.stripe_updates import invoices_uncollectible_request, subscription_collection_request
 from dunning_site.collections.timeline import (
     ENGINE_TROUBLE,
@@ -259,6 +260,7 @@ def case_close(case: Case, status: str, event_type: str, *, user: User | None, n
             subscription_collection_request(case=case, paused=False)
     case.save()
     CaseEvent.objects.bulk_create(events)
+    case_closed.send(sender=Case, case=case, now=now)
     return case
 
 
@@ -296,7 +298,7 @@ def case_pause(
     *, case: Case, until: dt.datetime | None, reason: str, user: User | None = None, replace_hold: bool = False
 ) -> Case:
     """Hold the case until someone resumes it, or until `until`, at most HOLD_HORIZON ahead. (A
-    promise to pay holds it as far as the policy's max_promise_days: case_promise_record.)
+    promise to pay holds it as far as the policy's max_promise_days: promises.promise_record.)
 
     A case already on hold keeps its hold unless `replace_hold` (a dispute, which outranks a promise
     or a manual hold): a manual hold laid over a promise would silently lose the promise's date."""

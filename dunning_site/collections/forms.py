@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from dunning_site.accounts import services as account_services
 from dunning_site.accounts.models import Invoice, Payment, User
-from dunning_site.collections import approvals, calls, case_core
+from dunning_site.collections import approvals, case_core, promises
 from dunning_site.collections.models import Case
 from dunning_site.collections.roles import COLLECTOR, MANAGER
 from dunning_site.lib.money import format_money, to_minor_units
@@ -140,13 +140,13 @@ class PromiseForm(forms.Form):
         else:
             data["promised_minor"] = _minor_units(self, "promised_amount", self.currency)
         if data.get("promised_on") and data.get("promised_minor"):
-            problems = calls.promise_problems(
+            problems = promises.promise_problems(
                 case=self.case, promised_on=data["promised_on"], amount=data["promised_minor"]
             )
             for field, problem in problems.items():
                 self.add_error(field, problem)
         elif data.get("promised_on") and data["promised_on"] < timezone.localdate():
-            self.add_error("promised_on", calls.PROMISE_DATE_IN_PAST)
+            self.add_error("promised_on", promises.PROMISE_DATE_IN_PAST)
 
 
 class PauseForm(PromiseForm):
@@ -165,7 +165,13 @@ class PauseForm(PromiseForm):
         help_text=f"Manual hold only, at most {case_core.HOLD_HORIZON.days} days ahead; "
         "empty: until someone resumes the case.",
     )
-    reason = forms.CharField(max_length=200, required=False, label="Reason")
+    reason = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Reason",
+        help_text="For a promise: what the customer said (kept with the promise); "
+        "for a dispute or a hold: why, shown on the case.",
+    )
 
     field_order = ["kind", "promised_on", "promised_amount", "until", "reason"]
 
@@ -184,7 +190,7 @@ class PauseForm(PromiseForm):
 
     def pause(self) -> tuple[dt.datetime | None, str]:
         """When a dispute or a manual hold ends and the reason shown on the case (a promise is
-        recorded by calls.case_promise_record)."""
+        recorded by promises.promise_record, with the reason typed as what the customer said)."""
         data, kind = self.cleaned_data, self.cleaned_data["kind"]
         reason = data["reason"].strip()
         if kind == self.DISPUTE:

@@ -5,6 +5,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from dunning_site.accounts.models import CURRENCY_SHAPE, Channel, Customer, Invoice, Payment
+from dunning_site.lib.money import format_money
 from dunning_site.lib.storage import PrivateStorage
 from dunning_site.lib.validators import validate_currency
 from dunning_site.notifications.models import ContactRules, Message, MessageTemplate, Tone
@@ -17,6 +18,7 @@ from dunning_site.notifications.models import ContactRules, Message, MessageTemp
 POLICY_DAYS_MAX = 3650
 POLICY_DAYS_TOO_MANY = "At most %(limit_value)s days (ten years)."
 PROMISE_DAYS_MAX = 365
+BROKEN_PROMISES_MAX = 99
 
 
 def days_at_most_ten_years() -> MaxValueValidator:
@@ -71,6 +73,12 @@ class Policy(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(PROMISE_DAYS_MAX)],
         help_text="A promise to pay may hold a case this many days at most (from today to the promised day).",
     )
+    max_broken_promises = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MaxValueValidator(BROKEN_PROMISES_MAX)],
+        help_text="After this many broken promises the portal stops offering the customer a promise to pay "
+        "(0: never offered there); collectors can still record one.",
+    )
 
     class Meta:
         ordering = ["priority", "name"]
@@ -95,6 +103,11 @@ class Policy(models.Model):
             days_in_range("retry_window_days", name="policy_retry_window_days_in_range"),
             days_in_range("pre_dunning_days", name="policy_pre_dunning_days_in_range"),
             days_in_range("max_promise_days", name="policy_max_promise_days_in_range", low=1, high=PROMISE_DAYS_MAX),
+            models.CheckConstraint(
+                condition=Q(max_broken_promises__lte=BROKEN_PROMISES_MAX),
+                name="policy_max_broken_promises_in_range",
+                violation_error_message=f"Broken promises at most: from 0 to {BROKEN_PROMISES_MAX}.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -266,6 +279,76 @@ class CaseEvent(models.Model):
 
     def __str__(self) -> str:
         return self.type
+
+
+class Promise(models.Model):
+    """A promise to pay: by a day, an amount, where it was made and what was said. While it is pending its
+    case is held until the day after the promised day; then the payments made since it was made settle
+    it (collections.promises)."""
+
+    class Source(models.TextChoices):
+        CALL = "call", "Call"
+        PORTAL = "portal", "Portal"
+        EMAIL_REPLY = "email_reply", "Email reply"
+        CASE_PAGE = "case_page", "Case page"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        KEPT = "kept", "Kept"
+        PARTLY_KEPT = "partly_kept", "Partly kept"
+        BROKEN = "broken", "Broken"
+        CANCELLED = "cancelled", "Cancelled"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="promises")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="promises")
+    promised_on = models.DateField(help_text="The day the customer promised to pay by.")
+    amount = models.BigIntegerField(help_text="In minor units of the currency.")
+    currency = models.CharField(max_length=3, validators=[validate_currency])
+    source = models.CharField(max_length=12, choices=Source.choices)
+    reason = models.TextField(
+        blank=True, help_text="What the customer said, as the collector or the customer typed it."
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    paid_by_then = models.BigIntegerField(
+        default=0, help_text="Paid on the case's invoices from the promise to its settling (minor units)."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["customer", "status"], name="promise_customer_status_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0),
+                name="promise_amount_positive",
+                violation_error_message="A promise must be of more than zero.",
+            ),
+            models.CheckConstraint(condition=Q(paid_by_then__gte=0), name="promise_paid_by_then_not_negative"),
+            models.CheckConstraint(
+                condition=Q(currency__regex=CURRENCY_SHAPE),
+                name="promise_currency_iso_shape",
+                violation_error_message="The currency must be a three-letter ISO 4217 code, like EUR.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="pending", resolved_at__isnull=True)
+                | (~Q(status="pending") & Q(resolved_at__isnull=False)),
+                name="promise_resolved_when_settled",
+            ),
+            models.UniqueConstraint(
+                fields=["case"],
+                condition=Q(status="pending"),
+                name="one_pending_promise_per_case",
+                violation_error_message="This case already has a pending promise.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        amount = format_money(self.amount, self.currency)
+        return f"{amount} by {self.promised_on.isoformat()} for case {self.case_id}: {self.get_status_display()}"
 
 
 class StepExecution(models.Model):

@@ -52,6 +52,7 @@ class PolicyForm(MoneyFieldsForm):
             "retry_window_days",
             "pre_dunning_days",
             "max_promise_days",
+            "max_broken_promises",
         ]
         labels = {
             "is_active": "Active",
@@ -59,6 +60,7 @@ class PolicyForm(MoneyFieldsForm):
             "retry_window_days": "Retry window (days)",
             "pre_dunning_days": "Warn before a card expires (days)",
             "max_promise_days": "Promises to pay at most (days ahead)",
+            "max_broken_promises": "Broken promises before the portal stops offering one",
         }
 
     def __init__(self, *args, **kwargs) -> None:

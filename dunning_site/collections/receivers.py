@@ -11,7 +11,8 @@ from dunning_site.collections.ladder import case_draft_released
 from dunning_site.collections.models import Case, CaseEvent
 from dunning_site.collections.payment_problems import CLEARED_BY_PAYMENT, case_payment_problem_set
 from dunning_site.collections.payment_retries import retry_for_policy_step
-from dunning_site.collections.signals import case_resumed, payment_retry_step_due
+from dunning_site.collections.promises import promise_settle_at_close, promise_settle_at_hold_end
+from dunning_site.collections.signals import case_closed, case_resumed, payment_retry_step_due
 from dunning_site.collections.stripe_updates import invoice_paid_elsewhere_request
 from dunning_site.notifications.signals import SendVeto, message_send_check, message_status_changed
 
@@ -78,3 +79,15 @@ def retry_for_the_ladder(sender, case, now, **kwargs) -> list[str]:
 def retries_after_a_hold(sender, case, now, **kwargs) -> None:
     """A hold stopped the card retries; once it ends they are planned afresh (collections.disputes)."""
     retries_plan_after_hold(case=case, now=now)
+
+
+@receiver(case_resumed)
+def promise_after_a_hold(sender, case, now, **kwargs) -> None:
+    """A promise to pay held the case: once its day has passed, what was paid settles it (collections.promises)."""
+    promise_settle_at_hold_end(case=case, now=now)
+
+
+@receiver(case_closed)
+def promise_at_the_close(sender, case, now, **kwargs) -> None:
+    """A case paid in full (or written off) while a promise was pending settles the promise then."""
+    promise_settle_at_close(case=case, now=now)

@@ -22,6 +22,7 @@ _READ = [
     "collections.view_policy",
     "collections.view_step",
     "collections.view_paymentretry",
+    "collections.view_promise",
     "notifications.view_message",
     "notifications.view_messagetemplate",
     "notifications.view_contactrules",

@@ -3,7 +3,7 @@
 import dataclasses
 import datetime as dt
 
-from django.db.models import Count, F, Func, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, Func, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from dunning_site.accounts.models import Customer, Invoice, User
@@ -16,6 +16,7 @@ from dunning_site.collections.models import (
     CustomerRequest,
     Draft,
     Policy,
+    Promise,
     Step,
     StepExecution,
 )
@@ -50,6 +51,10 @@ def worklist(*, user: User, now: dt.datetime | None = None) -> dict[str, QuerySe
         .filter(Q(case__assignee=user) | Q(case__assignee__isnull=True))
         .select_related("customer")
         .order_by("received_at"),
+        "broken_promises": promises_broken_unattended()
+        .filter(Q(case__assignee=user) | Q(case__assignee__isnull=True))
+        .select_related("case__customer")
+        .order_by("-resolved_at"),
         "bounced": Case.objects.filter(status__in=Case.ACTIVE_STATUSES)
         .filter(Q(customer__email_unusable_since__isnull=False) | Q(customer__phone_unusable_since__isnull=False))
         .filter(Q(assignee=user) | Q(assignee__isnull=True))
@@ -66,6 +71,18 @@ def worklist(*, user: User, now: dt.datetime | None = None) -> dict[str, QuerySe
             .order_by("requested_at")
         )
     return sections
+
+
+def promises_broken_unattended() -> QuerySet[Promise]:
+    """Broken promises of cases still pursued that nobody has worked since: no staff action on the case
+    (a note, a call logged, a hold, an assignment…) and no newer promise after the promise broke."""
+    worked_since = CaseEvent.objects.filter(
+        case=OuterRef("case"), actor=CaseEvent.Actor.USER, at__gt=OuterRef("resolved_at")
+    )
+    promised_since = Promise.objects.filter(case=OuterRef("case"), created_at__gt=OuterRef("resolved_at"))
+    return Promise.objects.filter(status=Promise.Status.BROKEN, case__status__in=Case.ACTIVE_STATUSES).exclude(
+        Exists(worked_since) | Exists(promised_since)
+    )
 
 
 def worklist_counts(*, user: User) -> dict[str, int]:
@@ -94,6 +111,7 @@ def case_detail(*, case_id: int) -> Case:
                 "customer_requests",
                 queryset=CustomerRequest.objects.select_related("answered_by").order_by("-received_at"),
             ),
+            Prefetch("promises", queryset=Promise.objects.select_related("created_by").order_by("-created_at", "-pk")),
         )
         .get(pk=case_id)
     )

@@ -10,5 +10,10 @@ from django.dispatch import Signal
 payment_retry_step_due = Signal()
 
 # A case's hold ended, by a person or by its end date (kwargs: case, now), inside the transaction
-# that resumed it: what a hold stopped (card retries) is planned afresh.
+# that resumed it: what a hold stopped (card retries) is planned afresh, and a pending promise to pay
+# is settled (collections.promises).
 case_resumed = Signal()
+
+# A case closed, paid in full or written off (kwargs: case, now), inside the transaction that closed
+# it: a pending promise to pay is settled then (collections.promises).
+case_closed = Signal()

@@ -20,7 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from dunning_site.accounts.models import BillingEvent, Consent, Payment
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 from dunning_site.collections import case_core, tick
-from dunning_site.collections.models import Case, CustomerRequest, Dispute, PaymentRetry, ServiceHookDelivery
+from dunning_site.collections.models import Case, CustomerRequest, Dispute, PaymentRetry, Promise, ServiceHookDelivery
 from dunning_site.collections.roles import ADMIN, COLLECTOR, MANAGER, VIEWER
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.notifications.models import ContactRules, DeliveryEvent, InboundSms, Message
@@ -74,6 +74,7 @@ ACTIONS = {
     "collections.paymentretry:delete_selected": NOBODY,
     "collections.dispute:delete_selected": NOBODY,
     "collections.customerrequest:delete_selected": NOBODY,
+    "collections.promise:delete_selected": NOBODY,
     "collections.servicehookdelivery:delete_selected": NOBODY,
 }
 # Actions that act on one row only (they ask to choose one otherwise).
@@ -133,6 +134,16 @@ def world():
         )
         Dispute.objects.create(customer=case.customer, external_id="dp_world", opened_at=NOW)
         CustomerRequest.objects.create(customer=case.customer, case=case, kind="question", reason="other", text="?")
+        Promise.objects.create(
+            case=case,
+            customer=case.customer,
+            promised_on=NOW.date() - dt.timedelta(days=1),
+            amount=1_000,
+            currency=case.currency,
+            source=Promise.Source.CALL,
+            status=Promise.Status.BROKEN,
+            resolved_at=NOW,
+        )
         ServiceHookDelivery.objects.create(
             case=case, action="suspend", url="https://product.example/hooks", payload={"customer": "x"}
         )

@@ -10,9 +10,9 @@ from django.db import IntegrityError, transaction
 
 from dunning_site.accounts.models import Customer
 from dunning_site.accounts.tests.factories import InvoiceFactory
-from dunning_site.collections.calls import case_promise_record
 from dunning_site.collections.case_core import HOLD_HORIZON, HOLD_TOO_FAR, case_open, case_pause
 from dunning_site.collections.models import Case, CaseEvent, Policy
+from dunning_site.collections.promises import promise_record
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tick import tick
 
@@ -86,7 +86,7 @@ def test_a_hold_ends_at_most_90_days_ahead_and_a_promise_as_far_as_its_policy_al
     assert held.status == Case.Status.OPEN
 
     case_pause(case=held, until=NOW + HOLD_HORIZON, reason="Audit")
-    case_promise_record(case=promised, promised_on=NOW.date() + dt.timedelta(days=200), amount=100)
+    promise_record(source="case_page", case=promised, promised_on=NOW.date() + dt.timedelta(days=200), amount=100)
     assert set(Case.objects.values_list("status", flat=True)) == {Case.Status.PAUSED}
     promised.refresh_from_db()
     assert promised.paused_until == dt.datetime(2026, 9, 19, tzinfo=dt.UTC)

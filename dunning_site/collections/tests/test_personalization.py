@@ -9,16 +9,11 @@ from django.core.exceptions import ValidationError
 
 from dunning_site.accounts.models import Customer
 from dunning_site.accounts.tests.factories import InvoiceFactory
-from dunning_site.collections.calls import (
-    PROMISE_ABOVE_OWED,
-    PROMISE_TOO_FAR,
-    call_outcome_record,
-    case_message_compose,
-    case_promise_record,
-)
+from dunning_site.collections.calls import call_outcome_record, case_message_compose
 from dunning_site.collections.case_core import case_pause
 from dunning_site.collections.ladder import DRAFT_WAITS, case_step_perform_now
 from dunning_site.collections.models import Case, CaseEvent, Step
+from dunning_site.collections.promises import PROMISE_ABOVE_OWED, PROMISE_TOO_FAR, promise_record
 from dunning_site.collections.tests.factories import PolicyFactory, ladder
 from dunning_site.collections.tick import tick
 from dunning_site.notifications.models import Message, MessageTemplate
@@ -283,7 +278,7 @@ def test_the_services_refuse_a_promise_beyond_the_policy_or_above_what_is_owed(
         )
     assert refused.value.message_dict == problems
     with pytest.raises(ValidationError) as refused:
-        case_promise_record(case=case, promised_on=promised_on, amount=amount, user=collector)
+        promise_record(source="case_page", case=case, promised_on=promised_on, amount=amount, user=collector)
     assert refused.value.message_dict == problems
     call.refresh_from_db()
     case.refresh_from_db()

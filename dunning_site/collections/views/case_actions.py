@@ -23,7 +23,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from dunning_site.accounts import services as account_services
 from dunning_site.accounts.models import Channel, Invoice
-from dunning_site.collections import calls, case_core, ladder, selectors
+from dunning_site.collections import calls, case_core, ladder, promises, selectors
 from dunning_site.collections.context import message_context
 from dunning_site.collections.forms import (
     AssignForm,
@@ -34,7 +34,7 @@ from dunning_site.collections.forms import (
     PauseForm,
     StepNowForm,
 )
-from dunning_site.collections.models import Case, Step
+from dunning_site.collections.models import Case, Promise, Step
 from dunning_site.lib import dates
 from dunning_site.lib.money import format_money
 from dunning_site.notifications import selectors as notification_selectors
@@ -420,9 +420,15 @@ def case_pause(request: HttpRequest, case_id: int) -> HttpResponse:
         data = form.cleaned_data
         try:
             if data["kind"] == PauseForm.PROMISE:
-                case = calls.case_promise_record(
-                    case=case, promised_on=data["promised_on"], amount=data["promised_minor"], user=request.user
+                promise = promises.promise_record(
+                    case=case,
+                    promised_on=data["promised_on"],
+                    amount=data["promised_minor"],
+                    source=Promise.Source.CASE_PAGE,
+                    reason=data["reason"],
+                    user=request.user,
                 )
+                case = promise.case
             else:
                 until, reason = form.pause()
                 case = case_core.case_pause(

@@ -11,12 +11,6 @@ from django.utils.html import escape
 from dunning_site.accounts.models import Channel, Customer, Invoice, Payment
 from dunning_site.accounts.services import OVERPAYMENT, consent_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
-from dunning_site.collections.calls import (
-    PROMISE_ABOVE_OWED,
-    PROMISE_DATE_IN_PAST,
-    PROMISE_TOO_FAR,
-    case_promise_record,
-)
 from dunning_site.collections.case_core import HOLD_TOO_FAR
 from dunning_site.collections.forms import (
     DISPUTE_NEEDS_A_REASON,
@@ -27,6 +21,7 @@ from dunning_site.collections.forms import (
 )
 from dunning_site.collections.ladder import STEP_ALREADY_PERFORMED
 from dunning_site.collections.models import Approval, Case, CaseEvent, Policy, Step, StepExecution
+from dunning_site.collections.promises import PROMISE_ABOVE_OWED, PROMISE_DATE_IN_PAST, PROMISE_TOO_FAR, promise_record
 from dunning_site.collections.roles import COLLECTOR, VIEWER
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.conftest import signed_in
@@ -762,7 +757,7 @@ def test_the_collectors_case_page_costs_the_same_queries_for_10_or_100_rows(
         response = client.get(f"/cases/{case.pk}/")
     assert response.status_code == 200
     assert page_of(response).count("Log the outcome") == rows // 2
-    with django_assert_max_num_queries(16):  # 15, and one for what the customer sent from the portal
+    with django_assert_max_num_queries(17):  # 15, one for the promises, one for what the customer sent
         assert client.post(f"/cases/{case.pk}/notes/", {"text": "Called"}, **HTMX).status_code == 200
 
 
@@ -795,9 +790,9 @@ def test_a_manual_hold_may_end_on_the_90th_day_or_wait_until_resumed(client, col
 def test_a_dispute_outranks_a_promise_but_a_manual_hold_does_not_replace_it(client, collector, case):
     """A dispute stops everything until it is settled; a manual hold laid over a promise would lose
     the promise's date, so it is refused and says why."""
-    promised = case_promise_record(
-        case=case, promised_on=NOW.date() + dt.timedelta(days=10), amount=case.amount_overdue
-    )
+    promised = promise_record(
+        source="case_page", case=case, promised_on=NOW.date() + dt.timedelta(days=10), amount=case.amount_overdue
+    ).case
     refused = client.post(f"/cases/{case.pk}/pause/", {"kind": "hold", "reason": "Checking with sales"})
     assert refused.status_code == 400
     assert "already on hold (Promise to pay" in refused.content.decode()

@@ -4,10 +4,10 @@ import pytest
 
 from dunning_site.accounts.services import payment_record
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
-from dunning_site.collections.calls import case_promise_record
 from dunning_site.collections.case_core import HOLD_TOO_FAR, case_open
 from dunning_site.collections.forms import CHOOSE_AN_ACTION, CHOOSE_CASES, PAUSE_NEEDS_A_REASON
 from dunning_site.collections.models import Case, CaseEvent
+from dunning_site.collections.promises import promise_record
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.collections.tests.views.moment import NOW
 
@@ -98,9 +98,12 @@ def test_a_hold_of_the_ticked_cases_ends_within_90_days_or_none_is_changed(clien
 
 
 def test_a_bulk_hold_never_replaces_a_promise_to_pay_and_says_so(client, collector, cases):
-    promised = case_promise_record(
-        case=cases[0], promised_on=NOW.date() + dt.timedelta(days=10), amount=cases[0].amount_overdue
-    )
+    promised = promise_record(
+        source="case_page",
+        case=cases[0],
+        promised_on=NOW.date() + dt.timedelta(days=10),
+        amount=cases[0].amount_overdue,
+    ).case
     response = client.post(
         "/cases/bulk/",
         {"cases": [case.pk for case in cases], "action": "pause", "reason": "Checking with sales"},

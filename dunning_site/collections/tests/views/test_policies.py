@@ -39,6 +39,7 @@ POLICY_FIELDS = {
     "retry_window_days": "30",
     "pre_dunning_days": "30",
     "max_promise_days": "30",
+    "max_broken_promises": "2",
 }
 
 
@@ -80,6 +81,7 @@ def fields_of(policy: Policy) -> dict:
         "retry_window_days": policy.retry_window_days,
         "pre_dunning_days": policy.pre_dunning_days,
         "max_promise_days": policy.max_promise_days,
+        "max_broken_promises": policy.max_broken_promises,
     }
 
 

@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import UploadedFile
 
 from dunning_site.accounts.models import Channel
 from dunning_site.collections.models import CustomerRequest
+from dunning_site.lib.money import to_minor_units
 
 ATTACHMENT_TOO_LARGE = "The file is too large: at most %(megabytes)s MB."
 ATTACHMENT_WRONG_TYPE = "Send a PDF, PNG or JPEG file (a scan or a photo of the document)."
@@ -62,3 +63,31 @@ class PreferencesForm(forms.Form):
     email = forms.BooleanField(required=False, label="Emails about payments are welcome")
 
     CHANNELS = {"sms": Channel.SMS, "email": Channel.EMAIL}
+
+
+AMOUNT_NOT_POSITIVE = "Enter an amount above zero."
+
+
+class PortalPromiseForm(forms.Form):
+    """A promise to pay from the customer: a day within the policy's limit, at most what is owed."""
+
+    promised_on = forms.DateField(label="I will pay by", widget=forms.DateInput(attrs={"type": "date"}))
+    amount = forms.DecimalField(label="Amount", min_value=0, decimal_places=3, max_digits=18)
+    reason = forms.CharField(
+        required=False, max_length=500, label="Anything we should know? (optional)", widget=forms.Textarea({"rows": 3})
+    )
+
+    def __init__(self, *args, currency: str, latest, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        self.fields["amount"].label = f"Amount ({currency})"
+        self.fields["promised_on"].widget.attrs["max"] = latest.isoformat()
+
+    def clean_amount(self) -> int:
+        try:
+            minor = to_minor_units(self.cleaned_data["amount"], self.currency)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+        if minor <= 0:
+            raise forms.ValidationError(AMOUNT_NOT_POSITIVE)
+        return minor

@@ -4,6 +4,7 @@ something is wrong, choose how we contact them. No login: the signed link is the
 import datetime as dt
 
 from babel.dates import format_date
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,14 +17,18 @@ from dunning_site.accounts.models import Channel, Consent, Customer, Invoice
 from dunning_site.accounts.services import consent_record
 from dunning_site.collections import customer_links
 from dunning_site.collections.customer_requests import customer_request_record
-from dunning_site.collections.models import Case, CustomerRequest, Dispute
+from dunning_site.collections.models import Case, CustomerRequest, Dispute, Promise
+from dunning_site.collections.promises import promise_record, promise_refusal
 from dunning_site.lib.client_address import client_address
-from dunning_site.lib.money import format_money
-from dunning_site.portal.forms import PreferencesForm, SomethingWrongForm
+from dunning_site.lib.money import format_money, from_minor_units
+from dunning_site.portal.forms import PortalPromiseForm, PreferencesForm, SomethingWrongForm
 from dunning_site.portal.invoice_pdf import invoice_pdf
 from dunning_site.portal.links import masked_email, portal_page, sender_context
 
 PREFERENCES_SAVED = "Your choices are saved."
+NOTHING_TO_PROMISE = "You owe us nothing overdue at the moment: there is nothing to promise."
+# The promise service's field names, as the portal's form names them.
+PROMISE_FIELDS = {"promised_on": "promised_on", "promised_amount": "amount", "amount": "amount"}
 
 
 def _locale(customer: Customer) -> str:
@@ -70,6 +75,11 @@ def _page(request: HttpRequest, customer: Customer, token: str, template: str, c
     return render(request, template, context, **kwargs)
 
 
+def _promise_offered(customer: Customer) -> bool:
+    case = _promise_case(customer, "")
+    return case is not None and promise_refusal(case=case) is None
+
+
 @portal_page
 @require_GET
 def portal_home(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
@@ -81,6 +91,7 @@ def portal_home(request: HttpRequest, customer: Customer, token: str) -> HttpRes
         "card_url": reverse("portal:card", args=[customer_links.card_update_token(customer)]),
         "card_on_file": f"{customer.card_brand.title()} •••• {customer.card_last4}" if customer.card_last4 else "",
         "something_wrong_url": reverse("portal:something_wrong", args=[token]),
+        "promise_url": reverse("portal:promise", args=[token]) if _promise_offered(customer) else "",
         "preferences_url": reverse("portal:preferences", args=[token]),
         # With their bank (Stripe's dispute); a dispute sent from this portal is "your message" below.
         "disputing": Dispute.objects.filter(customer=customer, closed_at__isnull=True).exists(),
@@ -168,3 +179,48 @@ def portal_invoice_pdf(request: HttpRequest, customer: Customer, token: str, inv
     response = HttpResponse(content, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="invoice-{slugify(invoice.number) or invoice.pk}.pdf"'
     return response
+
+
+def _promise_case(customer: Customer, currency: str) -> Case | None:
+    """The customer's case a promise is about: the one in `currency`, else their oldest active one."""
+    cases = Case.objects.filter(customer=customer, status__in=Case.ACTIVE_STATUSES).select_related("policy")
+    return cases.filter(currency=currency).first() or cases.order_by("opened_at").first()
+
+
+@portal_page
+@require_http_methods(["GET", "POST"])
+def portal_promise(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
+    """Promise a day to pay: reminders wait until the day after it; the policy says how far ahead."""
+    case = _promise_case(customer, request.GET.get("currency", ""))
+    refusal = promise_refusal(case=case) if case else NOTHING_TO_PROMISE
+    if refusal:
+        return _page(request, customer, token, "portal/promise.html", {"refusal": refusal})
+    latest = timezone.localdate() + dt.timedelta(days=case.policy.max_promise_days)
+    initial = {"amount": from_minor_units(case.amount_overdue, case.currency)}
+    form = PortalPromiseForm(request.POST or None, initial=initial, currency=case.currency, latest=latest)
+    if request.method == "POST" and form.is_valid():
+        try:
+            promise = promise_record(
+                case=case,
+                promised_on=form.cleaned_data["promised_on"],
+                amount=form.cleaned_data["amount"],
+                source=Promise.Source.PORTAL,
+                reason=form.cleaned_data["reason"],
+            )
+        except ValidationError as error:
+            for field, messages in error.message_dict.items():
+                form.add_error(PROMISE_FIELDS.get(field), messages)
+        else:
+            locale = _locale(customer)
+            context = {
+                "promised": format_money(promise.amount, promise.currency, customer.language),
+                "promised_on": format_date(promise.promised_on, format="long", locale=locale),
+            }
+            return _page(request, customer, token, "portal/promise_made.html", context)
+    context = {
+        "form": form,
+        "owed": format_money(case.amount_overdue, case.currency, customer.language),
+        "latest": format_date(latest, format="long", locale=_locale(customer)),
+    }
+    status = 400 if request.method == "POST" else 200
+    return _page(request, customer, token, "portal/promise.html", context, status=status)

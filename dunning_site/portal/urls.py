@@ -19,5 +19,6 @@ urlpatterns = [
         name="something_wrong_received",
     ),
     path(f"{PORTAL_PATH}<str:token>/preferences/", pages.portal_preferences, name="preferences"),
+    path(f"{PORTAL_PATH}<str:token>/promise/", pages.portal_promise, name="promise"),
     path(f"{PORTAL_PATH}<str:token>/invoices/<int:invoice_id>/pdf/", pages.portal_invoice_pdf, name="invoice_pdf"),
 ]

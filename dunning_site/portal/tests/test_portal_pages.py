@@ -16,7 +16,7 @@ from dunning_site.accounts.services import customer_portal_links_revoke
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 from dunning_site.collections import customer_links, holds
 from dunning_site.collections.case_core import case_open
-from dunning_site.collections.models import Case, CaseEvent, CustomerRequest
+from dunning_site.collections.models import Case, CaseEvent, CustomerRequest, Policy, Promise
 from dunning_site.collections.roles import COLLECTOR, VIEWER
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.portal.forms import ATTACHMENT_TOO_LARGE, ATTACHMENT_WRONG_TYPE
@@ -25,7 +25,14 @@ pytestmark = pytest.mark.django_db
 
 NOW = dt.datetime(2026, 3, 10, 14, 0, tzinfo=dt.UTC)
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-PAGES = ["portal:home", "portal:something_wrong", "portal:something_wrong_received", "portal:preferences"]
+PAGES = [
+    "portal:home",
+    "portal:something_wrong",
+    "portal:something_wrong_received",
+    "portal:preferences",
+    "portal:promise",
+]
+FORMS = ["portal:something_wrong", "portal:preferences", "portal:promise"]
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +98,7 @@ def test_every_portal_page_refuses_a_bad_link_and_says_nothing_of_anyone(client,
     other = CustomerFactory(name="Other Customer", company="Other Ltd")
     swapped = customer_links.portal_token(other).split(":")[0] + ":" + good.split(":", 1)[1]
     card_link = customer_links.card_update_token(customer)  # another salt: a card link opens no portal
-    method = client.post if name in ("portal:something_wrong", "portal:preferences") else client.get
+    method = client.post if name in FORMS else client.get
 
     refused = [method(reverse(name, args=[token])) for token in (good[:-2] + "xx", swapped, card_link)]
     with time_machine.travel(NOW + customer_links.PORTAL_LINK_MAX_AGE + dt.timedelta(minutes=1), tick=False):
@@ -108,14 +115,15 @@ def test_every_portal_page_refuses_a_bad_link_and_says_nothing_of_anyone(client,
     assert CustomerRequest.objects.count() == 0 and Consent.objects.count() == 0
 
 
-@pytest.mark.parametrize("name", ["portal:something_wrong", "portal:preferences"])
+@pytest.mark.parametrize("name", FORMS)
 def test_every_portal_form_needs_its_csrf_token(case, customer, name):
     strict = Client(enforce_csrf_checks=True)
-    data = {"kind": "question", "reason": "other", "text": "Hello", "language": "fr"}
+    data = {"kind": "question", "reason": "other", "text": "Hello", "language": "fr", "promised_on": "2026-03-20"}
     assert strict.post(url(name, customer), data).status_code == 403
     page = strict.get(url(name, customer)).content.decode()
     assert 'name="csrfmiddlewaretoken"' in page
     assert CustomerRequest.objects.count() == 0 and Consent.objects.count() == 0
+    assert Promise.objects.count() == 0
 
 
 def test_a_question_reaches_the_worklist_and_the_ladder_goes_on(client, case, customer):
@@ -272,3 +280,70 @@ def test_an_invoice_from_another_system_is_rendered_as_a_pdf_and_a_stripe_invoic
     assert pdf.content.startswith(b"%PDF-") and pdf["Content-Disposition"] == 'inline; filename="invoice-re-1.pdf"'
     assert (stripes.status_code, stripes["Location"]) == (302, "https://pay.stripe.com/invoice/x/pdf")
     assert foreign.status_code == 404
+
+
+def test_a_customer_promises_a_day_within_the_policy_and_reminders_wait(client, case, customer):
+    page = client.get(url("portal:promise", customer)).content.decode()
+    assert "You owe 1.274,50\xa0€" in page and 'value="1274.50"' in page and 'max="2026-04-09"' in page
+    assert url("portal:promise", customer) in client.get(url("portal:home", customer)).content.decode()
+
+    response = client.post(
+        url("portal:promise", customer), {"promised_on": "2026-03-20", "amount": "1274.50", "reason": "Salary day"}
+    )
+
+    assert response.status_code == 200
+    assert "1.274,50\xa0€" in response.content.decode() and "20. März 2026" in response.content.decode()
+    (promise,) = Promise.objects.all()
+    assert (promise.source, promise.amount, promise.reason, promise.status) == (
+        "portal",
+        127_450,
+        "Salary day",
+        "pending",
+    )
+    case.refresh_from_db()
+    assert case.status == Case.Status.PAUSED
+    assert case.paused_until == dt.datetime(2026, 3, 21, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("data", "field_error"),
+    [
+        ({"promised_on": "2026-06-01", "amount": "100"}, "The policy takes promises up to 30 days ahead"),
+        ({"promised_on": "2026-03-09", "amount": "100"}, "The promised date must be today or later."),
+        ({"promised_on": "2026-03-20", "amount": "5000"}, "is more than the"),
+        ({"promised_on": "2026-03-20", "amount": "0"}, "Enter an amount above zero."),
+        ({"promised_on": "soon", "amount": "10"}, "Enter a valid date."),
+    ],
+)
+def test_a_promise_outside_the_limits_is_refused_next_to_its_field(client, case, customer, data, field_error):
+    response = client.post(url("portal:promise", customer), data)
+    assert response.status_code == 400
+    assert field_error in response.content.decode()
+    assert Promise.objects.count() == 0
+    case.refresh_from_db()
+    assert case.status == Case.Status.OPEN
+
+
+def test_the_portal_stops_offering_promises_once_the_customer_broke_as_many_as_the_policy_allows(
+    client, case, customer
+):
+    Policy.objects.filter(pk=case.policy_id).update(max_broken_promises=1)
+    Promise.objects.create(
+        case=case,
+        customer=customer,
+        promised_on=dt.date(2026, 3, 1),
+        amount=1_000,
+        currency="EUR",
+        source="call",
+        status="broken",
+        resolved_at=NOW,
+    )
+    assert url("portal:promise", customer) not in client.get(url("portal:home", customer)).content.decode()
+    response = client.post(url("portal:promise", customer), {"promised_on": "2026-03-20", "amount": "10"})
+    assert response.status_code == 200 and 'name="promised_on"' not in response.content.decode()
+    assert Promise.objects.filter(status="pending").count() == 0
+
+
+def test_a_customer_with_nothing_overdue_has_nothing_to_promise(client, customer):
+    page = client.get(url("portal:promise", customer)).content.decode()
+    assert "there is nothing to promise" in page

@@ -19,6 +19,7 @@ PUBLIC = {
     "portal:something_wrong_received": "/portal/t/something-wrong/received/",
     "portal:preferences": "/portal/t/preferences/",
     "portal:invoice_pdf": "/portal/t/invoices/1/pdf/",
+    "portal:promise": "/portal/t/promise/",
 }
 # What a URL names besides the token (an invoice's id).
 MORE_ARGS = {"portal:invoice_pdf": [1]}

@@ -13,8 +13,9 @@ stop it, and a plan made by code that forgot to ask cannot slip through.
   and meets the contact rules again then).
 - A manual hold without an end: retries and messages are cancelled, as pausing cancels queued
   messages; when the case resumes the retries are planned afresh (disputes.retries_plan_after_hold).
-- What the customer agreed to goes on: a retry of a card they have just given (decision "new_card")
-  during a promise or a manual hold — never during a dispute. No message is sent at the customer's
+- What the customer agreed to goes on: a retry of a card they have just given (decision "new_card"),
+  or a charge they asked for on the portal ("customer_pay_now"), during a promise or a manual hold —
+  never during a dispute. No message is sent at the customer's
   request today (confirmations do not exist), so no message is exempt.
 """
 
@@ -27,7 +28,7 @@ from django.db.models import Q
 
 from dunning_site.accounts.models import Customer, Invoice
 from dunning_site.collections.models import Case, Dispute, PaymentRetry
-from dunning_site.collections.retries import next_business_moment
+from dunning_site.collections.retries import CUSTOMER_PAY_NOW, next_business_moment
 from dunning_site.collections.timeline import case_event_record, case_name
 from dunning_site.lib import dates
 from dunning_site.notifications.models import Message
@@ -36,8 +37,9 @@ from dunning_site.notifications.signals import SendVeto
 # The reason a dispute holds a case with: Stripe's dispute and a call's outcome use it as it is; the
 # case page writes "Dispute: <what the customer said>".
 DISPUTE_REASON = "dispute"
-# Retries the customer asked for by giving us a card: charged during a promise or a manual hold.
-CUSTOMER_AGREED_DECISIONS = frozenset({"new_card"})
+# Retries the customer asked for, by giving us a card or paying now on the portal: charged during a
+# promise or a manual hold.
+CUSTOMER_AGREED_DECISIONS = frozenset({"new_card", CUSTOMER_PAY_NOW})
 
 RETRY_CANCELLED_FOR_DISPUTE = "The customer disputed a charge: no card of theirs is charged while the dispute is open."
 RETRY_WAITS_FOR_HOLD = "The case is on hold (%(reason)s) until %(until)s: the retry waits until %(when)s."

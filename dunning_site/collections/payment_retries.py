@@ -553,11 +553,12 @@ def customer_card_new(*, customer: Customer, payment_method: dict, reason: str, 
     stripe_customers.card_learn(customer=customer, payment_method=payment_method)
     customer_payment_problems_clear(customer_id=customer.pk, reason=CLEARED_BY_NEW_CARD, at=now)
     scheduled = retry_all_open_invoices(customer=customer, reason=reason, now=now)
-    transaction.on_commit(_enqueue_retries, robust=True)
+    transaction.on_commit(retries_enqueue, robust=True)
     return scheduled
 
 
-def _enqueue_retries() -> None:
+def retries_enqueue() -> None:
+    """Ask a worker to perform the retries due now (the next tick would, within a minute)."""
     retries_perform = "dunning_site.collections.jobs.retries_perform"  # by name: jobs sit above this module
 
     try:

@@ -42,6 +42,8 @@ RETRY_ON_PAYDAY = "retry_on_payday"
 RETRY_SLOWLY = "retry_slowly"
 RETRY_SOON = "retry_soon"
 BUDGET_EXHAUSTED = "budget_exhausted"
+# Not the planner's: the customer asked, on the portal, to be charged now (collections.customer_payments).
+CUSTOMER_PAY_NOW = "customer_pay_now"
 
 # Most restrictive first: when signals disagree, the earliest decision in this list wins.
 SEVERITY = (

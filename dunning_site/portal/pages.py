@@ -11,11 +11,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from dunning_site.accounts.billing import PaymentsMode, payments_mode
 from dunning_site.accounts.models import Channel, Consent, Customer, Invoice
 from dunning_site.accounts.services import consent_record
-from dunning_site.collections import customer_links
+from dunning_site.collections import customer_links, holds
+from dunning_site.collections.customer_payments import customer_pay_now, customer_pay_now_news
 from dunning_site.collections.customer_requests import customer_request_record
 from dunning_site.collections.models import Case, CustomerRequest, Dispute, Promise
 from dunning_site.collections.promises import promise_record, promise_refusal
@@ -92,6 +94,7 @@ def portal_home(request: HttpRequest, customer: Customer, token: str) -> HttpRes
         "card_on_file": f"{customer.card_brand.title()} •••• {customer.card_last4}" if customer.card_last4 else "",
         "something_wrong_url": reverse("portal:something_wrong", args=[token]),
         "promise_url": reverse("portal:promise", args=[token]) if _promise_offered(customer) else "",
+        "pay_now_url": reverse("portal:pay", args=[token]) if _pay_now_offered(customer) else "",
         "preferences_url": reverse("portal:preferences", args=[token]),
         # With their bank (Stripe's dispute); a dispute sent from this portal is "your message" below.
         "disputing": Dispute.objects.filter(customer=customer, closed_at__isnull=True).exists(),
@@ -224,3 +227,52 @@ def portal_promise(request: HttpRequest, customer: Customer, token: str) -> Http
     }
     status = 400 if request.method == "POST" else 200
     return _page(request, customer, token, "portal/promise.html", context, status=status)
+
+
+@portal_page
+@require_POST
+def portal_pay(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
+    """Pay everything open now with the card on file; the status page says what became of it."""
+    if not _pay_now_offered(customer):
+        return redirect("portal:home", token=token)
+    retry_ids = customer_pay_now(customer=customer)
+    return redirect(reverse("portal:pay_status", args=[token]) + "?r=" + ",".join(map(str, retry_ids)))
+
+
+@portal_page
+@require_GET
+def portal_pay_status(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
+    """The truth about each charge: paid, still going (the page looks again every few seconds), or
+    declined with what to do next."""
+    retry_ids = [int(part) for part in request.GET.get("r", "").split(",") if part.isdigit()][:50]
+    news = customer_pay_now_news(customer=customer, retry_ids=retry_ids)
+    rows = [
+        {
+            "number": item.invoice.number,
+            "amount": format_money(
+                item.invoice.total - item.invoice.amount_paid, item.invoice.currency, customer.language
+            )
+            if item.state != "paid"
+            else format_money(item.invoice.total, item.invoice.currency, customer.language),
+            "state": item.state,
+            "next_step": item.next_step,
+            "confirm_url": item.invoice.hosted_payment_url,
+        }
+        for item in news
+    ]
+    context = {
+        "rows": rows,
+        "pending": any(row["state"] == "pending" for row in rows),
+        "card_url": reverse("portal:card", args=[customer_links.card_update_token(customer)]),
+    }
+    return _page(request, customer, token, "portal/pay_status.html", context)
+
+
+def _pay_now_offered(customer: Customer) -> bool:
+    """A card on file, payments configured, something open, and no dispute (which stops every charge)."""
+    return (
+        bool(customer.default_payment_method)
+        and payments_mode() != PaymentsMode.NOT_CONFIGURED
+        and Invoice.objects.filter(customer=customer, status=Invoice.Status.OPEN, amount_remaining__gt=0).exists()
+        and not holds.customer_is_disputing(customer_id=customer.pk)
+    )

@@ -20,5 +20,7 @@ urlpatterns = [
     ),
     path(f"{PORTAL_PATH}<str:token>/preferences/", pages.portal_preferences, name="preferences"),
     path(f"{PORTAL_PATH}<str:token>/promise/", pages.portal_promise, name="promise"),
+    path(f"{PORTAL_PATH}<str:token>/pay/", pages.portal_pay, name="pay"),
+    path(f"{PORTAL_PATH}<str:token>/pay/status/", pages.portal_pay_status, name="pay_status"),
     path(f"{PORTAL_PATH}<str:token>/invoices/<int:invoice_id>/pdf/", pages.portal_invoice_pdf, name="invoice_pdf"),
 ]

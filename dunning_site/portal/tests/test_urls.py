@@ -20,6 +20,8 @@ PUBLIC = {
     "portal:preferences": "/portal/t/preferences/",
     "portal:invoice_pdf": "/portal/t/invoices/1/pdf/",
     "portal:promise": "/portal/t/promise/",
+    "portal:pay": "/portal/t/pay/",
+    "portal:pay_status": "/portal/t/pay/status/",
 }
 # What a URL names besides the token (an invoice's id).
 MORE_ARGS = {"portal:invoice_pdf": [1]}

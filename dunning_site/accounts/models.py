@@ -68,9 +68,13 @@ class Customer(models.Model):
     language = models.CharField(max_length=16, default="en", help_text="BCP 47 tag, like en, fr or pt-BR.")
     language_source = models.CharField(
         max_length=10,
-        choices=[("staff", "Set by staff"), ("billing", "Billing system (preferred locales)")],
+        choices=[
+            ("staff", "Set by staff"),
+            ("billing", "Billing system (preferred locales)"),
+            ("customer", "Chosen by the customer on their page"),
+        ],
         default="staff",
-        help_text="A language set by staff is never replaced by the billing system's.",
+        help_text="A language set by staff or chosen by the customer is never replaced by the billing system's.",
     )
     segment = models.SlugField(max_length=50, default="standard")
     postal_address = models.TextField(blank=True, help_text="For letters: one line per row, country last.")

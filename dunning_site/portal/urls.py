@@ -10,4 +10,5 @@ urlpatterns = [
     path(f"{CARD_UPDATE_PATH}<str:token>/", views.portal_card, name="card"),
     path(f"{CARD_UPDATE_PATH}<str:token>/done/", views.portal_card_done, name="card_done"),
     path(f"{CARD_UPDATE_PATH}<str:token>/sandbox/", views.portal_card_sandbox, name="card_sandbox"),
+    path(f"{CARD_UPDATE_PATH}<str:token>/language/", views.portal_language, name="language"),
 ]

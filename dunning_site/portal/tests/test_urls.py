@@ -14,7 +14,9 @@ PUBLIC = {
     "portal:card": "/portal/card/t/",
     "portal:card_done": "/portal/card/t/done/",
     "portal:card_sandbox": "/portal/card/t/sandbox/",
+    "portal:language": "/portal/card/t/language/",
 }
+POSTED = {"portal:card_sandbox", "portal:language"}
 
 
 def named_urls(resolver=None, namespace="") -> set[str]:
@@ -46,7 +48,7 @@ def test_the_link_messages_carry_opens_the_card_page(settings):
 def test_no_portal_page_asks_for_a_login(client, settings, name):
     """Whoever holds a bad link gets the portal's own refusal page: no login page, no staff badge."""
     settings.STRIPE_API_KEY, settings.PAYMENTS_SANDBOX = "", True
-    method = client.post if name == "portal:card_sandbox" else client.get
+    method = client.post if name in POSTED else client.get
     response = method(reverse(name, args=["not-a-token"]))
     assert response.status_code == 404
     content = response.content.decode()

@@ -10,7 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from dunning_site.accounts.billing import invoice_collected_by_stripe
-from dunning_site.accounts.languages import CHOSEN_BY_CUSTOMER, known_language_variant, page_language
+from dunning_site.accounts.languages import CHOSEN_BY_CUSTOMER, known_language_variant
 from dunning_site.accounts.models import Channel, Consent, Customer, Invoice, Payment, User
 from dunning_site.accounts.signals import invoice_balance_changed
 from dunning_site.accounts.time_zones import Source as TimeZoneSource
@@ -411,11 +411,13 @@ LANGUAGE_NOT_OFFERED = "“%(language)s” is not one of the languages the custo
 def customer_language_choose(*, customer: Customer, language: str) -> Customer:
     """The customer chose a language on one of their pages: their pages and the messages that follow
     are written in it, and the billing system's preferred locales no longer replace it (staff may).
-    A regional tag that already reads as the chosen language (de-AT for de) is kept as it is."""
+    A regional tag of the chosen language (de-AT for de) is kept as it is; any other tag is replaced,
+    one the pages do not speak included (pt-BR choosing English: English messages from now on)."""
     if language not in dict(settings.LANGUAGES):
         raise ValueError(LANGUAGE_NOT_OFFERED % {"language": language})
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
-    if page_language(customer.language) != language:
+    primary = customer.language.replace("_", "-").split("-")[0].lower()
+    if primary != language:
         customer.language = language
     customer.language_source = CHOSEN_BY_CUSTOMER
     customer.save(update_fields=["language", "language_source", "updated_at"])

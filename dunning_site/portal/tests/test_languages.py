@@ -188,6 +188,12 @@ def test_choosing_the_language_a_regional_tag_already_reads_as_keeps_the_tag(clo
     assert (customer.language, customer.language_source) == ("de-AT", "customer")
     customer = customer_language_choose(customer=customer, language="fr")
     assert customer.language == "fr"
+    # A language the pages do not speak reads English; choosing English says so on the record, so the
+    # messages stop being written in the old language too.
+    customer.language = "pt-BR"
+    customer.save()
+    customer = customer_language_choose(customer=customer, language="en")
+    assert (customer.language, customer.language_source) == ("en", "customer")
 
 
 def test_staff_pages_stay_english_whatever_the_browser_asks(client):

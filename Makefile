@@ -6,7 +6,7 @@ PG_VERSION := $(shell ls /etc/postgresql 2>/dev/null | head -n1)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dunning
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-clocks lint bench simulate services chromium clean
+.PHONY: run test test-clocks lint bench simulate services chromium gettext messages compiled-messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.installed-run
 
-run: $(VENV)/.installed-run
+run: $(VENV)/.installed-run compiled-messages
 	DEBUG=true $(BIN)/python -m dunning_site.devserver
 
 # Start PostgreSQL and Redis when they are installed but not running (CI starts from a clean machine).
@@ -49,6 +49,25 @@ chromium:
 		{ $(SUDO) apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium >/dev/null; }; \
 	fi
 
+# Translations: msgfmt and xgettext are Debian's gettext, installed as chromium is when missing.
+gettext:
+	@if ! command -v msgfmt >/dev/null || ! command -v xgettext >/dev/null; then \
+		echo "Installing Debian's gettext for the translations"; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q gettext >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q gettext >/dev/null; }; \
+	fi
+
+# The .po files (locale/<language>/LC_MESSAGES/django.po) are committed; the .mo files are compiled
+# from them here, by `make run` and `make test`, and never committed.
+compiled-messages: $(VENV)/.installed-run gettext
+	DEBUG=true $(BIN)/python manage.py compilemessages --verbosity 0
+
+# After marking new customer-facing words: add them to every .po file (to be translated there), then
+# compile. The test suite fails while a .po file lacks a marked string or a translation.
+messages: $(VENV)/.installed-run gettext
+	DEBUG=true $(BIN)/python manage.py makemessages
+	DEBUG=true $(BIN)/python manage.py compilemessages --verbosity 0
+
 # The walls: import-linter's contracts (pyproject.toml: the apps' layers, the rooms of collections) and the import-cycle check
 # (any import cycle among the project's modules fails).
 lint: $(VENV)/.installed-dev
@@ -57,7 +76,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python tools/import_cycles.py
 
-test: $(VENV)/.installed-dev services chromium lint
+test: $(VENV)/.installed-dev services chromium compiled-messages lint
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 	DEBUG=true $(BIN)/python manage.py check
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
@@ -71,7 +90,7 @@ test: $(VENV)/.installed-dev services chromium lint
 # database and Redis database; each one's output is in var/test-clock-<sunday or monday>.log.
 CLOCK_SENSITIVE := dunning_site --ignore=dunning_site/collections/tests/views
 CLOCK_RUNS := sunday-23:30,sunday,13 monday-10:00,monday,14
-test-clocks: $(VENV)/.installed-dev services chromium
+test-clocks: $(VENV)/.installed-dev services chromium compiled-messages
 	@mkdir -p var; pids=""; redis=$(TEST_REDIS_URL); \
 	for run in $(CLOCK_RUNS); do \
 		clock=$${run%%,*}; rest=$${run#*,}; name=$${rest%%,*}; db=$${rest#*,}; \

@@ -4,8 +4,12 @@ depend on the hour or the day it runs at.
 """
 
 import datetime as dt
+import os
 import re
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import django_rq
 import pytest
@@ -44,7 +48,22 @@ def clock_moment(value: str, *, now: dt.datetime | None = None) -> dt.datetime:
     return moment if moment <= now else moment - dt.timedelta(days=7)
 
 
+def compile_translations(root: Path) -> None:
+    """The .mo files are not committed: `make test` compiles them, and so does a bare `pytest` when one
+    is missing or older than its .po file (each written whole, then moved into place)."""
+    for po in sorted(root.glob("locale/*/LC_MESSAGES/django.po")):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        if shutil.which("msgfmt") is None:
+            raise pytest.UsageError(f"{mo} must be compiled and msgfmt is missing: `make test` installs gettext")
+        partial = mo.with_suffix(f".mo.{os.getpid()}")
+        subprocess.run(["msgfmt", "--check-format", "-o", str(partial), str(po)], check=True)
+        os.replace(partial, mo)
+
+
 def pytest_configure(config) -> None:
+    compile_translations(Path(__file__).resolve().parent)
     value = config.getoption("--clock")
     if not value:
         return

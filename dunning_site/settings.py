@@ -1,6 +1,7 @@
 """One settings module, driven by the environment (see the table in README.md)."""
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import csp.constants
@@ -175,6 +176,12 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The languages customers' pages and the branded email part are written in (locale/<code>/, the .po files
+# committed, the .mo files compiled by `make run` and `make test`). A customer's page speaks the language
+# of their record (Customer.language: de-AT reads German, pt-BR English); staff pages stay English, and no
+# LocaleMiddleware reads a browser's Accept-Language for them.
+LANGUAGES = [("en", "English"), ("de", "German"), ("fr", "French"), ("es", "Spanish")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
@@ -322,4 +329,19 @@ DUNNING_SENDER_ADDRESS = env.str(
     "DUNNING_SENDER_ADDRESS", default="1 Example Street\\n75001 Paris\\nFrance", multiline=True
 )
 DUNNING_SENDER_PHONE = env.str("DUNNING_SENDER_PHONE", default="")
+# The brand of customers' emails (their HTML part) and pages: the name shown (the sender's company unless
+# set), a logo at a public https address (none: the name in text), two colours (#rrggbb: the header
+# band, and the text on it; the defaults pass WCAG AA contrast), and the support contact shown in
+# every footer (the From address and the sender's phone unless set).
+BRAND_NAME = env.str("BRAND_NAME", default="") or DUNNING_SENDER_COMPANY
+BRAND_LOGO_URL = env.str("BRAND_LOGO_URL", default="")
+BRAND_PRIMARY_COLOUR = env.str("BRAND_PRIMARY_COLOUR", default="#1f4e8c")
+BRAND_TEXT_ON_PRIMARY_COLOUR = env.str("BRAND_TEXT_ON_PRIMARY_COLOUR", default="#ffffff")
+BRAND_SUPPORT_EMAIL = env.str("BRAND_SUPPORT_EMAIL", default="")
+BRAND_SUPPORT_PHONE = env.str("BRAND_SUPPORT_PHONE", default="") or DUNNING_SENDER_PHONE
+BRAND_SUPPORT_URL = env.str("BRAND_SUPPORT_URL", default="")
+for _name in ("BRAND_PRIMARY_COLOUR", "BRAND_TEXT_ON_PRIMARY_COLOUR"):
+    # The colours go into the emails' style attributes: a colour and nothing else.
+    if not re.fullmatch(r"#(?:[0-9a-fA-F]{3}){1,2}", vars()[_name]):
+        raise ImproperlyConfigured(f"{_name} must be a colour like #1f4e8c, not {vars()[_name]!r}")
 IMPORT_EXPORT_TMP_STORAGE_CLASS = "import_export.tmp_storages.MediaStorage"  # shared by web processes, unlike /tmp

@@ -71,7 +71,7 @@ class Customer(models.Model):
         choices=[
             ("staff", "Set by staff"),
             ("billing", "Billing system (preferred locales)"),
-            ("customer", "Chosen by the customer (portal)"),
+            ("customer", "Chosen by the customer on their page"),
         ],
         default="staff",
         help_text="A language set by staff or chosen by the customer is never replaced by the billing system's.",

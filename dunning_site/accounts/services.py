@@ -2,14 +2,15 @@
 
 import datetime as dt
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from django.utils.translation import get_supported_language_variant
 
 from dunning_site.accounts.billing import invoice_collected_by_stripe
+from dunning_site.accounts.languages import CHOSEN_BY_CUSTOMER, known_language_variant
 from dunning_site.accounts.models import Channel, Consent, Customer, Invoice, Payment, User
 from dunning_site.accounts.signals import invoice_balance_changed
 from dunning_site.accounts.time_zones import Source as TimeZoneSource
@@ -237,7 +238,8 @@ def customer_upsert_from_billing(*, data: dict, card: dict | None = None) -> Cus
     payment method (`card`, or `invoice_settings.default_payment_method` expanded in `data`).
 
     What Stripe knows is learned: name, email, phone, language (preferred locales), the card on
-    file and the time zone. Staff edits win: a zone or language set by staff is never replaced,
+    file and the time zone. Staff edits win: a zone or language set by staff (or a language the
+    customer chose on their page) is never replaced,
     and fields Stripe does not know (segment, consents) are untouched."""
     data, card = billing_object_cleaned(data), billing_object_cleaned(card) if card else card
     customer = Customer.objects.select_for_update().filter(external_id=data["id"]).first()
@@ -255,7 +257,7 @@ def customer_upsert_from_billing(*, data: dict, card: dict | None = None) -> Cus
 
         customer.phone = normalize_phone(data["phone"]) or customer.phone
     language = language_of_locales(_text_list(data.get("preferred_locales")))
-    if language and customer.language_source == "billing":
+    if language and customer.language_source not in ("staff", CHOSEN_BY_CUSTOMER):
         customer.language = language
     settings_ = data.get("invoice_settings") or {}
     method = settings_.get("default_payment_method")
@@ -326,10 +328,13 @@ def card_expiry_of(card: dict) -> dt.date | None:
 
 def language_of_locales(locales: list[str]) -> str:
     """The first of the customer's preferred locales that the product speaks (Django's languages,
-    the most specific variant known: de-DE → de, pt-BR → pt-BR), as a BCP 47 tag; "" when none."""
+    the most specific variant known: de-DE → de, pt-BR → pt-BR), as a BCP 47 tag; "" when none.
+
+    Every language Django knows, not only the pages' (settings.LANGUAGES): staff may write message
+    templates in any of them, and a page falls back to English by itself."""
     for locale in locales:
         try:
-            code = get_supported_language_variant(str(locale).replace("_", "-").lower())
+            code = known_language_variant(str(locale).replace("_", "-"))
         except LookupError:
             continue
         language, _, region = code.partition("-")
@@ -398,3 +403,23 @@ def _date_of(timestamp: int | None) -> dt.date | None:
     if not timestamp:
         return None
     return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).date()
+
+
+LANGUAGE_NOT_OFFERED = "“%(language)s” is not one of the languages the customer's pages are written in."
+
+
+@transaction.atomic
+def customer_language_choose(*, customer: Customer, language: str) -> Customer:
+    """The customer chose a language on one of their pages: their pages and the messages that follow
+    are written in it, and the billing system's preferred locales no longer replace it (staff may).
+    A regional tag of the chosen language (de-AT for de) is kept as it is; any other tag is replaced,
+    one the pages do not speak included (pt-BR choosing English: English messages from now on)."""
+    if language not in dict(settings.LANGUAGES):
+        raise ValueError(LANGUAGE_NOT_OFFERED % {"language": language})
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    primary = customer.language.replace("_", "-").split("-")[0].lower()
+    if primary != language:
+        customer.language = language
+    customer.language_source = CHOSEN_BY_CUSTOMER
+    customer.save(update_fields=["language", "language_source", "updated_at"])
+    return customer

@@ -7,6 +7,8 @@ last December, or a slip typed as year 9999 must show its year, or it reads as s
 import datetime as dt
 import re
 
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
 from django.utils import dateformat, timezone
 
 THIS_YEAR = "D j M, H:i"
@@ -54,3 +56,13 @@ def part_of_day(value: dt.datetime, zone: dt.tzinfo | None = None) -> str:
     if hour < 12:
         return "morning"
     return "afternoon" if hour < 18 else "evening"
+
+
+def day_for_reader(value: dt.date, language: str, *, form: str = "long") -> str:
+    """A day as a reader of `language` (a BCP 47 tag) writes it, through Babel's CLDR data: "3 March
+    2026" for en, "3. März 2026" for de, "3 mars 2026" for fr. A language Babel lacks reads English."""
+    try:
+        locale = Locale.parse((language or "en").replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        locale = Locale.parse("en")
+    return format_date(value, format=form, locale=locale)

@@ -19,6 +19,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
 
 from dunning_site.accounts.models import Channel
+from dunning_site.notifications.email_html import branded_html
 from dunning_site.notifications.models import Message
 from dunning_site.notifications.smtp import ReplyLostAfterBody
 from dunning_site.notifications.unsubscribe import unsubscribe_url
@@ -168,8 +169,12 @@ class EmailTransport(Transport):
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             },
         )
-        if message.html_body:
-            email.attach_alternative(message.html_body, "text/html")
+        # Every email has an HTML part beside its text: the template's own, or the text itself inside
+        # the brand's frame (email_html.py), in the customer's language.
+        html = message.html_body or branded_html(
+            subject=message.subject, body=message.body, language=message.customer.language, unsubscribe_url=unsubscribe
+        )
+        email.attach_alternative(html, "text/html")
         # Anymail sends these to the ESP and hands them back in tracking webhooks.
         email.metadata = {"tracking_token": message.tracking_token, "idempotency_key": message.idempotency_key}
         email.tags = ["dunning"]

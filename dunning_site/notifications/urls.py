@@ -7,6 +7,7 @@ app_name = "notifications"
 
 urlpatterns = [
     path("u/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("u/<str:token>/language/", views.unsubscribe_language, name="unsubscribe_language"),
     path("messages/<int:message_id>/letter.pdf", views.letter_download, name="letter_download"),
     path("webhooks/twilio/status/", views.twilio_status, name="twilio_status"),
     path("webhooks/twilio/inbound/", views.twilio_inbound, name="twilio_inbound"),

@@ -13,32 +13,67 @@ from django.http import (
     HttpResponseBadRequest,
     HttpResponseForbidden,
 )
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 from twilio.request_validator import RequestValidator
 
+from dunning_site.accounts.customer_pages import customer_page, language_switch, refusal_page
 from dunning_site.accounts.models import Channel, Consent, Customer
 from dunning_site.accounts.services import consent_record, contact_mark_unusable
 from dunning_site.notifications.models import Message
 from dunning_site.notifications.services import inbound_sms_receive, message_tracking_record
 from dunning_site.notifications.unsubscribe import read_unsubscribe_token
 
+# The channel's name inside the pages' sentences ("Stop email reminders?"), in the page's language.
+CHANNEL_WORDS = {
+    Channel.EMAIL: pgettext_lazy("reminders by", "email"),
+    Channel.SMS: pgettext_lazy("reminders by", "SMS"),
+    Channel.LETTER: pgettext_lazy("reminders by", "post"),
+    Channel.CALL: pgettext_lazy("reminders by", "phone"),
+}
+
+
+def _unsubscribe_customer(token: str) -> tuple[Customer, str] | None:
+    try:
+        customer_id, channel = read_unsubscribe_token(token)
+        return Customer.objects.get(pk=customer_id), Channel(channel)
+    except (signing.BadSignature, Customer.DoesNotExist, KeyError, ValueError):
+        return None
+
+
+def _unsubscribe_invalid(request: HttpRequest) -> HttpResponse:
+    return refusal_page(request, "notifications/unsubscribe_invalid.html", {}, status=404)
+
 
 @csrf_exempt  # RFC 8058: mail clients POST "List-Unsubscribe=One-Click" without a session or token
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
-    """GET asks for confirmation (link scanners follow GETs); POST opts the customer out at once."""
-    try:
-        customer_id, channel = read_unsubscribe_token(token)
-        customer = Customer.objects.get(pk=customer_id)
-    except (signing.BadSignature, Customer.DoesNotExist, KeyError, ValueError):
-        return render(request, "notifications/unsubscribe_invalid.html", status=404)
+    """GET asks for confirmation (link scanners follow GETs); POST opts the customer out at once.
+    Both speak the customer's language; the confirmation offers the language switcher."""
+    found = _unsubscribe_customer(token)
+    if found is None:
+        return _unsubscribe_invalid(request)
+    customer, channel = found
+    context = {"channel": CHANNEL_WORDS[channel]}
     if request.method == "POST":
         consent_record(customer=customer, channel=channel, granted=False, source=Consent.Source.UNSUBSCRIBE)
-        return render(request, "notifications/unsubscribed.html", {"channel": Channel(channel).label.lower()})
-    return render(request, "notifications/unsubscribe_confirm.html", {"channel": Channel(channel).label.lower()})
+        return customer_page(request, "notifications/unsubscribed.html", context, language=customer.language)
+    switch_url = reverse("notifications:unsubscribe_language", args=[token])
+    template = "notifications/unsubscribe_confirm.html"
+    return customer_page(request, template, context, language=customer.language, switch_url=switch_url)
+
+
+@require_POST
+def unsubscribe_language(request: HttpRequest, token: str) -> HttpResponse:
+    """The confirmation page's language switcher: stored on the customer, then back to the page."""
+    found = _unsubscribe_customer(token)
+    if found is None:
+        return _unsubscribe_invalid(request)
+    return language_switch(request, customer=found[0], back_to=reverse("notifications:unsubscribe", args=[token]))
 
 
 @login_required

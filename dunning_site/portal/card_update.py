@@ -11,11 +11,15 @@ import logging
 import stripe
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Min, Sum
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from dunning_site.accounts.billing import PaymentsMode, SandboxGateway, gateway, payments_mode
 from dunning_site.accounts.models import Customer, Invoice
+from dunning_site.collections.models import Case
 from dunning_site.collections.payment_retries import customer_card_new
 
 logger = logging.getLogger(__name__)
@@ -24,15 +28,29 @@ logger = logging.getLogger(__name__)
 # day still lands on the thank-you page, not on "this link has expired", when they finish.
 CHECKOUT_SESSION_LIFETIME = dt.timedelta(hours=24)
 
+# Why each of the sandbox's declining cards declines, in the words of the page's language.
+SANDBOX_DECLINE_REASONS = {
+    "insufficient_funds": gettext_lazy("insufficient funds"),
+    "stolen_card": gettext_lazy("stolen card"),
+    "lost_card": gettext_lazy("lost card"),
+    "expired_card": gettext_lazy("expired card"),
+    "processing_error": gettext_lazy("processing error"),
+    "authentication_required": gettext_lazy("authentication required"),
+    "generic_decline": gettext_lazy("declined without a reason"),
+}
 # The sandbox's test cards, named like Stripe's test payment methods (SandboxGateway decides by them).
 SANDBOX_CARDS = {
-    "pm_card_visa": "Visa ending 4242 — payments succeed",
+    "pm_card_visa": gettext_lazy("Visa ending 4242 — payments succeed"),
     **{
-        method: f"Declines: {decline_code.replace('_', ' ')}"
+        method: format_lazy(
+            gettext_lazy("Declines: {reason}"),
+            reason=SANDBOX_DECLINE_REASONS.get(decline_code, decline_code.replace("_", " ")),
+        )
         for method, (decline_code, _advice) in SandboxGateway.DECLINES.items()
     },
 }
-CHOOSE_A_CARD = "Choose one of the test cards."
+# Marked for translation, kept a plain string: the page translates it as it renders it.
+CHOOSE_A_CARD = gettext_noop("Choose one of the test cards.")
 # A sandbox card is "valid" this long, so pre-dunning does not warn about the card just chosen.
 SANDBOX_CARD_LIFETIME_YEARS = 3
 
@@ -83,6 +101,20 @@ def card_update_session_url(*, customer: Customer, token: str) -> str:
     except stripe.StripeError as error:
         logger.exception("Could not create a card-update session for customer %s", customer.pk)
         raise CardUpdateUnavailable(str(error), temporary=True) from error
+
+
+def amounts_due(*, customer: Customer) -> list[tuple[str, int, dt.date]]:
+    """What a new card is charged for at once (the open invoices of the customer's active cases, as
+    customer_card_new retries them): per currency, the amount left to pay and the day the oldest of
+    those invoices fell due."""
+    active = Case.objects.filter(customer=customer, status__in=Case.ACTIVE_STATUSES).values("invoices")
+    due = (
+        Invoice.objects.filter(customer=customer, status=Invoice.Status.OPEN, amount_remaining__gt=0, pk__in=active)
+        .values("currency")
+        .annotate(left=Sum("amount_remaining"), since=Min("due_on"))
+        .order_by("since", "currency")
+    )
+    return [(row["currency"], row["left"], row["since"]) for row in due]
 
 
 def card_currency(*, customer: Customer) -> str:

@@ -11,6 +11,7 @@ urlpatterns = [
     path(f"{CARD_UPDATE_PATH}<str:token>/", views.portal_card, name="card"),
     path(f"{CARD_UPDATE_PATH}<str:token>/done/", views.portal_card_done, name="card_done"),
     path(f"{CARD_UPDATE_PATH}<str:token>/sandbox/", views.portal_card_sandbox, name="card_sandbox"),
+    path(f"{CARD_UPDATE_PATH}<str:token>/language/", views.portal_language, name="language"),
     path(f"{PORTAL_PATH}<str:token>/", pages.portal_home, name="home"),
     path(f"{PORTAL_PATH}<str:token>/something-wrong/", pages.portal_something_wrong, name="something_wrong"),
     path(

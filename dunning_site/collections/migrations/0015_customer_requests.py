@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0006_language_chosen_by_customer'),
+        ('accounts', '0006_customer_language_chosen_on_their_page'),
         ('collections', '0014_dispute'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

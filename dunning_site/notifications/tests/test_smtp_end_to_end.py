@@ -245,7 +245,8 @@ def test_one_click_unsubscribe_opts_the_customer_out_and_the_queued_next_reminde
     # That evening the customer clicks the unsubscribe button of the first reminder.
     response = one_click(unsubscribe_path(received_reminder))
     assert response.status_code == 200
-    assert b"any more" in response.content
+    # The customer reads German: so does the page (portal/tests/test_languages.py, the other pages).
+    assert "Sie erhalten keine Zahlungserinnerungen mehr per E-Mail." in response.content.decode()
     consent = Consent.objects.get(customer=german_customer, channel=Channel.EMAIL)
     assert consent.granted is False
     assert consent.source == Consent.Source.UNSUBSCRIBE
@@ -299,7 +300,7 @@ def test_opening_the_unsubscribe_link_asks_for_confirmation_and_changes_nothing(
     path = unsubscribe_path(received_reminder)
     response = Client().get(path)
     assert response.status_code == 200
-    assert b"Stop email reminders?" in response.content
+    assert "<h1>Keine Erinnerungen mehr per E-Mail erhalten?</h1>" in response.content.decode()
     assert b'<form method="post">' in response.content
     assert not Consent.objects.filter(customer=german_customer).exists()
 

@@ -22,9 +22,18 @@ PUBLIC = {
     "portal:promise": "/portal/t/promise/",
     "portal:pay": "/portal/t/pay/",
     "portal:pay_status": "/portal/t/pay/status/",
+    "portal:language": "/portal/card/t/language/",
 }
 # What a URL names besides the token (an invoice's id).
 MORE_ARGS = {"portal:invoice_pdf": [1]}
+POSTED = {
+    "portal:card_sandbox",
+    "portal:language",
+    "portal:something_wrong",
+    "portal:preferences",
+    "portal:promise",
+    "portal:pay",
+}
 
 
 def named_urls(resolver=None, namespace="") -> set[str]:
@@ -56,9 +65,7 @@ def test_the_link_messages_carry_opens_the_card_page(settings):
 def test_no_portal_page_asks_for_a_login(client, settings, name):
     """Whoever holds a bad link gets the portal's own refusal page: no login page, no staff badge."""
     settings.STRIPE_API_KEY, settings.PAYMENTS_SANDBOX = "", True
-    method = (
-        client.post if name in ("portal:card_sandbox", "portal:something_wrong", "portal:preferences") else client.get
-    )
+    method = client.post if name in POSTED else client.get
     response = method(reverse(name, args=["not-a-token", *MORE_ARGS.get(name, [])]))
     assert response.status_code == 404
     content = response.content.decode()

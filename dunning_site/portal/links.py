@@ -8,10 +8,10 @@ from email.utils import parseaddr
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django_ratelimit.decorators import ratelimit
 
+from dunning_site.accounts.customer_pages import refusal_page
 from dunning_site.accounts.models import Customer
 from dunning_site.collections import customer_links
 
@@ -28,9 +28,10 @@ def sender_context() -> dict:
 
 
 def link_refused(request: HttpRequest, error: customer_links.PortalLinkInvalid) -> HttpResponse:
+    """In the browser's language: a refused link names no customer."""
     expired = isinstance(error, customer_links.PortalLinkExpired)
     context = sender_context() | {"expired": expired}
-    return render(request, "portal/link_invalid.html", context, status=410 if expired else 404)
+    return refusal_page(request, "portal/link_invalid.html", context, status=410 if expired else 404)
 
 
 def _rate(group: str, request: HttpRequest) -> str:
@@ -45,7 +46,7 @@ def rate_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     @functools.wraps(view)
     def limited(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if getattr(request, "limited", False):
-            return render(request, "portal/too_many.html", sender_context(), status=TOO_MANY_STATUS)
+            return refusal_page(request, "portal/too_many.html", sender_context(), status=TOO_MANY_STATUS)
         return view(request, *args, **kwargs)
 
     return limited

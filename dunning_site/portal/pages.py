@@ -3,26 +3,27 @@ something is wrong, choose how we contact them. No login: the signed link is the
 
 import datetime as dt
 
-from babel.dates import format_date
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dunning_site.accounts.billing import PaymentsMode, payments_mode
+from dunning_site.accounts.customer_pages import customer_day, customer_money, customer_page, language_switch
+from dunning_site.accounts.languages import page_language
 from dunning_site.accounts.models import Channel, Consent, Customer, Invoice
-from dunning_site.accounts.services import consent_record
+from dunning_site.accounts.services import consent_record, customer_language_choose
 from dunning_site.collections import customer_links, holds
 from dunning_site.collections.customer_payments import customer_pay_now, customer_pay_now_news
 from dunning_site.collections.customer_requests import customer_request_record
 from dunning_site.collections.models import Case, CustomerRequest, Dispute, Promise
 from dunning_site.collections.promises import promise_record, promise_refusal
 from dunning_site.lib.client_address import client_address
-from dunning_site.lib.money import format_money, from_minor_units
+from dunning_site.lib.money import from_minor_units
 from dunning_site.portal.forms import PortalPromiseForm, PreferencesForm, SomethingWrongForm
 from dunning_site.portal.invoice_pdf import invoice_pdf
 from dunning_site.portal.links import masked_email, portal_page, sender_context
@@ -33,18 +34,13 @@ NOTHING_TO_PROMISE = "You owe us nothing overdue at the moment: there is nothing
 PROMISE_FIELDS = {"promised_on": "promised_on", "promised_amount": "amount", "amount": "amount"}
 
 
-def _locale(customer: Customer) -> str:
-    return (customer.language or "en").replace("-", "_")
-
-
 def _open_invoices(customer: Customer, token: str, today: dt.date) -> list[dict]:
-    locale = _locale(customer)
     invoices = Invoice.objects.filter(customer=customer, status=Invoice.Status.OPEN, amount_remaining__gt=0)
     return [
         {
             "number": invoice.number,
-            "amount": format_money(invoice.amount_remaining, invoice.currency, customer.language),
-            "due_on": format_date(invoice.due_on, format="long", locale=locale),
+            "amount": customer_money(invoice.amount_remaining, invoice.currency, customer),
+            "due_on": customer_day(invoice.due_on, customer),
             "days_overdue": max((today - invoice.due_on).days, 0),
             "pay_url": invoice.hosted_payment_url,
             "pdf_url": invoice.pdf_url or reverse("portal:invoice_pdf", args=[token, invoice.pk]),
@@ -60,21 +56,31 @@ def _totals(customer: Customer) -> list[str]:
         customer=customer, status=Invoice.Status.OPEN, amount_remaining__gt=0
     ).values_list("currency", "amount_remaining"):
         owed[currency] = owed.get(currency, 0) + remaining
-    return [format_money(amount, currency, customer.language) for currency, amount in sorted(owed.items())]
+    return [customer_money(amount, currency, customer) for currency, amount in sorted(owed.items())]
 
 
-def _page(request: HttpRequest, customer: Customer, token: str, template: str, context: dict, **kwargs) -> HttpResponse:
+def _page(
+    request: HttpRequest, customer: Customer, token: str, template: str, context: dict, status: int = 200
+) -> HttpResponse:
+    """A page of the portal: in the customer's language, with the language switcher."""
     context = (
         sender_context()
         | {
             "customer_label": customer.company or customer.name,
             "masked_email": masked_email(customer),
             "home_url": reverse("portal:home", args=[token]),
-            "language": (customer.language or "en").split("-")[0],
         }
         | context
     )
-    return render(request, template, context, **kwargs)
+    switch_url = reverse("portal:home_language", args=[token])
+    return customer_page(request, template, context, language=customer.language, status=status, switch_url=switch_url)
+
+
+@portal_page
+@require_POST
+def portal_language(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
+    """The switcher: the choice is kept on the customer (emails follow it), then back to the same page."""
+    return language_switch(request, customer=customer, back_to=reverse("portal:home", args=[token]))
 
 
 def _promise_offered(customer: Customer) -> bool:
@@ -144,7 +150,7 @@ def _consented(customer: Customer, channel: str) -> bool:
 def portal_preferences(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
     """Language, SMS consent, email opt-out: each takes effect at once (delivery checks at send time)."""
     initial = {
-        "language": (customer.language or "en").split("-")[0],
+        "language": page_language(customer.language),
         "sms": _consented(customer, Channel.SMS),
         "email": _consented(customer, Channel.EMAIL),
     }
@@ -153,10 +159,7 @@ def portal_preferences(request: HttpRequest, customer: Customer, token: str) -> 
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             if form.cleaned_data["language"] != initial["language"]:
-                Customer.objects.filter(pk=customer.pk).update(
-                    language=form.cleaned_data["language"], language_source="customer", updated_at=timezone.now()
-                )
-                customer.language = form.cleaned_data["language"]
+                customer = customer_language_choose(customer=customer, language=form.cleaned_data["language"])
             for field, channel in PreferencesForm.CHANNELS.items():
                 if form.cleaned_data[field] != initial[field]:
                     consent_record(
@@ -214,16 +217,15 @@ def portal_promise(request: HttpRequest, customer: Customer, token: str) -> Http
             for field, messages in error.message_dict.items():
                 form.add_error(PROMISE_FIELDS.get(field), messages)
         else:
-            locale = _locale(customer)
             context = {
-                "promised": format_money(promise.amount, promise.currency, customer.language),
-                "promised_on": format_date(promise.promised_on, format="long", locale=locale),
+                "promised": customer_money(promise.amount, promise.currency, customer),
+                "promised_on": customer_day(promise.promised_on, customer),
             }
             return _page(request, customer, token, "portal/promise_made.html", context)
     context = {
         "form": form,
-        "owed": format_money(case.amount_overdue, case.currency, customer.language),
-        "latest": format_date(latest, format="long", locale=_locale(customer)),
+        "owed": customer_money(case.amount_overdue, case.currency, customer),
+        "latest": customer_day(latest, customer),
     }
     status = 400 if request.method == "POST" else 200
     return _page(request, customer, token, "portal/promise.html", context, status=status)
@@ -249,11 +251,12 @@ def portal_pay_status(request: HttpRequest, customer: Customer, token: str) -> H
     rows = [
         {
             "number": item.invoice.number,
-            "amount": format_money(
-                item.invoice.total - item.invoice.amount_paid, item.invoice.currency, customer.language
-            )
-            if item.state != "paid"
-            else format_money(item.invoice.total, item.invoice.currency, customer.language),
+            # What was paid, or what is still left to pay.
+            "amount": customer_money(
+                item.invoice.total if item.state == "paid" else item.invoice.total - item.invoice.amount_paid,
+                item.invoice.currency,
+                customer,
+            ),
             "state": item.state,
             "next_step": item.next_step,
             "confirm_url": item.invoice.hosted_payment_url,

@@ -13,6 +13,7 @@ urlpatterns = [
     path(f"{CARD_UPDATE_PATH}<str:token>/sandbox/", views.portal_card_sandbox, name="card_sandbox"),
     path(f"{CARD_UPDATE_PATH}<str:token>/language/", views.portal_language, name="language"),
     path(f"{PORTAL_PATH}<str:token>/", pages.portal_home, name="home"),
+    path(f"{PORTAL_PATH}<str:token>/language/", pages.portal_language, name="home_language"),
     path(f"{PORTAL_PATH}<str:token>/something-wrong/", pages.portal_something_wrong, name="something_wrong"),
     path(
         f"{PORTAL_PATH}<str:token>/something-wrong/received/",

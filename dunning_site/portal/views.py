@@ -5,9 +5,7 @@ speak the browser's language, not the customer's). Every other page speaks the c
 
 import functools
 from collections.abc import Callable
-from email.utils import parseaddr
 
-from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -20,26 +18,11 @@ from dunning_site.accounts.customer_pages import (
     customer_money,
     customer_page,
     language_switch,
-    refusal_page,
 )
 from dunning_site.accounts.models import Customer
 from dunning_site.collections import customer_links, holds
 from dunning_site.portal import card_update
-
-
-def _sender() -> dict:
-    return {
-        "sender_company": settings.DUNNING_SENDER_COMPANY,
-        "sender_email": parseaddr(settings.DEFAULT_FROM_EMAIL)[1],
-        "sender_phone": settings.DUNNING_SENDER_PHONE,
-        "link_days": customer_links.CARD_UPDATE_LINK_MAX_AGE.days,
-    }
-
-
-def _link_refused(request: HttpRequest, error: customer_links.PortalLinkInvalid) -> HttpResponse:
-    expired = isinstance(error, customer_links.PortalLinkExpired)
-    context = _sender() | {"expired": expired}
-    return refusal_page(request, "portal/link_invalid.html", context, status=410 if expired else 404)
+from dunning_site.portal.links import link_refused, sender_context
 
 
 def _page(request: HttpRequest, template: str, context: dict, *, customer: Customer, token: str, status: int = 200):
@@ -55,7 +38,7 @@ def portal_card(request: HttpRequest, token: str) -> HttpResponse:
     try:
         customer = customer_links.read_card_update_token(token)
     except customer_links.PortalLinkInvalid as error:
-        return _link_refused(request, error)
+        return link_refused(request, error)
     try:
         url = card_update.card_update_session_url(customer=customer, token=token)
     except card_update.CardUpdateUnavailable as error:
@@ -66,7 +49,7 @@ def portal_card(request: HttpRequest, token: str) -> HttpResponse:
 def _card_unavailable(
     request: HttpRequest, error: card_update.CardUpdateUnavailable, *, customer: Customer, token: str
 ) -> HttpResponse:
-    context = _sender() | {"temporary": error.temporary}
+    context = sender_context() | {"temporary": error.temporary}
     status = 503 if error.temporary else 200
     return _page(request, "portal/card_unavailable.html", context, customer=customer, token=token, status=status)
 
@@ -79,7 +62,7 @@ def portal_card_done(request: HttpRequest, token: str) -> HttpResponse:
     try:
         customer = customer_links.read_card_update_token(token, max_age=max_age)
     except customer_links.PortalLinkInvalid as error:
-        return _link_refused(request, error)
+        return link_refused(request, error)
     try:
         card_update.card_update_possible(customer=customer)
     except card_update.CardUpdateUnavailable as error:
@@ -88,7 +71,7 @@ def portal_card_done(request: HttpRequest, token: str) -> HttpResponse:
     if request.GET.get("sandbox") and card_update.gateway_is_sandbox():
         return _sandbox_page(request, token, customer=customer)
     due = card_update.amounts_due(customer=customer)
-    context = _sender() | {
+    context = sender_context() | {
         "updated": bool(request.GET.get("updated")),
         "retry_url": _card_path(token),
         # The card is kept, but nothing is charged while the customer's dispute is open (the hold rule).
@@ -122,7 +105,7 @@ def portal_card_sandbox(request: HttpRequest, token: str) -> HttpResponse:
     try:
         customer = customer_links.read_card_update_token(token)
     except customer_links.PortalLinkInvalid as error:
-        return _link_refused(request, error)
+        return link_refused(request, error)
     payment_method = request.POST.get("payment_method", "")
     if payment_method not in card_update.SANDBOX_CARDS:
         return _sandbox_page(request, token, customer=customer, error=card_update.CHOOSE_A_CARD, status=400)
@@ -133,7 +116,7 @@ def portal_card_sandbox(request: HttpRequest, token: str) -> HttpResponse:
 def _sandbox_page(
     request: HttpRequest, token: str, *, customer: Customer, error: str = "", status: int = 200
 ) -> HttpResponse:
-    context = _sender() | {
+    context = sender_context() | {
         "cards": card_update.SANDBOX_CARDS.items(),
         "action": reverse("portal:card_sandbox", args=[token]),
         "error": error,
@@ -150,7 +133,7 @@ def portal_language(request: HttpRequest, token: str) -> HttpResponse:
     try:
         customer = customer_links.read_card_update_token(token, max_age=max_age)
     except customer_links.PortalLinkInvalid as error:
-        return _link_refused(request, error)
+        return link_refused(request, error)
     # Back to a page of this link, never to the card page itself (it would open a new checkout).
     return language_switch(request, customer=customer, back_to=reverse("portal:card_done", args=[token]))
 

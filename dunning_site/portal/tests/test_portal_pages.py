@@ -204,7 +204,7 @@ def test_a_wrong_or_large_attachment_is_refused_and_nothing_is_written(
 def test_an_empty_message_is_refused_with_a_clear_error(client, case, customer):
     response = client.post(url("portal:something_wrong", customer), {"kind": "question", "reason": "other"})
     assert response.status_code == 400
-    assert "This field is required." in response.content.decode()
+    assert "Dieses Feld ist zwingend erforderlich." in response.content.decode(), "in the customer's German"
     assert CustomerRequest.objects.count() == 0
 
 
@@ -312,7 +312,7 @@ def test_a_customer_promises_a_day_within_the_policy_and_reminders_wait(client, 
         ({"promised_on": "2026-03-09", "amount": "100"}, "The promised date must be today or later."),
         ({"promised_on": "2026-03-20", "amount": "5000"}, "is more than the"),
         ({"promised_on": "2026-03-20", "amount": "0"}, "Enter an amount above zero."),
-        ({"promised_on": "soon", "amount": "10"}, "Enter a valid date."),
+        ({"promised_on": "soon", "amount": "10"}, "Bitte ein gültiges Datum eingeben."),
     ],
 )
 def test_a_promise_outside_the_limits_is_refused_next_to_its_field(client, case, customer, data, field_error):

@@ -23,6 +23,7 @@ PUBLIC = {
     "portal:pay": "/portal/t/pay/",
     "portal:pay_status": "/portal/t/pay/status/",
     "portal:language": "/portal/card/t/language/",
+    "portal:home_language": "/portal/t/language/",
 }
 # What a URL names besides the token (an invoice's id).
 MORE_ARGS = {"portal:invoice_pdf": [1]}
@@ -33,6 +34,7 @@ POSTED = {
     "portal:preferences",
     "portal:promise",
     "portal:pay",
+    "portal:home_language",
 }
 
 

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dunning_site.accounts import services
-from dunning_site.accounts.models import BillingEvent, Consent, Customer, Invoice, Payment, User
+from dunning_site.accounts.models import BillingEvent, Consent, CreditNote, Customer, Invoice, Payment, User
 from dunning_site.accounts.resources import BookImportMixin, CustomerResource, InvoiceResource
 from dunning_site.accounts.time_zones import Source as TimeZoneSource
 from dunning_site.lib.admin import MoneyFieldsForm, money_column
@@ -162,11 +162,57 @@ class InvoiceForm(MoneyFieldsForm):
         return self.cleaned_data["currency"].strip().upper()
 
 
+class CreditNoteInline(admin.TabularInline):
+    """Write-offs are decided by a manager on the case (four eyes), never typed in here."""
+
+    model = CreditNote
+    extra = 0
+    can_delete = False
+    fields = ["amount_column", "reason", "at", "recorded_by", "external_id"]
+    readonly_fields = fields
+    amount_column = money_column("amount", "Amount")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(admin.ModelAdmin):
+    """Every write-off credited on an invoice, read-only: written by a manager's approved write-off on
+    the case (four eyes), never here."""
+
+    list_display = ["at", "invoice", "amount_column", "reason", "recorded_by", "external_id"]
+    search_fields = ["invoice__number", "invoice__customer__name", "external_id", "reason"]
+    list_select_related = ["invoice", "recorded_by"]
+    amount_column = money_column("amount", "Amount")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(NoDeleteMixin, BookImportMixin, admin.ModelAdmin):
     form = InvoiceForm
     resource_classes = [InvoiceResource]
-    list_display = ["number", "customer", "currency", "total_column", "remaining_column", "due_on", "status"]
+    list_display = [
+        "number",
+        "customer",
+        "currency",
+        "total_column",
+        "written_off_column",
+        "remaining_column",
+        "due_on",
+        "status",
+    ]
     list_filter = ["status", "currency", "due_on"]
     search_fields = ["number", "external_id", "customer__name", "customer__company", "customer__email"]
     autocomplete_fields = ["customer"]
@@ -174,11 +220,17 @@ class InvoiceAdmin(NoDeleteMixin, BookImportMixin, admin.ModelAdmin):
     date_hierarchy = "due_on"
 
     total_column = money_column("total", "Total")
+    written_off_column = money_column("amount_written_off", "Written off")
     remaining_column = money_column("amount_remaining", "Remaining")
 
+    def get_inlines(self, request, obj):
+        # Only where there is something to list: the credit notes are read here, never written.
+        return [CreditNoteInline] if obj is not None and obj.credit_notes.exists() else []
+
     def get_readonly_fields(self, request, obj=None):
-        # Once an invoice exists, what was paid changes only through recorded payments.
-        return ["amount_paid", "currency"] if obj else []
+        # Once an invoice exists, what was paid changes only through recorded payments, and what is
+        # written off only through a manager's approved write-off (its credit notes, listed below).
+        return ["amount_paid", "written_off_column", "remaining_column", "currency"] if obj else []
 
     def save_model(self, request, obj, form, change) -> None:
         with transaction.atomic():

@@ -52,6 +52,8 @@ class BillingGateway(Protocol):
 
     def invoice_mark_uncollectible(self, invoice_id: str) -> str: ...
 
+    def credit_note_create(self, *, invoice_id: str, amount: int, memo: str, idempotency_key: str) -> str: ...
+
     def payment_method_of_setup(self, setup_intent_id: str) -> str: ...
 
     def subscriptions_pause_collection(self, *, customer_id: str, paused: bool) -> list[str]: ...
@@ -137,6 +139,13 @@ class StripeGateway:
         except stripe.InvalidRequestError as error:  # paid, voided or already uncollectible: nothing to do
             return f"unchanged: {error.user_message or error}"
         return invoice.status
+
+    def credit_note_create(self, *, invoice_id: str, amount: int, memo: str, idempotency_key: str) -> str:
+        """A write-off of part of an open invoice: a credit note before payment lowers what Stripe
+        charges and asks for (its amount_due). The key makes a retried job issue it once. Returns its id."""
+        params = {"invoice": invoice_id, "amount": amount, "memo": memo[:500]}
+        credit_note = self.client.v1.credit_notes.create(params, {"idempotency_key": idempotency_key})
+        return credit_note.id
 
     def payment_method_of_setup(self, setup_intent_id: str) -> str:
         return self.client.v1.setup_intents.retrieve(setup_intent_id).to_dict().get("payment_method") or ""
@@ -356,6 +365,9 @@ class SandboxGateway:
     def invoice_mark_uncollectible(self, invoice_id: str) -> str:
         return "sandbox"
 
+    def credit_note_create(self, *, invoice_id: str, amount: int, memo: str, idempotency_key: str) -> str:
+        return ""
+
     def payment_method_of_setup(self, setup_intent_id: str) -> str:
         return ""
 
@@ -406,6 +418,7 @@ class NotConfiguredGateway:
 
     invoice_fetch = invoice_pay = charge_customer = invoice_mark_paid_out_of_band = _refuse
     invoice_mark_uncollectible = payment_method_of_setup = subscriptions_pause_collection = _refuse
+    credit_note_create = _refuse
     payment_method_make_default = payment_method_fetch = customer_fetch = last_decline = _refuse
     customers = open_invoices = card_update_url = _refuse
 

@@ -182,8 +182,15 @@ class Invoice(models.Model):
     currency = models.CharField(max_length=3, validators=[validate_currency])
     total = models.BigIntegerField(help_text="In minor units of the currency (cents).")
     amount_paid = models.BigIntegerField(default=0, help_text="In minor units of the currency (cents).")
+    amount_written_off = models.BigIntegerField(
+        default=0,
+        help_text="Credited by write-offs (the sum of the invoice's credit notes), in minor units: no longer owed.",
+    )
+    # What the customer still owes on the invoice: the one figure every page, export and aggregate reads.
     amount_remaining = models.GeneratedField(
-        expression=F("total") - F("amount_paid"), output_field=models.BigIntegerField(), db_persist=True
+        expression=F("total") - F("amount_paid") - F("amount_written_off"),
+        output_field=models.BigIntegerField(),
+        db_persist=True,
     )
     issued_on = models.DateField()
     due_on = models.DateField()
@@ -215,6 +222,11 @@ class Invoice(models.Model):
                 violation_error_message="The amount paid must be between zero and the invoice total.",
             ),
             models.CheckConstraint(
+                condition=Q(amount_written_off__gte=0) & Q(amount_written_off__lte=F("total") - F("amount_paid")),
+                name="invoice_written_off_within_unpaid",
+                violation_error_message="What is written off must be between zero and what is left unpaid.",
+            ),
+            models.CheckConstraint(
                 condition=Q(due_on__gte=F("issued_on")),
                 name="invoice_due_not_before_issue",
                 violation_error_message="The due date cannot be before the issue date.",
@@ -239,8 +251,45 @@ class Invoice(models.Model):
         return format_money(self.total, self.currency)
 
     @property
+    def owed(self) -> int:
+        """What is left to pay: the total less payments and write-offs (amount_remaining, computed here
+        so it is right on an instance changed in memory, before the database recomputes the column)."""
+        return self.total - self.amount_paid - self.amount_written_off
+
+    @property
     def remaining_display(self) -> str:
-        return format_money(self.total - self.amount_paid, self.currency)
+        return format_money(self.owed, self.currency)
+
+
+class CreditNote(models.Model):
+    """Money on an invoice the customer no longer owes: a manager's write-off, recorded on the invoice
+    (Invoice.amount_written_off is the sum of its credit notes) and, for an invoice Stripe holds, issued
+    at Stripe as a credit note too (external_id, once Stripe has it)."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    amount = models.BigIntegerField(help_text="In minor units of the invoice's currency.")
+    reason = models.CharField(max_length=500)
+    at = models.DateTimeField(default=timezone.now)
+    external_id = models.CharField(
+        max_length=255, unique=True, null=True, blank=True, help_text="Id in the billing system (Stripe cn_…)."
+    )
+    recorded_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0),
+                name="credit_note_amount_positive",
+                violation_error_message="A credit note must be more than zero.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{format_money(self.amount, self.invoice.currency)} credited on {self.invoice}"
+
+    def money_currency(self) -> str | None:
+        return self.invoice.currency if self.invoice_id else None
 
 
 class Payment(models.Model):

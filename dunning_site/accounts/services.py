@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from dunning_site.accounts.billing import invoice_collected_by_stripe
 from dunning_site.accounts.languages import CHOSEN_BY_CUSTOMER, known_language_variant
-from dunning_site.accounts.models import Channel, Consent, Customer, Invoice, Payment, User
+from dunning_site.accounts.models import Channel, Consent, CreditNote, Customer, Invoice, Payment, User
 from dunning_site.accounts.signals import invoice_balance_changed
 from dunning_site.accounts.time_zones import Source as TimeZoneSource
 from dunning_site.accounts.time_zones import ZoneFinding, zone_from_billing
@@ -53,13 +53,13 @@ def manual_part_payment_problem(*, invoice: Invoice, amount: int, method: str) -
     until then its own retries charge the card for the whole amount. So a bank transfer or cheque
     that leaves something to pay on an invoice Stripe collects would be charged again on top; it
     waits until the rest has arrived, and is then recorded as one payment that settles the invoice."""
-    if method not in Payment.MANUAL_METHODS or amount >= invoice.total - invoice.amount_paid:
+    if method not in Payment.MANUAL_METHODS or amount >= invoice.owed:
         return None
     if not invoice_collected_by_stripe(invoice):
         return None
     return PART_PAYMENT_OF_STRIPE_INVOICE % {
         "number": invoice.number,
-        "remaining": format_money(invoice.total - invoice.amount_paid, invoice.currency),
+        "remaining": format_money(invoice.owed, invoice.currency),
     }
 
 
@@ -143,7 +143,7 @@ def payment_record(
     if status == Payment.Status.SUCCEEDED:
         if invoice.status != Invoice.Status.OPEN:
             raise ValidationError(INVOICE_NOT_OPEN % {"number": invoice.number, "status": invoice.status})
-        remaining = invoice.total - invoice.amount_paid
+        remaining = invoice.owed
         if amount > remaining:
             raise ValidationError(
                 {
@@ -176,12 +176,63 @@ def payment_record(
     payment.save()
     if status == Payment.Status.SUCCEEDED:
         invoice.amount_paid += amount
-        if invoice.amount_paid == invoice.total:
+        if invoice.owed == 0:  # paid, the rest (if any) written off
             invoice.status = Invoice.Status.PAID
         invoice.save(update_fields=["amount_paid", "status", "updated_at"])
         invoice.refresh_from_db(fields=["amount_remaining"])
         invoice_balance_changed.send(sender=Invoice, invoice=invoice, actor=recorded_by, at=payment.at, payment=payment)
     return payment
+
+
+CREDIT_NOT_POSITIVE = "A credit note must be more than zero."
+CREDIT_ABOVE_OWED = "A credit note of %(amount)s is more than the %(remaining)s left to pay on invoice %(number)s."
+
+
+@transaction.atomic
+def invoices_credit(
+    *,
+    credits: list[tuple[Invoice, int]],
+    reason: str,
+    at: dt.datetime | None = None,
+    recorded_by: User | None = None,
+) -> list[CreditNote]:
+    """Write off part of what is left to pay on open invoices, (invoice, amount) each: a credit note
+    per invoice, and each invoice then shows that much less as owed (amount_written_off, so
+    amount_remaining, wherever it is read). An invoice left with nothing to pay is settled (paid), as
+    Stripe settles one a credit note covers. All are written before the rest of the product hears of
+    any (invoice_balance_changed), so it sees the whole write-off at once. Telling the billing
+    system is the caller's business (collections.stripe_updates, after the commit)."""
+    at = at or timezone.now()
+    credit_notes = []
+    invoices = []
+    for invoice, amount in credits:
+        if amount <= 0:
+            raise ValidationError({"amount": CREDIT_NOT_POSITIVE})
+        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        if invoice.status != Invoice.Status.OPEN:
+            raise ValidationError(INVOICE_NOT_OPEN % {"number": invoice.number, "status": invoice.status})
+        if amount > invoice.owed:
+            remaining = format_money(invoice.owed, invoice.currency)
+            amount_shown = format_money(amount, invoice.currency)
+            raise ValidationError(
+                {
+                    "amount": CREDIT_ABOVE_OWED
+                    % {"amount": amount_shown, "remaining": remaining, "number": invoice.number}
+                }
+            )
+        credit_note = CreditNote(invoice=invoice, amount=amount, reason=reason[:500], at=at, recorded_by=recorded_by)
+        credit_note.full_clean()
+        credit_note.save()
+        credit_notes.append(credit_note)
+        invoice.amount_written_off += amount
+        if invoice.owed == 0:
+            invoice.status = Invoice.Status.PAID
+        invoice.save(update_fields=["amount_written_off", "status", "updated_at"])
+        invoice.refresh_from_db(fields=["amount_remaining"])
+        invoices.append(invoice)
+    for invoice in invoices:
+        invoice_balance_changed.send(sender=Invoice, invoice=invoice, actor=recorded_by, at=at)
+    return credit_notes
 
 
 CONSENT_CHANNEL_UNKNOWN = "Unknown channel %(channel)s."
@@ -384,9 +435,16 @@ def invoice_upsert_from_billing(*, data: dict, customer: Customer) -> Invoice | 
         # here (a bank transfer recorded by staff) and the billing system has not heard yet.
         return invoice
     invoice.number = data.get("number") or data["id"]
-    invoice.total = data.get("amount_due", data.get("total", 0))
+    # A credit note issued before payment (a write-off) lowers Stripe's amount_due; the book keeps the
+    # amount due before it as the total and the credit as written off, so it is not deducted twice.
+    credited = data.get("pre_payment_credit_notes_amount") or 0
+    invoice.total = data.get("amount_due", data.get("total", 0)) + credited
     # Payments recorded here (bank transfers) count even when the billing system does not know them.
     invoice.amount_paid = min(max(data.get("amount_paid", 0), invoice.amount_paid or 0), invoice.total)
+    # Credits recorded here count before Stripe has issued them (the job runs after the commit), but
+    # never beyond what is unpaid: money Stripe collected meanwhile was paid, not written off.
+    written_off = max(credited, invoice.amount_written_off or 0)
+    invoice.amount_written_off = min(written_off, invoice.total - invoice.amount_paid)
     invoice.issued_on = finalized
     invoice.due_on = max(_date_of(data.get("due_date")) or finalized, finalized)
     invoice.status = status

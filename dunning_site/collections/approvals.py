@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dunning_site.accounts.models import Invoice, User
+from dunning_site.accounts.services import invoices_credit
 from dunning_site.collections.case_core import CASE_NOT_ACTIVE, case_close, invoices_write_off
 from dunning_site.collections.ladder import enqueue_tick
 from dunning_site.collections.models import (
@@ -16,7 +17,9 @@ from dunning_site.collections.models import (
     Case,
     Step,
 )
+from dunning_site.collections.queued_messages import case_messages_refresh
 from dunning_site.collections.schedule import case_schedule, step_after, step_due_at
+from dunning_site.collections.stripe_updates import credit_notes_issue_request
 from dunning_site.collections.timeline import case_event_record, case_name, step_data
 from dunning_site.lib.money import format_money
 
@@ -81,6 +84,21 @@ def approval_decide(
     elif approve and approval.kind == Approval.Kind.WRITE_OFF:
         _write_off(case, approval, user=user, now=now)
     return approval
+
+
+def _credits_oldest_first(case: Case, amount: int) -> list[tuple[Invoice, int]]:
+    """How a partial write-off of `amount` is spread over the case's open invoices: the oldest first
+    (by due date), each credited at most what is left on it: the debt forgiven is the oldest one."""
+    credits = []
+    for invoice in case.invoices.filter(status=Invoice.Status.OPEN, amount_remaining__gt=0).order_by(
+        "due_on", "number"
+    ):
+        if amount <= 0:
+            break
+        credit = min(amount, invoice.owed)
+        credits.append((invoice, credit))
+        amount -= credit
+    return credits
 
 
 REASON_REQUIRED = "Say why; the manager reads it before deciding."
@@ -295,14 +313,19 @@ def _skip(case: Case, approval: Approval, *, user: User, now: dt.datetime) -> No
 
 def _write_off(case: Case, approval: Approval, *, user: User, now: dt.datetime) -> None:
     """All that is overdue (or more: payments may have come in since the request) closes the case as
-    written off. Less is a partial write-off: the case goes on for the rest, so its amount overdue
-    drops by the amount, and reconciliation keeps deducting approved write-offs from what the
-    invoices say is owed; when the rest is paid, the case closes as written off, not as recovered
-    (see case_reconcile)."""
+    written off. Less is a partial write-off: the case goes on for the rest. The amount is credited on
+    the case's invoices, oldest first (a credit note each, issued at Stripe too for its invoices), so
+    the invoices show that much less as owed and reconciliation reads what is owed from them alone;
+    the messages not yet sent are written again with the new amount. When the rest is paid, the case
+    closes as written off, not as recovered (see case_reconcile)."""
     if approval.amount < case.amount_overdue:
         previous = case.amount_overdue
-        case.amount_overdue -= approval.amount
+        credits = _credits_oldest_first(case, approval.amount)
+        # Lowered first, so reconciliation, hearing of the credits, finds the case already right.
+        case.amount_overdue = previous - sum(amount for _invoice, amount in credits)
         case.save(update_fields=["amount_overdue", "updated_at"])
+        credit_notes = invoices_credit(credits=credits, reason=approval.reason, at=now, recorded_by=user)
+        credit_notes_issue_request(credit_notes=credit_notes)
         case_event_record(
             case,
             "collections.case.partly_written_off",
@@ -310,8 +333,10 @@ def _write_off(case: Case, approval: Approval, *, user: User, now: dt.datetime) 
             at=now,
             previous=previous,
             amount_overdue=case.amount_overdue,
+            credited=[{"invoice": note.invoice.number, "amount": note.amount} for note in credit_notes],
             **_approval_data(approval),
         )
+        case_messages_refresh(case=case, previous=previous, now=now)
         return
     invoices = list(case.invoices.filter(status=Invoice.Status.OPEN))
     invoices_write_off(invoices, now=now)

@@ -27,6 +27,7 @@ from dunning_site.collections.models import (
     Policy,
     ServiceHookDelivery,
 )
+from dunning_site.collections.queued_messages import case_messages_refresh
 from dunning_site.collections.schedule import case_schedule, first_step, policy_for, step_due_at
 from dunning_site.collections.signals import case_closed, case_resumed
 from dunning_site.collections.stripe_updates import invoices_uncollectible_request, subscription_collection_request
@@ -91,13 +92,13 @@ def case_open_or_join(
         if joining:
             case.invoices.add(*joining)
             Case.objects.filter(pk=case.pk).update(
-                entered_amount=F("entered_amount") + sum(invoice.total - invoice.amount_paid for invoice in joining)
+                entered_amount=F("entered_amount") + sum(invoice.owed for invoice in joining)
             )
             for invoice in joining:
                 case_event_record(case, "collections.case.invoice_added", at=now, invoice=invoice.number)
             case_reconcile(case=case, now=now)
         return 0
-    amount = sum(invoice.total - invoice.amount_paid for invoice in invoices)
+    amount = sum(invoice.owed for invoice in invoices)
     policy = policy_for(policies=policies, segment=customer.segment, currency=currency, amount=amount)
     if policy is None:
         return 0
@@ -123,8 +124,8 @@ def case_open(
         customer=customer,
         currency=currency,
         policy=policy,
-        amount_overdue=sum(invoice.total - invoice.amount_paid for invoice in invoices),
-        entered_amount=sum(invoice.total - invoice.amount_paid for invoice in invoices),
+        amount_overdue=sum(invoice.owed for invoice in invoices),
+        entered_amount=sum(invoice.owed for invoice in invoices),
         anchor_due_on=min(invoice.due_on for invoice in invoices),
         opened_at=now,
     )
@@ -167,50 +168,53 @@ REST_WRITTEN_OFF = "Everything else was paid; the %(amount)s written off will no
 
 @transaction.atomic
 def case_reconcile(*, case: Case, user: User | None = None, now: dt.datetime | None = None) -> Case:
-    """Bring the case in line with its invoices: resolve it when nothing is owed any more, close it
-    as written off when all that is left is what managers wrote off."""
+    """Bring the case in line with its invoices, the one source of what is owed (a write-off is a
+    credit note on them): resolve it when nothing is owed any more, or close it as written off when
+    what was not paid was written off. When the amount changes, the messages not yet sent are
+    written again with it (collections.queued_messages)."""
     now = now or timezone.now()
     case = Case.objects.select_for_update().select_related("customer").get(pk=case.pk)
     if not case.is_active:
         return case
     owed = sum(
-        invoice.total - invoice.amount_paid
-        for invoice in case.invoices.filter(status=Invoice.Status.OPEN).only("total", "amount_paid")
-    )
-    # Amounts managers agreed to write off stay on the invoices but are no longer pursued.
-    forgiven = case_written_off_amount(case=case) if owed else 0
-    if owed <= 0:
-        return case_close(
-            case, Case.Status.RESOLVED, "collections.case.resolved", user=user, now=now, amount=case.amount_overdue
+        invoice.owed
+        for invoice in case.invoices.filter(status=Invoice.Status.OPEN).only(
+            "total", "amount_paid", "amount_written_off"
         )
-    if owed <= forgiven:
-        # All paid but what was written off: the rest will not be collected, and the case is not
-        # "recovered" (paid in full), so it closes as written off, as the dashboard counts it.
-        invoices = list(case.invoices.filter(status=Invoice.Status.OPEN))
-        invoices_write_off(invoices, now=now)
+    )
+    if owed <= 0:
+        written_off = case_written_off_amount(case=case)
+        if not written_off:
+            return case_close(
+                case, Case.Status.RESOLVED, "collections.case.resolved", user=user, now=now, amount=case.amount_overdue
+            )
+        # All paid but what managers wrote off: the case is not "recovered" (paid in full), so it
+        # closes as written off, as the dashboard counts it.
+        credited = case.invoices.filter(amount_written_off__gt=0).order_by("due_on", "number")
         return case_close(
             case,
             Case.Status.WRITTEN_OFF,
             "collections.case.written_off",
             user=user,
             now=now,
-            written_off=owed,
+            written_off=written_off,
             currency=case.currency,
-            invoices=[invoice.number for invoice in invoices],
-            reason=REST_WRITTEN_OFF % {"amount": format_money(owed, case.currency)},
+            invoices=list(credited.values_list("number", flat=True)),
+            reason=REST_WRITTEN_OFF % {"amount": format_money(written_off, case.currency)},
         )
-    owed -= forgiven
     if owed != case.amount_overdue:
+        previous = case.amount_overdue
         case_event(
             case,
             "collections.case.amount_changed",
             user=user,
             at=now,
-            previous=case.amount_overdue,
+            previous=previous,
             amount_overdue=owed,
         ).save()
         case.amount_overdue = owed
         case.save(update_fields=["amount_overdue", "updated_at"])
+        case_messages_refresh(case=case, previous=previous, now=now)
     return case
 
 
@@ -426,6 +430,7 @@ def invoices_write_off(invoices: list[Invoice], *, now: dt.datetime) -> None:
 
 
 def case_written_off_amount(*, case: Case) -> int:
-    """What managers agreed to write off on this case so far (minor units)."""
+    """What managers agreed to write off on this case so far (minor units): whether the case, once
+    nothing is left to pay, was paid in full or closes as written off."""
     approved = Approval.objects.filter(case=case, kind=Approval.Kind.WRITE_OFF, status=Approval.Status.APPROVED)
     return approved.aggregate(total=Sum("amount"))["total"] or 0

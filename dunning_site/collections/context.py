@@ -41,7 +41,7 @@ def message_context(
     to action every message carries — a new card, the bank's confirmation, or simply paying."""
     locale = (customer.language or "en").replace("-", "_")
     overdue = [invoice for invoice in invoices if invoice.status == Invoice.Status.OPEN]
-    total = sum(invoice.total - invoice.amount_paid for invoice in overdue)
+    total = sum(invoice.owed for invoice in overdue)
     oldest_due = min((invoice.due_on for invoice in overdue), default=today)
     pay_url = next((invoice.hosted_payment_url for invoice in overdue if invoice.hosted_payment_url), "")
     collector_name = (
@@ -60,7 +60,7 @@ def message_context(
                 "issued_on": format_date(invoice.issued_on, format="medium", locale=locale),
                 "due_on": format_date(invoice.due_on, format="medium", locale=locale),
                 "total": format_money(invoice.total, currency, customer.language),
-                "amount_due": format_money(invoice.total - invoice.amount_paid, currency, customer.language),
+                "amount_due": format_money(invoice.owed, currency, customer.language),
                 "days_overdue": max((today - invoice.due_on).days, 0),
                 "pay_url": invoice.hosted_payment_url,
             }

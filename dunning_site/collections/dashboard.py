@@ -11,8 +11,9 @@ Definitions (the page repeats them for its readers):
 - The period is the current month and the `months - 1` months before it, from the first day of the
   first month. Receivables and aging are a picture of now and ignore the period.
 - Amounts are never added across currencies: each figure is per currency.
-- Overdue receivables: open invoices due before today with something left to pay (amount_remaining),
-  whether or not a case holds them. Days overdue = today − due date.
+- Overdue receivables: open invoices due before today with something left to pay (amount_remaining:
+  the total less payments and write-offs, the figure the cases and their messages read too), whether
+  or not a case holds them. Days overdue = today − due date.
 - Funnel: the cases opened in the period. A case "reached" a stage when a step of that stage, or of
   a later one, was performed for it (a StepExecution row, or its current step): reminders and call
   tasks are the reminder stage, then final notice, then suspension. Payment retries are no stage.

@@ -47,3 +47,7 @@ def invoice_paid_elsewhere(invoice_id: int) -> str:
 
 def invoice_mark_uncollectible(invoice_id: int) -> str:
     return stripe_updates.invoice_mark_uncollectible(invoice_id=invoice_id)
+
+
+def credit_note_issue(credit_note_id: int) -> str:
+    return stripe_updates.credit_note_issue(credit_note_id=credit_note_id)

@@ -87,6 +87,14 @@ PAYMENT_NOT_COLLECTED = (
     "{{ collector_signature }}\n{{ sender_company }}",
 )
 
+# The built-in words of a message asked for by key, when no template has that key: a queued message is
+# re-rendered from the same words when what the case owes changes (collections.queued_messages).
+BUILT_IN_BY_KEY = {
+    "card-update-needed": CARD_UPDATE_NEEDED,
+    "payment-authentication-needed": AUTHENTICATION_NEEDED,
+    "payment-not-collected": PAYMENT_NOT_COLLECTED,
+}
+
 COLLECTOR_DAY = (dt.time(9), dt.time(17))  # a call task falls due within the collector's working day
 
 
@@ -162,35 +170,24 @@ def compose(
     customer = case.customer
     channel = channel_for(customer, channel)
     rules = case.policy.contact_rules
-    discreet = channel == Channel.SMS and bool(rules and rules.discreet_sms)
-    context = message_context(
-        customer=customer,
-        currency=case.currency,
-        invoices=list(case.invoices.all()),
+    template, subject, body, html = words_for(
+        case=case,
+        channel=channel,
+        template_key=template_key,
+        book=book,
         today=now.date(),
-        collector=collector or case.assignee,
-        discreet=discreet,
-        payment_problem=case.payment_problem,
+        collector=collector,
+        built_in=built_in,
     )
-    template = (
-        book.choose(template_key, channel=channel, language=customer.language, segment=customer.segment)
-        if template_key
-        else None
-    )
-    words = built_in if built_in and channel != Channel.SMS else BUILT_IN[channel]
-    template, subject, body, html = render_or_built_in(template, context, built_in=words)
-    if channel == Channel.SMS:
-        from dunning_site.notifications.sms import fit_sms
-
-        subject, body, html = "", fit_sms(" ".join(body.split())), ""
     return Message(
         customer=customer,
         channel=channel,
         template=template,
+        template_key=template_key or Message.BUILT_IN_WORDS,
         to_address=_address(customer, channel),
         subject=subject,
         body=body,
-        html_body=html if channel == Channel.EMAIL else "",
+        html_body=html,
         status=Message.Status.DRAFT if draft else Message.Status.QUEUED,
         contact_rules=rules,
         assigned_to=case.assignee if channel == Channel.CALL or draft else None,
@@ -198,6 +195,47 @@ def compose(
         created_at=now,
         send_after=_collector_moment(case.assignee, now) if channel == Channel.CALL else now,
     )
+
+
+def words_for(
+    *,
+    case: Case,
+    channel: str,
+    template_key: str | None,
+    book: TemplateBook,
+    today: dt.date,
+    collector: User | None = None,
+    built_in: tuple[str, str] | None = None,
+) -> tuple[MessageTemplate | None, str, str, str]:
+    """The template used and the subject, body and HTML of a message on `channel` for the case as it
+    stands (its invoices' amounts now): the words a message is composed with, and re-rendered with."""
+    customer = case.customer
+    rules = case.policy.contact_rules
+    discreet = channel == Channel.SMS and bool(rules and rules.discreet_sms)
+    context = message_context(
+        customer=customer,
+        currency=case.currency,
+        invoices=list(case.invoices.all()),
+        today=today,
+        collector=collector or case.assignee,
+        discreet=discreet,
+        payment_problem=case.payment_problem,
+    )
+    if template_key == Message.BUILT_IN_WORDS:
+        template_key = None
+    template = (
+        book.choose(template_key, channel=channel, language=customer.language, segment=customer.segment)
+        if template_key
+        else None
+    )
+    built_in = built_in or BUILT_IN_BY_KEY.get(template_key or "")
+    words = built_in if built_in and channel != Channel.SMS else BUILT_IN[channel]
+    template, subject, body, html = render_or_built_in(template, context, built_in=words)
+    if channel == Channel.SMS:
+        from dunning_site.notifications.sms import fit_sms
+
+        subject, body, html = "", fit_sms(" ".join(body.split())), ""
+    return template, subject, body, html if channel == Channel.EMAIL else ""
 
 
 def render_or_built_in(

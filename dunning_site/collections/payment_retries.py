@@ -70,7 +70,7 @@ def payment_failed(*, invoice: Invoice, decline: ChargeOutcome | None, now: dt.d
         return  # this charge's failure is already recorded (our retry, then Stripe's webhook for it)
     payment_record(
         invoice=invoice,
-        amount=max(invoice.total - invoice.amount_paid, 1),
+        amount=max(invoice.owed, 1),
         status=Payment.Status.FAILED,
         method=Payment.Method.CARD,
         decline_code=decline.decline_code,
@@ -324,7 +324,7 @@ def _retry_attempt(retry: PaymentRetry, *, asked_before: bool) -> None:
 
 
 def _payable(invoice: Invoice) -> bool:
-    return invoice.status == Invoice.Status.OPEN and invoice.total - invoice.amount_paid > 0
+    return invoice.status == Invoice.Status.OPEN and invoice.owed > 0
 
 
 def _replay_charged(retry: PaymentRetry, invoice: Invoice) -> bool:
@@ -444,7 +444,7 @@ def _retry_record(retry: PaymentRetry, invoice: Invoice, outcome: ChargeOutcome)
             else:
                 payment = payment_record(
                     invoice=invoice,
-                    amount=invoice.total - invoice.amount_paid,
+                    amount=invoice.owed,
                     method=Payment.Method.CARD,
                     external_id=outcome.reference or None,
                     at=now,

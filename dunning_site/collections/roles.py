@@ -15,6 +15,7 @@ _READ = [
     "accounts.view_customer",
     "accounts.view_invoice",
     "accounts.view_payment",
+    "accounts.view_creditnote",
     "accounts.view_consent",
     "collections.view_case",
     "collections.view_caseevent",

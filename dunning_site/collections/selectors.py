@@ -3,7 +3,7 @@
 import dataclasses
 import datetime as dt
 
-from django.db.models import Count, Exists, F, Func, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, Func, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from dunning_site.accounts.models import Customer, Invoice, User
@@ -26,6 +26,17 @@ from dunning_site.notifications.rendering import render_message, template_warnin
 
 def cases_for_list() -> QuerySet[Case]:
     return Case.objects.select_related("customer", "policy", "current_step", "next_step", "assignee")
+
+
+def case_totals(cases: QuerySet[Case]) -> list[dict]:
+    """What the listed cases pursue, per currency (amounts are never added across currencies): the
+    amount overdue and the number of cases. One query, whatever the number of cases."""
+    return list(
+        cases.order_by()
+        .values("currency")
+        .annotate(amount=Sum("amount_overdue"), count=Count("pk"))
+        .order_by("currency")
+    )
 
 
 def worklist(*, user: User, now: dt.datetime | None = None) -> dict[str, QuerySet]:

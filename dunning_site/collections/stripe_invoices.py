@@ -45,7 +45,7 @@ def _record_collected_payments(invoice: Invoice, data: dict) -> None:
     # Only what Stripe counts as paid beyond what the book already counts is new money: a re-read that
     # did not carry the payments (stripe_sync's listing) may already have raised amount_paid, and the
     # same money must not be added twice.
-    new_money = min((data.get("amount_paid") or 0) - invoice.amount_paid, invoice.total - invoice.amount_paid)
+    new_money = min((data.get("amount_paid") or 0) - invoice.amount_paid, invoice.owed)
     for collected in invoice_card_payments(data):
         if new_money <= 0:
             return

@@ -149,10 +149,18 @@ class Message(models.Model):
         WRONG_NUMBER = "wrong_number", "Wrong number"
 
     PENDING_STATUSES = (Status.DRAFT, Status.QUEUED)
+    BUILT_IN_WORDS = "-"  # template_key of a message written in its channel's built-in words
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="messages")
     channel = models.CharField(max_length=10, choices=Channel.choices)
     template = models.ForeignKey(MessageTemplate, on_delete=models.SET_NULL, null=True, blank=True)
+    # The message asked for when it was written (a template key, or BUILT_IN_WORDS): a message not yet
+    # sent is written again from it when what the customer owes changes. Empty on messages written
+    # before it was kept: their words cannot be rebuilt, so a person reviews them instead.
+    template_key = models.CharField(max_length=80, blank=True)
+    review_reason = models.CharField(
+        max_length=255, blank=True, help_text="Why a collector must read it again before it goes (cleared on edit)."
+    )
     to_address = models.CharField(
         max_length=255, blank=True, help_text="Email address, phone number or postal address at sending time."
     )

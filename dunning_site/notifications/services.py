@@ -334,6 +334,39 @@ def messages_cancel(*, messages) -> int:
 # ---------------------------------------------------------------------------------------------
 # Drafts: a collector personalizes a message before it goes
 
+
+@transaction.atomic
+def message_rewrite(*, message: Message, subject: str, body: str, html_body: str) -> bool:
+    """Replace the words of a message not yet sent with words written again from the same template
+    (what the customer owes changed). Its idempotency key, time and status stay; a message claimed
+    for sending meanwhile is left as it goes. Returns whether the words were replaced."""
+    return bool(
+        Message.objects.filter(pk=message.pk, status__in=Message.PENDING_STATUSES).update(
+            subject=subject, body=body, html_body=html_body
+        )
+    )
+
+
+@transaction.atomic
+def message_review_ask(*, message: Message, reason: str) -> str | None:
+    """A message whose words cannot be written again by the machine (a collector personalized them)
+    and that is now wrong: it does not go until a collector has read it again. A queued one goes back
+    to draft, for whoever wrote it; a draft stays a draft. Returns the status it had, or None if it was
+    claimed for sending meanwhile."""
+    message = Message.objects.select_for_update().filter(pk=message.pk, status__in=Message.PENDING_STATUSES).first()
+    if message is None:
+        return None
+    previous = message.status
+    message.review_reason = reason[:255]
+    fields = ["review_reason"]
+    if previous == Message.Status.QUEUED:
+        message.status = Message.Status.DRAFT
+        message.assigned_to_id = message.edited_by_id or message.assigned_to_id
+        fields += ["status", "assigned_to"]
+    message.save(update_fields=fields)
+    return previous
+
+
 NOT_EDITABLE = "This message is %(status)s; only drafts and messages not yet sent can be edited."
 SCHEDULE_IN_PAST = "Choose a time in the future, or send it now."
 # A message scheduled further ahead would speak of a debt as it is today to a customer months later
@@ -371,7 +404,8 @@ def message_edit(*, message: Message, subject: str, body: str, html_body: str | 
     message.subject = one_line(subject)
     message.body = body
     message.edited_by, message.edited_at = user, timezone.now()
-    message.save(update_fields=["subject", "body", "html_body", "edited_by", "edited_at"])
+    message.review_reason = ""  # the collector has read it again
+    message.save(update_fields=["subject", "body", "html_body", "edited_by", "edited_at", "review_reason"])
     message_status_changed.send(
         sender=Message, message=message, previous_status=message.status, event="edited", user=user
     )
@@ -392,7 +426,8 @@ def message_release(*, message: Message, user: User, send_at: dt.datetime | None
         raise ValidationError(veto.refusal)
     message.status = Message.Status.QUEUED
     message.send_after = send_at or now
-    message.save(update_fields=["status", "send_after"])
+    message.review_reason = ""  # released by a collector who has seen it
+    message.save(update_fields=["status", "send_after", "review_reason"])
     message_status_changed.send(
         sender=Message,
         message=message,

@@ -253,7 +253,7 @@ def portal_pay_status(request: HttpRequest, customer: Customer, token: str) -> H
             "number": item.invoice.number,
             # What was paid, or what is still left to pay.
             "amount": customer_money(
-                item.invoice.total if item.state == "paid" else item.invoice.total - item.invoice.amount_paid,
+                item.invoice.total if item.state == "paid" else item.invoice.amount_remaining,
                 item.invoice.currency,
                 customer,
             ),

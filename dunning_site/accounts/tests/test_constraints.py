@@ -27,6 +27,8 @@ def refused(create, constraint: str) -> None:
         ({"due_on": ISSUED - dt.timedelta(days=1)}, "invoice_due_not_before_issue"),
         ({"currency": "eur"}, "invoice_currency_iso_shape"),
         ({"status": "lost"}, "invoice_status_valid"),
+        ({"amount_paid": 60, "amount_written_off": 41}, "invoice_written_off_within_unpaid"),
+        ({"amount_written_off": -1}, "invoice_written_off_within_unpaid"),
     ],
 )
 def test_invoice_constraints(fields, constraint):
@@ -59,3 +61,9 @@ def test_amount_remaining_is_computed_by_the_database():
     invoice = InvoiceFactory(total=12_345, amount_paid=2_345)
     invoice.refresh_from_db()
     assert invoice.amount_remaining == 10_000
+
+
+def test_what_is_written_off_is_not_owed():
+    invoice = InvoiceFactory(total=12_345, amount_paid=2_345, amount_written_off=4_000)
+    invoice.refresh_from_db()
+    assert (invoice.amount_remaining, invoice.owed) == (6_000, 6_000)

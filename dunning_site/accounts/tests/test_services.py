@@ -7,10 +7,14 @@ from django.core.exceptions import ValidationError
 
 from dunning_site.accounts.models import Invoice, Payment
 from dunning_site.accounts.services import (
+    CREDIT_ABOVE_OWED,
+    CREDIT_NOT_POSITIVE,
+    INVOICE_NOT_OPEN,
     OVERPAYMENT,
     PAID_BEFORE_ISSUED,
     PAID_IN_FUTURE,
     invoice_create,
+    invoices_credit,
     payment_record,
 )
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory
@@ -172,3 +176,51 @@ def test_a_payment_between_the_issue_day_and_now_is_recorded(at):
     with time_machine.travel(PAYMENT_NOW, tick=False):
         payment = payment_record(invoice=invoice, amount=5_000, at=at)
     assert payment.at == (at or PAYMENT_NOW)
+
+
+# ---------------------------------------------------------------------------------------------
+# Credit notes: what is written off is no longer owed
+
+
+def test_a_credit_note_lowers_what_the_invoice_shows_as_owed_and_what_can_be_paid():
+    invoice = InvoiceFactory(total=10_000)
+    (note,) = invoices_credit(credits=[(invoice, 2_500)], reason="Goodwill")
+    invoice.refresh_from_db()
+    assert (note.amount, invoice.amount_written_off, invoice.amount_remaining, invoice.remaining_display) == (
+        2_500,
+        2_500,
+        7_500,
+        "€75.00",
+    )
+    with pytest.raises(ValidationError) as error:
+        payment_record(invoice=invoice, amount=7_501)
+    assert error.value.message_dict["amount"] == [
+        OVERPAYMENT % {"amount": "€75.01", "remaining": "€75.00", "number": invoice.number}
+    ]
+    payment_record(invoice=invoice, amount=7_500)
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_remaining) == (Invoice.Status.PAID, 0)
+
+
+def test_a_credit_note_covering_what_is_left_settles_the_invoice():
+    invoice = InvoiceFactory(total=10_000, amount_paid=4_000)
+    invoices_credit(credits=[(invoice, 6_000)], reason="The rest, forgiven")
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_remaining) == (Invoice.Status.PAID, 0)
+
+
+@pytest.mark.parametrize(
+    ("amount", "status", "message"),
+    [
+        (0, "open", CREDIT_NOT_POSITIVE),
+        (6_001, "open", CREDIT_ABOVE_OWED % {"amount": "€60.01", "remaining": "€60.00", "number": "INV-C"}),
+        (100, "void", INVOICE_NOT_OPEN % {"number": "INV-C", "status": "void"}),
+    ],
+)
+def test_a_credit_note_is_refused_beyond_what_is_owed_and_nothing_is_written(amount, status, message):
+    invoice = InvoiceFactory(number="INV-C", total=10_000, amount_paid=4_000, status=status)
+    with pytest.raises(ValidationError) as error:
+        invoices_credit(credits=[(invoice, amount)], reason="x")
+    assert message in error.value.messages
+    invoice.refresh_from_db()
+    assert (invoice.amount_written_off, invoice.credit_notes.count()) == (0, 0)

@@ -86,6 +86,8 @@ EVENT_TITLES = {
     "collections.message.bounced": "Message bounced",
     "collections.message.deferred": "Message held back",
     "collections.message.cancelled": "Message cancelled",
+    "collections.message.refreshed": "Message updated to the amounts owed now",
+    "collections.message.review_asked": "Message back to draft: the amounts changed",
     "collections.call.logged": "Call logged",
     "collections.promise.made": "Promise to pay recorded",
     "collections.promise.kept": "Promise kept",

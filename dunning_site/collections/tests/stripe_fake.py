@@ -119,6 +119,7 @@ class FakeStripe:
         self.invoices: dict[str, dict] = {}
         self.customers: dict[str, dict] = {}
         self.subscriptions: dict[str, dict] = {}
+        self.credit_notes: dict[str, dict] = {}  # credit note id → the credit note, as Stripe issued it
         self.payment_methods: dict[str, dict] = {}  # what GET /v1/payment_methods/<id> answers (else an example)
         self.declines: dict[str, dict] = {}  # invoice id → Stripe error object for its next /pay
         self.last_errors: dict[str, dict] = {}  # invoice id → last_payment_error of its latest attempt
@@ -268,6 +269,8 @@ class FakeStripe:
             return status, self._with_payments(body, form) if status == 200 else body
         if len(parts) == 3 and parts[0] == "invoices" and parts[2] == "mark_uncollectible" and method == "POST":
             return self._mark_uncollectible(parts[1])
+        if parts == ["credit_notes"] and method == "POST":
+            return self._credit_note(form)
         if parts == ["invoice_payments"]:
             invoice_id = query.get("invoice", [""])[0]
             items = []
@@ -381,6 +384,57 @@ class FakeStripe:
         obj["status"] = "uncollectible"
         obj["status_transitions"] = {**obj.get("status_transitions", {}), "marked_uncollectible_at": int(time.time())}
         return 200, obj
+
+    def _credit_note(self, form: dict) -> tuple[int, dict]:
+        """A credit note before payment, as Stripe issues one: at most what is left to pay on an open
+        invoice, which it takes off the invoice's amount_due and amount_remaining (its total stays) and
+        adds to pre_payment_credit_notes_amount; an invoice left with nothing to pay is paid."""
+        obj = self.invoices.get(form.get("invoice", ""))
+        if obj is None:
+            message = f"No such invoice: '{form.get('invoice')}'"
+            return 404, {"error": {"type": "invalid_request_error", "param": "invoice", "message": message}}
+        amount = int(form.get("amount") or 0)
+        if obj["status"] != "open":
+            message = "Pre-payment credit notes can only be issued on open invoices; this one is " + obj["status"]
+            return 400, {"error": {"type": "invalid_request_error", "code": "invoice_not_open", "message": message}}
+        if not 0 < amount <= obj["amount_remaining"]:
+            message = (
+                f"The sum of credit amount, refund amount and out of band amount ({amount}) must be between 1 and "
+                f"the invoice's remaining amount ({obj['amount_remaining']})."
+            )
+            return 400, {"error": {"type": "invalid_request_error", "param": "amount", "message": message}}
+        number = len(self.credit_notes) + 1
+        note = resource(
+            "credit_note",
+            id=f"cn_fake{number}",
+            invoice=obj["id"],
+            customer=obj["customer"],
+            currency=obj["currency"],
+            amount=amount,
+            subtotal=amount,
+            subtotal_excluding_tax=amount,
+            total=amount,
+            total_excluding_tax=amount,
+            pre_payment_amount=amount,
+            post_payment_amount=0,
+            refunds=[],
+            memo=form.get("memo"),
+            number=f"{obj.get('number') or obj['id']}-CN-{number:02d}",
+            created=int(time.time()),
+            effective_at=int(time.time()),
+            voided_at=None,
+            reason=form.get("reason"),
+            status="issued",
+            type="pre_payment",
+            lines={"object": "list", "data": [], "has_more": False, "url": f"/v1/credit_notes/cn_fake{number}/lines"},
+        )
+        self.credit_notes[note["id"]] = note
+        obj["amount_due"] -= amount
+        obj["amount_remaining"] -= amount
+        obj["pre_payment_credit_notes_amount"] = (obj.get("pre_payment_credit_notes_amount") or 0) + amount
+        if obj["amount_remaining"] == 0:
+            obj["status"] = "paid"
+        return 200, note
 
     def _page(self, items: list[dict], query: dict, url: str, every: list[dict] | None = None) -> tuple[int, dict]:
         """One page of a list, as Stripe pages it: `limit` objects after `starting_after`, and

@@ -17,7 +17,7 @@ from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from dunning_site.accounts.models import BillingEvent, Consent, Payment
+from dunning_site.accounts.models import BillingEvent, Consent, CreditNote, Payment
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 from dunning_site.collections import case_core, tick
 from dunning_site.collections.models import Case, CustomerRequest, Dispute, PaymentRetry, Promise, ServiceHookDelivery
@@ -44,6 +44,7 @@ ACTIONS = {
     "accounts.consent:delete_selected": NOBODY,
     "accounts.invoice:delete_selected": NOBODY,
     "accounts.payment:delete_selected": NOBODY,
+    "accounts.creditnote:delete_selected": NOBODY,  # a write-off's record, at Stripe too
     "accounts.billingevent:delete_selected": NOBODY,
     "auth.group:delete_selected": ADMINS,
     "axes.accessattempt:delete_selected": ADMINS,  # unlocking someone
@@ -148,6 +149,7 @@ def world():
             case=case, action="suspend", url="https://product.example/hooks", payload={"customer": "x"}
         )
         BillingEvent.objects.create(event_id="evt_world", type="invoice.paid", created=NOW, payload={})
+        CreditNote.objects.create(invoice=paused, amount=1_000, reason="Goodwill")
         bounced = CustomerFactory(email_unusable_since=NOW, email_unusable_reason="550 User unknown")
         Consent.objects.create(customer=bounced, channel="sms", granted=True, source="staff")
         ContactRules.objects.create(name="Quiet weekends")

@@ -48,7 +48,13 @@ def case_list(request: HttpRequest) -> HttpResponse:
     )
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"filter": filterset, "page": page, "query": query.urlencode(), "today": timezone.localdate()}
+    context = {
+        "filter": filterset,
+        "page": page,
+        "query": query.urlencode(),
+        "today": timezone.localdate(),
+        "totals": selectors.case_totals(cases),
+    }
     if request.user.has_perm("collections.work_case"):
         context["bulk"] = BulkCaseForm()
     return render(request, "collections/case_list.html", context)

@@ -191,3 +191,15 @@ def test_the_widest_days_filter_still_applies(client, collector):
         case.customer.name in client.get("/cases/?days_min=0&days_max=36500&page=99999999999999999999").content.decode()
     )
     assert [row["customer"] for row in exported(client, "days_min=0&days_max=36500")] == [case.customer.name]
+
+
+def test_the_list_totals_what_the_listed_cases_pursue_per_currency(client, collector):
+    open_case(segment="smb", days=20, total=10_000)
+    partly_paid = open_case(segment="smb", days=12, total=5_000)
+    payment_record(invoice=partly_paid.invoices.get(), amount=1_250, method="bank_transfer")
+    open_case(segment="smb", days=20, total=3_000, currency="JPY")
+    open_case(segment="enterprise", days=30, total=7_000)  # filtered out below
+    page = client.get("/cases/?segment=smb").content.decode()
+    assert "Total overdue in EUR, 2 cases" in page and "€137.50" in page
+    assert "Total overdue in JPY, 1 case" in page and "¥3,000" in page
+    assert "€207.50" not in page  # never the enterprise case, never across currencies

@@ -279,17 +279,21 @@ def test_a_partial_write_off_lowers_what_is_pursued_and_paying_the_rest_closes_i
     event = CaseEvent.objects.get(type="collections.case.partly_written_off")
     assert (event.data["previous"], event.data["amount"], event.data["amount_overdue"]) == (9_900, 4_000, 5_900)
     invoice = Invoice.objects.get()
+    # The invoice shows the write-off too (a credit note): it no longer says €99.00 is owed.
+    assert (invoice.amount_written_off, invoice.amount_remaining) == (4_000, 5_900)
+    assert invoice.credit_notes.get().reason == "Goodwill for the outage in February"
     payment_record(invoice=invoice, amount=1_000, method="bank_transfer")  # part of the rest
     case.refresh_from_db()
-    assert case.amount_overdue == 4_900  # reconciliation still deducts the write-off
+    assert case.amount_overdue == 4_900  # what the invoice says is left
     payment_record(invoice=invoice, amount=4_900, method="bank_transfer")
     case.refresh_from_db()
     invoice.refresh_from_db()
+    # Paid but for what was written off: the invoice is settled, nothing shows as owed on it.
     assert (case.status, case.resolved_at, invoice.status, invoice.amount_remaining) == (
         Case.Status.WRITTEN_OFF,
         NOW,
-        Invoice.Status.UNCOLLECTIBLE,
-        4_000,
+        Invoice.Status.PAID,
+        0,
     )
     closed = CaseEvent.objects.get(type="collections.case.written_off")
     assert (closed.data["written_off"], closed.data["currency"], closed.data["invoices"]) == (

@@ -8,7 +8,18 @@ from django.utils import timezone
 
 from dunning_site.accounts.models import Customer, Invoice, User
 from dunning_site.collections.context import message_context
-from dunning_site.collections.models import Approval, CallTask, Case, CaseEvent, Draft, Policy, Step, StepExecution
+from dunning_site.collections.models import (
+    Approval,
+    CallTask,
+    Case,
+    CaseEvent,
+    Draft,
+    Instalment,
+    PaymentPlan,
+    Policy,
+    Step,
+    StepExecution,
+)
 from dunning_site.notifications.models import Message, MessageTemplate
 from dunning_site.notifications.rendering import render_message, template_warnings
 
@@ -76,6 +87,12 @@ def case_detail(*, case_id: int) -> Case:
             Prefetch("events", queryset=CaseEvent.objects.select_related("user").order_by("-at", "-pk")),
             Prefetch("messages", queryset=Message.objects.order_by("-created_at")),
             Prefetch("approvals", queryset=Approval.objects.select_related("step", "requested_by", "decided_by")),
+            Prefetch(
+                "plans",
+                queryset=PaymentPlan.objects.select_related("offered_by").prefetch_related(
+                    Prefetch("instalments", queryset=Instalment.objects.order_by("number"))
+                ),
+            ),
         )
         .get(pk=case_id)
     )

@@ -32,6 +32,7 @@ from dunning_site.collections.forms import (
     ManualPaymentForm,
     NoteForm,
     PauseForm,
+    PlanOfferForm,
     StepNowForm,
 )
 from dunning_site.collections.models import Case, Step
@@ -82,7 +83,9 @@ def case_page_context(request: HttpRequest, case: Case, **bound: Form) -> dict:
         "open_invoices": open_invoices,
         "timeline": _timeline(case),
         "draft_waiting": _step_draft_waiting(case),
+        "plans": list(case.plans.all()),  # prefetched with their instalments, newest first
     }
+    context["current_plan"] = next((plan for plan in context["plans"] if plan.is_current), None)
     if not request.user.has_perm(WORK):
         return context
     case_messages = list(case.messages.all())
@@ -108,6 +111,7 @@ def case_page_context(request: HttpRequest, case: Case, **bound: Form) -> dict:
         "note_form": bound.get("note_form") or NoteForm(auto_id="note-%s"),
         "payment_form": bound.get("payment_form")
         or ManualPaymentForm(invoices=open_invoices, currency=case.currency, auto_id="payment-%s"),
+        "plan_form": bound.get("plan_form") or PlanOfferForm(case=case, auto_id="plan-%s"),
     }
     return context
 

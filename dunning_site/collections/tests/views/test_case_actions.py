@@ -762,7 +762,8 @@ def test_the_collectors_case_page_costs_the_same_queries_for_10_or_100_rows(
         response = client.get(f"/cases/{case.pk}/")
     assert response.status_code == 200
     assert page_of(response).count("Log the outcome") == rows // 2
-    with django_assert_max_num_queries(15):
+    # 16: the page's payment plans are one query more (their instalments another, when there is a plan).
+    with django_assert_max_num_queries(16):
         assert client.post(f"/cases/{case.pk}/notes/", {"text": "Called"}, **HTMX).status_code == 200
 
 

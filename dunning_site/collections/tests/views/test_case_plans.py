@@ -155,6 +155,7 @@ def test_a_customers_active_plan_shows_with_the_hold_and_can_be_cancelled(client
     html = page(client.get(f"/cases/{case.pk}/"))
     assert "<strong>Active</strong>" in html and "chosen by the customer" in html
     assert "Payment plan: 2 payments, the last on 16 Apr" in html  # the hold's reason
+    assert "Until then only the plan's instalments are charged" in html
     response = client.post(f"/cases/{case.pk}/plans/{plan.pk}/cancel/", follow=True)
     assert escape(PLAN_CANCELLED) in page(response)
     case.refresh_from_db()
@@ -172,3 +173,19 @@ def test_the_policy_page_edits_the_plan_limits(client, manager):
     html = page(client.get(f"/policies/{policy.pk}/"))
     assert "Plans: instalments at most" in html and "Plans: a defaulted plan resumes at" in html
     assert Policy._meta.get_field("plan_self_serve_max_amount").help_text.split(";")[0] in html.replace("&#x27;", "'")
+
+
+@pytest.mark.parametrize("count", [2, 12])
+def test_the_queue_costs_the_same_queries_for_few_or_many_plans(client, count, django_assert_max_num_queries):
+    standard_policy()
+    for _ in range(count):
+        InvoiceFactory(due_on=TODAY - dt.timedelta(days=5), total=10_000)
+    tick()
+    for case in Case.objects.all():
+        plan_request_by_customer(
+            case=case, total=10_000, instalment_count=8, interval="weekly", first_date=TODAY, ip=None, user_agent=""
+        )
+    signed_in(client, MANAGER, "maria")
+    with django_assert_max_num_queries(10):
+        response = client.get("/approvals/")
+    assert page(response).count("Instalment 8") == count

@@ -126,6 +126,9 @@ def test_the_approvals_queue_says_the_customer_asked(client, case):
     )
     signed_in(client, MANAGER, "maria")
     assert "by the customer" in page(client.get("/approvals/"))
+    html = page(client.get(f"/cases/{case.pk}/"))
+    assert "Waiting for a manager's approval: a payment plan outside the policy" in html
+    assert "A payment plan outside the policy's limits</strong>" in html and "asked by the customer" in html
 
 
 @pytest.mark.parametrize(
@@ -156,6 +159,7 @@ def test_a_customers_active_plan_shows_with_the_hold_and_can_be_cancelled(client
     assert "<strong>Active</strong>" in html and "chosen by the customer" in html
     assert "Payment plan: 2 payments, the last on 16 Apr" in html  # the hold's reason
     assert "Until then only the plan's instalments are charged" in html
+    assert "Cancel the plan (below) to resume the ladder" in html and "Resume the case" not in html
     response = client.post(f"/cases/{case.pk}/plans/{plan.pk}/cancel/", follow=True)
     assert escape(PLAN_CANCELLED) in page(response)
     case.refresh_from_db()

@@ -18,6 +18,8 @@ from dunning_site.collections.models import (
     CustomerRequest,
     Dispute,
     Draft,
+    Instalment,
+    PaymentPlan,
     PaymentRetry,
     Policy,
     Promise,
@@ -515,3 +517,50 @@ class CustomerRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["kind", "reason", ("answered_at", admin.EmptyFieldListFilter)]
     search_fields = ["customer__name", "customer__email", "text"]
     exclude = ["attachment"]  # downloaded from the case page, by a view that checks the staff member's permission
+
+
+class InstalmentInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Instalment
+    fields = ["number", "due_on", "amount_shown", "status", "paid_at", "payment", "attempts"]
+    readonly_fields = fields
+    extra = 0
+
+    amount_shown = money_column("amount", "Amount")
+
+
+@admin.register(PaymentPlan)
+class PaymentPlanAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Plans are made on the case page, in the portal and in the approvals queue (collections.plans), with
+    their events on the timeline; here they are read, with what the customer accepted and how."""
+
+    list_display = [
+        "created_at",
+        "case",
+        "status",
+        "source",
+        "total_shown",
+        "instalment_count",
+        "interval",
+        "first_date",
+        "accepted_at",
+    ]
+    list_filter = ["status", "source", "interval", "currency"]
+    search_fields = ["customer__name", "customer__email", "case__pk"]
+    list_select_related = ["case__customer"]
+    date_hierarchy = "created_at"
+    inlines = [InstalmentInline]
+
+    total_shown = money_column("total", "Total")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in PaymentPlan._meta.fields]
+
+
+@admin.register(Instalment)
+class InstalmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["due_on", "plan", "number", "amount_shown", "status", "paid_at", "attempts"]
+    list_filter = ["status"]
+    search_fields = ["plan__customer__name"]
+    list_select_related = ["plan"]
+
+    amount_shown = money_column("amount", "Amount")

@@ -1,5 +1,6 @@
 """Four eyes: a manager's decision on a ladder step that needs approval, and collectors' requests that
-need one (escalate now, skip a step, write off an amount), decided on the case as it is when decided.
+need one (escalate now, skip a step, write off an amount), and payment plans outside the policy's
+self-serve limits (collections.plans), decided on the case as it is when decided.
 """
 
 import datetime as dt
@@ -17,6 +18,7 @@ from dunning_site.collections.models import (
     Case,
     Step,
 )
+from dunning_site.collections.plans import plan_approval_decided
 from dunning_site.collections.queued_messages import case_messages_refresh
 from dunning_site.collections.schedule import case_schedule, step_after, step_due_at
 from dunning_site.collections.stripe_updates import credit_notes_issue_request
@@ -83,6 +85,8 @@ def approval_decide(
         _skip(case, approval, user=user, now=now)
     elif approve and approval.kind == Approval.Kind.WRITE_OFF:
         _write_off(case, approval, user=user, now=now)
+    elif approval.kind == Approval.Kind.PLAN:  # approved: offered to the customer; rejected: ends there
+        plan_approval_decided(approval=approval, approve=approve, user=user, now=now)
     return approval
 
 
@@ -129,6 +133,7 @@ REQUEST_WHAT = {
     Approval.Kind.ESCALATION: "escalate now",
     Approval.Kind.SKIP: "skip a step",
     Approval.Kind.WRITE_OFF: "write off an amount",
+    Approval.Kind.PLAN: "agree a payment plan",
 }
 
 
@@ -226,6 +231,8 @@ def _approval_data(approval: Approval) -> dict:
         data |= step_data(approval.step)
     if approval.amount is not None:
         data |= {"amount": approval.amount, "currency": approval.case.currency}
+    if approval.plan_id is not None:
+        data |= {"plan_id": approval.plan_id}
     if approval.kind != Approval.Kind.STEP:
         data["reason"] = approval.reason
         data["requested_by"] = approval.requested_by.get_username() if approval.requested_by else None

@@ -23,6 +23,8 @@ from dunning_site.collections.models import (
     Case,
     CaseEvent,
     Dispute,
+    Instalment,
+    PaymentPlan,
     PaymentRetry,
     Policy,
     ServiceHookDelivery,
@@ -237,6 +239,18 @@ def case_close(case: Case, status: str, event_type: str, *, user: User | None, n
     Approval.objects.filter(case=case, status=Approval.Status.PENDING).update(
         status=Approval.Status.CANCELLED, decided_at=now, note=CLOSING_NOTES[status]
     )
+    # A plan ends with its case: paid in full, an active plan is complete; anything else about it stops.
+    plans = PaymentPlan.objects.filter(case=case, status__in=PaymentPlan.CURRENT_STATUSES)
+    ended_plans = plans.filter(status=PaymentPlan.Status.ACTIVE).update(
+        status=PaymentPlan.Status.COMPLETED if status == Case.Status.RESOLVED else PaymentPlan.Status.CANCELLED,
+        decided_at=now,
+    )
+    ended_plans += plans.update(status=PaymentPlan.Status.CANCELLED, decided_at=now)
+    if ended_plans:
+        Instalment.objects.filter(plan__case=case, status=Instalment.Status.SCHEDULED).update(
+            status=Instalment.Status.CANCELLED
+        )
+        data["ended_plans"] = ended_plans
     events = [
         case_event(
             case,

@@ -9,9 +9,10 @@ from django.utils import timezone
 from dunning_site.accounts import services as account_services
 from dunning_site.accounts.models import Invoice, Payment, User
 from dunning_site.collections import approvals, case_core, promises
-from dunning_site.collections.models import Case
+from dunning_site.collections.models import PLAN_INSTALMENTS_MAX, Case, PaymentPlan
+from dunning_site.collections.plans import PlanTerms
 from dunning_site.collections.roles import COLLECTOR, MANAGER
-from dunning_site.lib.money import format_money, to_minor_units
+from dunning_site.lib.money import format_money, from_minor_units, to_minor_units
 from dunning_site.notifications import services as notification_services
 from dunning_site.notifications.models import Message
 from dunning_site.notifications.rendering import template_errors
@@ -360,3 +361,81 @@ class WriteOffRequestForm(CaseRequestForm):
         if amount <= 0:
             raise forms.ValidationError(approvals.WRITE_OFF_NOT_POSITIVE)
         return amount
+
+
+# ---------------------------------------------------------------------------------------------
+# A payment plan offered from the case page (views/case_plans.py)
+
+AMOUNT_NEGATIVE = "Enter zero or more."
+
+
+class PlanOfferForm(forms.Form):
+    """A plan's terms as a collector types them, amounts in major units of the case's currency; the total
+    starts at what is overdue. "Preview" shows the schedule, "Send" offers it (collections.plans)."""
+
+    PREVIEW, SEND = "preview", "send"
+
+    total = forms.DecimalField(label="Total")
+    instalment_count = forms.IntegerField(min_value=1, max_value=PLAN_INSTALMENTS_MAX, label="Instalments")
+    interval = forms.ChoiceField(choices=PaymentPlan.Interval.choices, initial=PaymentPlan.Interval.MONTHLY)
+    first_date = forms.DateField(label="First payment on", widget=forms.DateInput(attrs={"type": "date"}))
+    down_payment = forms.DecimalField(required=False, label="Down payment", help_text="Due on the first date; 0: none.")
+    fee = forms.DecimalField(required=False, label="Fee", help_text="Spread over the instalments; 0: none.")
+    reason = forms.CharField(
+        required=False,
+        max_length=NOTE_MAX_LENGTH,
+        label="Why these terms",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Read by the manager when the terms are outside the policy's limits.",
+    )
+
+    def __init__(self, *args, case: Case, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.case = case
+        for name in ("total", "down_payment", "fee"):
+            self.fields[name].label = f"{self.fields[name].label} ({case.currency})"
+        policy = case.policy
+        self.fields["instalment_count"].help_text = (
+            f"Up to {policy.plan_max_instalments} of at least "
+            f"{format_money(policy.plan_min_instalment, case.currency)} each, the last within "
+            f"{policy.plan_max_days} days; beyond that a manager approves first."
+        )
+        self.initial |= {
+            "total": from_minor_units(case.amount_overdue, case.currency),
+            "instalment_count": min(3, policy.plan_max_instalments),
+            "interval": PaymentPlan.Interval.MONTHLY,
+            "first_date": timezone.localdate(),
+            "down_payment": 0,
+            "fee": 0,
+        }
+
+    def clean(self):
+        data = super().clean()
+        data["total_minor"] = _minor_units(self, "total", self.case.currency)
+        for name in ("down_payment", "fee"):
+            data[f"{name}_minor"] = self._not_negative(name)
+        return data
+
+    def _not_negative(self, name: str) -> int:
+        amount = self.cleaned_data.get(name)
+        if amount is None:
+            return 0
+        try:
+            minor = to_minor_units(amount, self.case.currency)
+        except ValueError as error:
+            self.add_error(name, str(error))
+            return 0
+        if minor < 0:
+            self.add_error(name, AMOUNT_NEGATIVE)
+        return minor
+
+    def terms(self) -> PlanTerms:
+        data = self.cleaned_data
+        return PlanTerms(
+            total=data["total_minor"],
+            instalment_count=data["instalment_count"],
+            interval=data["interval"],
+            first_date=data["first_date"],
+            down_payment=data["down_payment_minor"],
+            fee=data["fee_minor"],
+        )

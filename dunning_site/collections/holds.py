@@ -13,9 +13,12 @@ stop it, and a plan made by code that forgot to ask cannot slip through.
   and meets the contact rules again then).
 - A manual hold without an end: retries and messages are cancelled, as pausing cancels queued
   messages; when the case resumes the retries are planned afresh (disputes.retries_plan_after_hold).
+- A payment plan the customer accepted holds its case like a promise, until the last instalment's
+  day plus the policy's grace (collections.plans).
 - What the customer agreed to goes on: a retry of a card they have just given (decision "new_card"),
-  or a charge they asked for on the portal ("customer_pay_now"), during a promise or a manual hold —
-  never during a dispute. No message is sent at the customer's
+  a charge they asked for on the portal ("customer_pay_now"), a plan's instalments
+  (instalment_may_charge) and the retries of a failed one (decision "plan_instalment") during a
+  promise, a plan or a manual hold — never during a dispute. No message is sent at the customer's
   request today (confirmations do not exist), so no message is exempt.
 """
 
@@ -37,9 +40,14 @@ from dunning_site.notifications.signals import SendVeto
 # The reason a dispute holds a case with: Stripe's dispute and a call's outcome use it as it is; the
 # case page writes "Dispute: <what the customer said>".
 DISPUTE_REASON = "dispute"
-# Retries the customer asked for, by giving us a card or paying now on the portal: charged during a
-# promise or a manual hold.
-CUSTOMER_AGREED_DECISIONS = frozenset({"new_card", CUSTOMER_PAY_NOW})
+# An accepted payment plan holds its case with a reason that starts so (collections.plans): like a
+# promise, it ends on a date (the last instalment's day plus the policy's grace).
+PLAN_REASON_PREFIX = "Payment plan:"
+# A retry of a plan's failed instalment: what the customer agreed to, like the instalment itself.
+PLAN_INSTALMENT_DECISION = "plan_instalment"
+# Retries the customer asked for, by giving us a card or paying now on the portal, or agreed to in a
+# plan: charged during a promise, a plan or a manual hold.
+CUSTOMER_AGREED_DECISIONS = frozenset({"new_card", CUSTOMER_PAY_NOW, PLAN_INSTALMENT_DECISION})
 
 RETRY_CANCELLED_FOR_DISPUTE = "The customer disputed a charge: no card of theirs is charged while the dispute is open."
 RETRY_WAITS_FOR_HOLD = "The case is on hold (%(reason)s) until %(until)s: the retry waits until %(when)s."
@@ -64,6 +72,10 @@ SEND_REFUSED_FOR_DISPUTE = (
 def is_dispute(reason: str) -> bool:
     reason = (reason or "").strip().lower()
     return reason == DISPUTE_REASON or reason.startswith(f"{DISPUTE_REASON}:")
+
+
+def is_plan(reason: str) -> bool:
+    return (reason or "").strip().lower().startswith(PLAN_REASON_PREFIX.lower())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +166,13 @@ def retry_may_charge(*, retry: PaymentRetry, now: dt.datetime) -> bool:
         retry_at=when.isoformat() if when else None,
     )
     return False
+
+
+def instalment_may_charge(*, customer_id: int, at: dt.datetime) -> bool:
+    """Whether a plan's instalment may be charged at `at`: it is what the customer agreed to, so the
+    plan's own hold, a promise or a manual hold do not stop it; only a dispute does."""
+    hold = hold_at(customer_id=customer_id, case_ids=(), at=at)
+    return hold is None or not hold.dispute
 
 
 def retries_cancel_for_dispute(*, customer_id: int) -> int:

@@ -34,6 +34,17 @@ STEP_HAS_HISTORY = (
 LAST_POSITION = 999
 
 
+PLAN_LIMITS = [
+    "plan_max_instalments",
+    "plan_min_instalment",
+    "plan_max_days",
+    "plan_min_down_payment_percent",
+    "plan_self_serve_max_amount",
+    "plan_grace_days",
+]
+PLAN_DEFAULT_STEP_EMPTY = "The step the case was waiting for"
+
+
 class PolicyForm(MoneyFieldsForm):
     money_fields = {"min_amount": "Minimum amount"}
 
@@ -53,6 +64,8 @@ class PolicyForm(MoneyFieldsForm):
             "pre_dunning_days",
             "max_promise_days",
             "max_broken_promises",
+            *PLAN_LIMITS,
+            "plan_default_step",
         ]
         labels = {
             "is_active": "Active",
@@ -61,11 +74,32 @@ class PolicyForm(MoneyFieldsForm):
             "pre_dunning_days": "Warn before a card expires (days)",
             "max_promise_days": "Promises to pay at most (days ahead)",
             "max_broken_promises": "Broken promises before the portal stops offering one",
+            "plan_max_instalments": "Plans: instalments at most",
+            "plan_min_instalment": "Plans: smallest instalment (minor units)",
+            "plan_max_days": "Plans: last instalment at most (days ahead)",
+            "plan_min_down_payment_percent": "Plans: smallest down payment (%)",
+            "plan_self_serve_max_amount": "Plans: customers choose alone up to (minor units)",
+            "plan_grace_days": "Plans: grace for a missed instalment (days)",
+            "plan_default_step": "Plans: a defaulted plan resumes at",
         }
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, data=None, *args, steps: list[Step] | None = None, **kwargs) -> None:
+        """`steps`: the policy's saved steps when the caller has them already (no query for the choices)."""
+        # Left out of a post (a form from before plans, a script), a plan limit keeps its value.
+        missing = [name for name in PLAN_LIMITS if data is not None and name not in data]
+        if missing:
+            instance = kwargs.get("instance") or Policy()
+            data = data.copy()
+            for name in missing:
+                data[name] = getattr(instance, name)
+        super().__init__(data, *args, **kwargs)
         self.fields["contact_rules"].empty_label = "The safe defaults"
+        # A defaulted plan resumes the case on this policy's own ladder (Policy.clean checks it too).
+        default_step = self.fields["plan_default_step"]
+        default_step.queryset = Step.objects.filter(policy=self.instance) if self.instance.pk else Step.objects.none()
+        default_step.empty_label = PLAN_DEFAULT_STEP_EMPTY
+        if steps is not None:
+            default_step.choices = [("", PLAN_DEFAULT_STEP_EMPTY), *((step.pk, str(step)) for step in steps)]
         amount = self.fields["min_amount"]
         amount.required = False
         amount.help_text = "In the policy's currency, like 500.00. 0: any amount."

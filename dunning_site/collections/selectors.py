@@ -15,6 +15,8 @@ from dunning_site.collections.models import (
     CaseEvent,
     CustomerRequest,
     Draft,
+    Instalment,
+    PaymentPlan,
     Policy,
     Promise,
     Step,
@@ -118,6 +120,12 @@ def case_detail(*, case_id: int) -> Case:
             Prefetch("events", queryset=CaseEvent.objects.select_related("user").order_by("-at", "-pk")),
             Prefetch("messages", queryset=Message.objects.order_by("-created_at")),
             Prefetch("approvals", queryset=Approval.objects.select_related("step", "requested_by", "decided_by")),
+            Prefetch(
+                "plans",
+                queryset=PaymentPlan.objects.select_related("offered_by").prefetch_related(
+                    Prefetch("instalments", queryset=Instalment.objects.order_by("number"))
+                ),
+            ),
             Prefetch(
                 "customer_requests",
                 queryset=CustomerRequest.objects.select_related("answered_by").order_by("-received_at"),

@@ -3,6 +3,7 @@ from django.urls import path
 from dunning_site.collections.views import (
     approvals,
     case_actions,
+    case_plans,
     case_requests,
     cases,
     customer_requests,
@@ -35,6 +36,8 @@ urlpatterns = [
     path("cases/<int:case_id>/notes/", case_actions.case_note_add, name="case_note_add"),
     path("cases/<int:case_id>/calls/<int:message_id>/outcome/", case_actions.call_outcome, name="call_outcome"),
     path("cases/<int:case_id>/payments/", case_actions.case_payment_record, name="case_payment_record"),
+    path("cases/<int:case_id>/plans/", case_plans.case_plan_offer, name="case_plan_offer"),
+    path("cases/<int:case_id>/plans/<int:plan_id>/cancel/", case_plans.case_plan_cancel, name="case_plan_cancel"),
     # A collector's requests that need a manager (POST only).
     path(
         "cases/<int:case_id>/requests/escalation/",

@@ -21,6 +21,7 @@ from dunning_site.accounts.models import BillingEvent, Consent, CreditNote, Paym
 from dunning_site.accounts.tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 from dunning_site.collections import case_core, tick
 from dunning_site.collections.models import Case, CustomerRequest, Dispute, PaymentRetry, Promise, ServiceHookDelivery
+from dunning_site.collections.plans import plan_offer
 from dunning_site.collections.roles import ADMIN, COLLECTOR, MANAGER, VIEWER
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.notifications.models import ContactRules, DeliveryEvent, InboundSms, Message
@@ -77,6 +78,8 @@ ACTIONS = {
     "collections.customerrequest:delete_selected": NOBODY,
     "collections.promise:delete_selected": NOBODY,
     "collections.servicehookdelivery:delete_selected": NOBODY,
+    "collections.paymentplan:delete_selected": NOBODY,  # what the customer accepted, and how
+    "collections.instalment:delete_selected": NOBODY,
 }
 # Actions that act on one row only (they ask to choose one otherwise).
 ONE_ROW = {"write_message"}
@@ -133,6 +136,8 @@ def world():
             attempt=1,
             payment=failed,
         )
+        planner = UserFactory(username="planner")  # a plan is offered before the customer disputes
+        plan_offer(case=case, user=planner, total=5_000, instalment_count=2, interval="monthly", first_date=NOW.date())
         Dispute.objects.create(customer=case.customer, external_id="dp_world", opened_at=NOW)
         CustomerRequest.objects.create(customer=case.customer, case=case, kind="question", reason="other", text="?")
         Promise.objects.create(

@@ -1,16 +1,17 @@
-"""The managers' approvals queue: ladder steps waiting for approval, and collectors' requests
-(escalate now, skip a step, write off)."""
+"""The managers' approvals queue: ladder steps waiting for approval, collectors' requests (escalate now,
+skip a step, write off), and payment plans outside the policy's self-serve limits."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from dunning_site.collections import approvals
-from dunning_site.collections.models import Approval
+from dunning_site.collections.models import Approval, Instalment
 from dunning_site.lib.money import format_money
 
 
@@ -21,8 +22,9 @@ def approval_list(request: HttpRequest) -> HttpResponse:
     approvals = (
         Approval.objects.filter(status=Approval.Status.PENDING)
         .select_related(
-            "case__customer", "case__policy", "case__current_step", "case__next_step", "step", "requested_by"
+            "case__customer", "case__policy", "case__current_step", "case__next_step", "step", "requested_by", "plan"
         )
+        .prefetch_related(Prefetch("plan__instalments", queryset=Instalment.objects.order_by("number")))
         .order_by("requested_at")
     )
     return render(request, "collections/approval_list.html", {"approvals": approvals, "today": timezone.localdate()})
@@ -36,6 +38,8 @@ def _subject(approval: Approval) -> str:
         return f"skip {approval.step}"
     if approval.kind == Approval.Kind.WRITE_OFF:
         return f"write off {format_money(approval.amount, approval.case.currency)}"
+    if approval.kind == Approval.Kind.PLAN:
+        return f"the payment plan of {format_money(approval.plan.total, approval.plan.currency)}"
     return str(approval.step)
 
 
@@ -46,7 +50,7 @@ CHOOSE_A_DECISION = "Nothing was decided: choose Approve or Reject."
 @permission_required("collections.decide_approval", raise_exception=True)
 @require_POST
 def approval_decide(request: HttpRequest, approval_id: int) -> HttpResponse:
-    approval = get_object_or_404(Approval.objects.select_related("case__customer", "step"), pk=approval_id)
+    approval = get_object_or_404(Approval.objects.select_related("case__customer", "step", "plan"), pk=approval_id)
     decision = request.POST.get("decision")
     if decision not in ("approve", "reject"):  # never guess a manager's decision
         return _decided(request, CHOOSE_A_DECISION, ok=False, status=400)

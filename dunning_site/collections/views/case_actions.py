@@ -32,6 +32,7 @@ from dunning_site.collections.forms import (
     ManualPaymentForm,
     NoteForm,
     PauseForm,
+    PlanOfferForm,
     StepNowForm,
 )
 from dunning_site.collections.models import Case, Promise, Step
@@ -83,7 +84,9 @@ def case_page_context(request: HttpRequest, case: Case, **bound: Form) -> dict:
         "timeline": _timeline(case),
         "draft_waiting": _step_draft_waiting(case),
         "customer_requests": list(case.customer_requests.all()),
+        "plans": list(case.plans.all()),  # prefetched with their instalments, newest first
     }
+    context["current_plan"] = next((plan for plan in context["plans"] if plan.is_current), None)
     if not request.user.has_perm(WORK):
         return context
     case_messages = list(case.messages.all())
@@ -109,6 +112,7 @@ def case_page_context(request: HttpRequest, case: Case, **bound: Form) -> dict:
         "note_form": bound.get("note_form") or NoteForm(auto_id="note-%s"),
         "payment_form": bound.get("payment_form")
         or ManualPaymentForm(invoices=open_invoices, currency=case.currency, auto_id="payment-%s"),
+        "plan_form": bound.get("plan_form") or PlanOfferForm(case=case, auto_id="plan-%s"),
     }
     return context
 

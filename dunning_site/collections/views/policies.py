@@ -30,7 +30,7 @@ def policy_new(request: HttpRequest) -> HttpResponse:
 @permission_required("collections.view_policy", raise_exception=True)
 def policy_detail(request: HttpRequest, policy_id: int) -> HttpResponse:
     """The policy and its ladder; a form for those who may change it, the same facts read-only for the rest."""
-    policy = get_object_or_404(Policy.objects.select_related("contact_rules"), pk=policy_id)
+    policy = get_object_or_404(Policy.objects.select_related("contact_rules", "plan_default_step"), pk=policy_id)
     if request.user.has_perm("collections.change_policy"):
         return _edit(request, policy)
     if request.method != "GET":
@@ -49,7 +49,7 @@ def _edit(request: HttpRequest, policy: Policy) -> HttpResponse:
     with_history = selectors.steps_with_history(policy=policy) if policy.pk else set()
     ladder = _ladder(policy) if policy.pk else {}
     data = request.POST if request.method == "POST" else None
-    form = PolicyForm(data, instance=policy)
+    form = PolicyForm(data, instance=policy, steps=[step for step, _, _ in ladder.get("ladder", [])])
     steps = StepFormSet(data, instance=policy, prefix="steps", in_use=in_use, with_history=with_history)
     problems: list[str] = []
     if data is not None:

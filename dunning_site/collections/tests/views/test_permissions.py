@@ -11,7 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from dunning_site.accounts.tests.factories import InvoiceFactory, UserFactory
 from dunning_site.collections.case_core import case_open
-from dunning_site.collections.models import Approval, CustomerRequest
+from dunning_site.collections.models import Approval, CustomerRequest, PaymentPlan
 from dunning_site.collections.roles import COLLECTOR, MANAGER, VIEWER
 from dunning_site.collections.tests.factories import standard_policy
 from dunning_site.notifications.models import Message
@@ -76,6 +76,15 @@ FINANCE = {
     ),
     "collections:case_payment_record": (
         "/cases/{case}/payments/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
+    # Payment plans on the case page ({plan}: an offered plan of the case): POST only.
+    "collections:case_plan_offer": (
+        "/cases/{case}/plans/",
+        {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
+    ),
+    "collections:case_plan_cancel": (
+        "/cases/{case}/plans/{plan}/cancel/",
         {"anonymous": 302, VIEWER: 403, COLLECTOR: 405, MANAGER: 405},
     ),
     "collections:message_edit": (
@@ -150,7 +159,7 @@ def test_every_collections_url_is_in_the_matrix():
 
 
 def filled_path(name: str) -> str:
-    """The matrix's path for `name`, with a case (and its approval, draft, policy, template) to name."""
+    """The matrix's path for `name`, with a case (and its approval, draft, plan, policy, template) to name."""
     invoice = InvoiceFactory(due_on=dt.date(2026, 1, 5))
     case = case_open(customer=invoice.customer, currency="EUR", policy=standard_policy(), invoices=[invoice])
     approval = Approval.objects.create(case=case, step=case.policy.steps.last())
@@ -161,7 +170,18 @@ def filled_path(name: str) -> str:
     request = CustomerRequest(customer=case.customer, case=case, kind="dispute", reason="other", text="See the file")
     request.attachment.save("proof.pdf", ContentFile(b"%PDF-1.4"), save=False)
     request.save()
+    plan = PaymentPlan.objects.create(
+        case=case,
+        customer=case.customer,
+        currency="EUR",
+        total=case.amount_overdue,
+        interval="monthly",
+        instalment_count=2,
+        first_date=dt.date(2026, 3, 16),
+        source=PaymentPlan.Source.COLLECTOR,
+    )
     return FINANCE[name][0].format(
+        plan=plan.pk,
         request=request.pk,
         case=case.pk,
         approval=approval.pk,

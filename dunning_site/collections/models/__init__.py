@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -10,6 +11,10 @@ from dunning_site.lib.storage import PrivateStorage
 from dunning_site.lib.validators import validate_currency
 from dunning_site.notifications.models import ContactRules, Message, MessageTemplate, Tone
 
+# Payment plans live in models/plans.py (this module would pass 600 lines); they are this app's models all the same.
+from .plans import Instalment as Instalment
+from .plans import PaymentPlan as PaymentPlan
+
 # Every count of days in a policy and its ladder stays within ten years: dates computed from them
 # (an invoice's due date plus the grace, a case's anchor plus a step's offset) stay far from the
 # calendar's end, and a typo of a few extra digits is refused instead of meaning "never" (or, past
@@ -19,6 +24,9 @@ POLICY_DAYS_MAX = 3650
 POLICY_DAYS_TOO_MANY = "At most %(limit_value)s days (ten years)."
 PROMISE_DAYS_MAX = 365
 BROKEN_PROMISES_MAX = 99
+# Five years of monthly instalments: a longer "plan" is a typo.
+PLAN_INSTALMENTS_MAX = 60
+PLAN_DEFAULT_STEP_ELSEWHERE = "A defaulted plan resumes the case on this policy's ladder: choose one of its steps."
 
 
 def days_at_most_ten_years() -> MaxValueValidator:
@@ -79,6 +87,52 @@ class Policy(models.Model):
         help_text="After this many broken promises the portal stops offering the customer a promise to pay "
         "(0: never offered there); collectors can still record one.",
     )
+    # Payment plans: what a customer may choose alone (collections.plans). Terms outside these limits
+    # (or, for a customer, a plan above plan_self_serve_max_amount) go to a manager first.
+    plan_max_instalments = models.PositiveSmallIntegerField(
+        default=6,
+        validators=[MinValueValidator(1), MaxValueValidator(PLAN_INSTALMENTS_MAX)],
+        help_text="Instalments a plan may have at most without a manager's approval (the down payment not counted).",
+    )
+    plan_min_instalment = models.BigIntegerField(
+        default=2000,
+        validators=[MinValueValidator(0)],
+        help_text="Smallest instalment without a manager's approval, in minor units of the case's currency "
+        "(2000 = 20.00 EUR or USD, ¥2,000, 2.000 KWD); 0: no minimum.",
+    )
+    plan_max_days = models.PositiveSmallIntegerField(
+        default=180,
+        validators=[MinValueValidator(1), days_at_most_ten_years()],
+        help_text="The last instalment is due at most this many days after the plan is made, "
+        "without a manager's approval.",
+    )
+    plan_min_down_payment_percent = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(99)],
+        help_text="Smallest down payment, in percent of the plan's total (rounded up to the minor unit); "
+        "0: none needed.",
+    )
+    plan_self_serve_max_amount = models.BigIntegerField(
+        default=0,
+        validators=[MinValueValidator(0)],
+        help_text="A customer's own plan for more than this (minor units of the case's currency) waits for a "
+        "manager's approval, even within the other limits; 0: no such limit. Collectors' offers are not held "
+        "by it, only by the other limits.",
+    )
+    plan_grace_days = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[days_at_most_ten_years()],
+        help_text="Days an instalment may stay unpaid (its retries included) before the plan is defaulted.",
+    )
+    plan_default_step = models.ForeignKey(
+        "Step",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The step of this policy a case resumes at when its plan is defaulted. "
+        "Blank: the step the case was waiting for when the plan began.",
+    )
 
     class Meta:
         ordering = ["priority", "name"]
@@ -108,10 +162,32 @@ class Policy(models.Model):
                 name="policy_max_broken_promises_in_range",
                 violation_error_message=f"Broken promises at most: from 0 to {BROKEN_PROMISES_MAX}.",
             ),
+            models.CheckConstraint(
+                condition=Q(plan_max_instalments__gte=1, plan_max_instalments__lte=PLAN_INSTALMENTS_MAX),
+                name="policy_plan_max_instalments_in_range",
+                violation_error_message=f"Plan max instalments must be from 1 to {PLAN_INSTALMENTS_MAX}.",
+            ),
+            models.CheckConstraint(
+                condition=Q(plan_min_instalment__gte=0, plan_self_serve_max_amount__gte=0),
+                name="policy_plan_amounts_not_negative",
+                violation_error_message="The plans' minimum instalment and largest amount cannot be negative.",
+            ),
+            days_in_range("plan_max_days", name="policy_plan_max_days_in_range", low=1),
+            days_in_range("plan_grace_days", name="policy_plan_grace_days_in_range"),
+            models.CheckConstraint(
+                condition=Q(plan_min_down_payment_percent__gte=0, plan_min_down_payment_percent__lte=99),
+                name="policy_plan_down_payment_percent_in_range",
+                violation_error_message="Plan min down payment percent must be from 0 to 99.",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.plan_default_step_id and self.plan_default_step.policy_id != self.pk:
+            raise ValidationError({"plan_default_step": PLAN_DEFAULT_STEP_ELSEWHERE})
 
 
 class Step(models.Model):
@@ -378,6 +454,7 @@ class Approval(models.Model):
         ESCALATION = "escalation", "Escalate now"
         SKIP = "skip", "Skip a step"
         WRITE_OFF = "write_off", "Write-off"
+        PLAN = "plan", "Payment plan"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -392,6 +469,14 @@ class Approval(models.Model):
     )
     attempt = models.PositiveSmallIntegerField(default=1)
     amount = models.BigIntegerField(null=True, blank=True, help_text="A write-off's amount, in minor units.")
+    plan = models.ForeignKey(
+        "PaymentPlan",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="approvals",
+        help_text="A payment plan's terms, outside the policy's self-serve limits.",
+    )
     reason = models.TextField(blank=True, help_text="Why the requester asks.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     requested_at = models.DateTimeField(default=timezone.now)
@@ -417,10 +502,12 @@ class Approval(models.Model):
                 violation_error_message="A request of this kind already waits for a manager on this case.",
             ),
             models.CheckConstraint(
-                condition=Q(kind="write_off", step__isnull=True, amount__gt=0)
-                | (~Q(kind="write_off") & Q(step__isnull=False, amount__isnull=True)),
+                condition=Q(kind="write_off", step__isnull=True, amount__gt=0, plan__isnull=True)
+                | Q(kind="plan", step__isnull=True, amount__isnull=True, plan__isnull=False)
+                | (~Q(kind__in=["write_off", "plan"]) & Q(step__isnull=False, amount__isnull=True, plan__isnull=True)),
                 name="approval_kind_fields",
-                violation_error_message="A write-off has a positive amount and no step; other requests name a step.",
+                violation_error_message="A write-off has a positive amount and no step, a plan request names its "
+                "plan; other requests name a step.",
             ),
             models.CheckConstraint(
                 condition=Q(decided_by__isnull=True) | ~Q(decided_by=F("requested_by")),
@@ -433,7 +520,9 @@ class Approval(models.Model):
         if self.kind == self.Kind.STEP:
             return f"{self.step} for case {self.case_id}: {self.get_status_display()}"
         subject = (
-            self.get_kind_display() if self.kind == self.Kind.WRITE_OFF else f"{self.get_kind_display()}: {self.step}"
+            self.get_kind_display()
+            if self.kind in (self.Kind.WRITE_OFF, self.Kind.PLAN)
+            else f"{self.get_kind_display()}: {self.step}"
         )
         return f"{subject} for case {self.case_id}: {self.get_status_display()}"
 

@@ -375,7 +375,7 @@ CONTEXT_VARIABLES: dict[str, str] = {
     "action_url": "the link for that action (card update, payment confirmation or payment page)",
     "confirm_payment_url": "https://invoice.stripe.com/i/… (where the bank's confirmation is given)",
     "portal_url": "https://dunning.example.com/portal/… (the customer's own page: pay, card, plan, promise, question)",
-    "plan_offer_url": "https://dunning.example.com/portal/…/plan/",
+    "plan_offer_url": "https://dunning.example.com/portal/… (today the customer's page, as portal_url)",
     "unsubscribe_url": "https://dunning.example.com/u/…",
     "collector_name": "Grace Hopper",
     "collector_signature": "Grace Hopper, Accounts Receivable",

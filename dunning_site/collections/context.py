@@ -75,8 +75,8 @@ def message_context(
         ),
         "payment_problem": payment_problem,
         "portal_url": portal_url(customer) if customer.pk else settings.SITE_URL,
-        # Plans are chosen on the portal's home until instalments are charged (a plan page would
-        # promise what nothing carries out yet); the link keeps working when that page comes.
+        # Until instalments are charged, the customer's own page (pay, promise a day, write to us) stands
+        # in for a plan page, which would promise what nothing carries out yet.
         "plan_offer_url": portal_url(customer) if customer.pk else settings.SITE_URL,
         "unsubscribe_url": unsubscribe_url(customer_id=customer.pk),
         "collector_name": collector_name,

@@ -5,10 +5,12 @@ customer by the hold rule (nothing charged, nothing sent) until a collector has 
 
 import datetime as dt
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy
 
 from dunning_site.accounts.models import Customer, User
 from dunning_site.collections.case_core import case_pause
@@ -16,7 +18,7 @@ from dunning_site.collections.models import Case, CustomerRequest
 from dunning_site.collections.timeline import case_event_record
 
 ALREADY_ANSWERED = "This request was already answered."
-TEXT_EMPTY = "Tell us in a few words what is wrong."
+TEXT_EMPTY = gettext_lazy("Tell us in a few words what is wrong.")  # shown next to the portal's field
 
 # What a portal dispute holds a case with: holds.is_dispute reads the "Dispute:" prefix.
 DISPUTE_HOLD = "Dispute: %(reason)s (from the portal)"
@@ -60,6 +62,9 @@ def customer_request_record(
         request.attachment.save(attachment.name, attachment, save=False)
     request.full_clean(exclude=["attachment"])
     request.save()
+    # The portal records it in the customer's language; staff read the timeline and the hold in English.
+    with translation.override(settings.LANGUAGE_CODE):
+        reason_label = str(request.get_reason_display())
     for case in cases:
         case_event_record(
             case,
@@ -67,12 +72,12 @@ def customer_request_record(
             at=now,
             request_id=request.pk,
             kind=kind,
-            reason=request.get_reason_display(),
+            reason=reason_label,
             text=text,
             attachment=request.attachment_name,
         )
         if kind == CustomerRequest.Kind.DISPUTE:
-            hold = DISPUTE_HOLD % {"reason": request.get_reason_display().lower()}
+            hold = DISPUTE_HOLD % {"reason": reason_label.lower()}
             case_pause(case=case, until=None, reason=hold[:255], replace_hold=True)
     return request
 

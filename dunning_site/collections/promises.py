@@ -14,7 +14,8 @@ import datetime as dt
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
-from django.utils import dateformat, timezone
+from django.utils import dateformat, timezone, translation
+from django.utils.translation import gettext, gettext_noop
 
 from dunning_site.accounts.models import Payment, User
 from dunning_site.collections import holds
@@ -23,22 +24,27 @@ from dunning_site.collections.models import Case, CaseEvent, Dispute, Promise
 from dunning_site.collections.timeline import case_event, case_name
 from dunning_site.lib.money import format_money
 
-PROMISE_DATE_IN_PAST = "The promised date must be today or later."
+# The refusals below reach customers on the portal's promise page too: marked for the .po files
+# (gettext_noop) and translated where they are used, in the language active there (the customer's on
+# the portal; staff pages activate none, so they read the English the tests compare with).
+PROMISE_DATE_IN_PAST = gettext_noop("The promised date must be today or later.")
 
 
-PROMISE_TOO_FAR = "The policy takes promises up to %(days)s days ahead: by %(latest)s at the latest."
+PROMISE_TOO_FAR = gettext_noop("The policy takes promises up to %(days)s days ahead: by %(latest)s at the latest.")
 
 
-PROMISE_ABOVE_OWED = "The promise of %(amount)s is more than the %(owed)s overdue on this case."
+PROMISE_ABOVE_OWED = gettext_noop("The promise of %(amount)s is more than the %(owed)s overdue on this case.")
 
 
-PROMISE_NOT_OFFERED = (
+PROMISE_NOT_OFFERED = gettext_noop(
     "After %(count)s broken promise(s) the portal no longer takes a promise from this customer; "
     "a collector can still record one."
 )
 
 
-PROMISE_DURING_DISPUTE = "The customer disputes a charge: the portal takes no promise while the dispute is open."
+PROMISE_DURING_DISPUTE = gettext_noop(
+    "The customer disputes a charge: the portal takes no promise while the dispute is open."
+)
 
 
 PROMISE_UNKNOWN_SOURCE = "Unknown source of a promise: %(source)s."
@@ -67,16 +73,18 @@ def promise_problems(*, case: Case, promised_on: dt.date, amount: int, today: dt
     problems = {}
     latest = today + dt.timedelta(days=case.policy.max_promise_days)
     if promised_on < today:
-        problems["promised_on"] = PROMISE_DATE_IN_PAST
+        problems["promised_on"] = gettext(PROMISE_DATE_IN_PAST)
     elif promised_on > latest:
-        problems["promised_on"] = PROMISE_TOO_FAR % {
+        problems["promised_on"] = gettext(PROMISE_TOO_FAR) % {
             "days": case.policy.max_promise_days,
             "latest": dateformat.format(latest, "D j M Y"),
         }
     if amount > case.amount_overdue:
-        problems["promised_amount"] = PROMISE_ABOVE_OWED % {
-            "amount": format_money(amount, case.currency),
-            "owed": format_money(case.amount_overdue, case.currency),
+        # Amounts as the active language writes them: English on staff pages, the customer's on the portal.
+        locale = translation.get_language() or "en"
+        problems["promised_amount"] = gettext(PROMISE_ABOVE_OWED) % {
+            "amount": format_money(amount, case.currency, locale),
+            "owed": format_money(case.amount_overdue, case.currency, locale),
         }
     return problems
 
@@ -104,10 +112,10 @@ def promise_refusal(*, case: Case) -> str | None:
         return CASE_NOT_ACTIVE % {"case": case_name(case), "status": case.get_status_display().lower()}
     disputed = Dispute.objects.filter(customer_id=case.customer_id, closed_at__isnull=True).exists()
     if disputed or (case.status == Case.Status.PAUSED and holds.is_dispute(case.pause_reason)):
-        return PROMISE_DURING_DISPUTE
+        return gettext(PROMISE_DURING_DISPUTE)
     broken = broken_promise_count(customer_id=case.customer_id)
     if broken >= case.policy.max_broken_promises:
-        return PROMISE_NOT_OFFERED % {"count": broken}
+        return gettext(PROMISE_NOT_OFFERED) % {"count": broken}
     return None
 
 

@@ -8,10 +8,12 @@ from email.utils import parseaddr
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils import translation
 from django.views.decorators.cache import never_cache
 from django_ratelimit.decorators import ratelimit
 
 from dunning_site.accounts.customer_pages import refusal_page
+from dunning_site.accounts.languages import page_language
 from dunning_site.accounts.models import Customer
 from dunning_site.collections import customer_links
 
@@ -54,7 +56,8 @@ def rate_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
 
 def portal_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """A page of the customer's portal: rate limited, never cached (the token is in the URL), and
-    called with the customer the link is for, or answered with the refusal page."""
+    called with the customer the link is for, or answered with the refusal page. The view runs in the
+    customer's language, so the words it puts together (a form's checks, a refusal) are theirs too."""
 
     @never_cache
     @rate_limited
@@ -64,7 +67,8 @@ def portal_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
             customer = customer_links.read_portal_token(token)
         except customer_links.PortalLinkInvalid as error:
             return link_refused(request, error)
-        return view(request, customer, token, *args, **kwargs)
+        with translation.override(page_language(customer.language)):
+            return view(request, customer, token, *args, **kwargs)
 
     return page
 

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dunning_site.accounts.billing import PaymentsMode, payments_mode
@@ -28,8 +29,8 @@ from dunning_site.portal.forms import PortalPromiseForm, PreferencesForm, Someth
 from dunning_site.portal.invoice_pdf import invoice_pdf
 from dunning_site.portal.links import masked_email, portal_page, sender_context
 
-PREFERENCES_SAVED = "Your choices are saved."
-NOTHING_TO_PROMISE = "You owe us nothing overdue at the moment: there is nothing to promise."
+PREFERENCES_SAVED = gettext_lazy("Your choices are saved.")
+NOTHING_TO_PROMISE = gettext_lazy("You owe us nothing overdue at the moment: there is nothing to promise.")
 # The promise service's field names, as the portal's form names them.
 PROMISE_FIELDS = {"promised_on": "promised_on", "promised_amount": "amount", "amount": "amount"}
 
@@ -93,9 +94,11 @@ def _promise_offered(customer: Customer) -> bool:
 def portal_home(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
     today = timezone.localdate()
     on_hold = Case.objects.filter(customer=customer, status=Case.Status.PAUSED).exists()
+    totals = _totals(customer)
     context = {
         "invoices": _open_invoices(customer, token, today),
-        "totals": _totals(customer),
+        "totals": totals,
+        "totals_joined": " + ".join(totals),
         "card_url": reverse("portal:card", args=[customer_links.card_update_token(customer)]),
         "card_on_file": f"{customer.card_brand.title()} •••• {customer.card_last4}" if customer.card_last4 else "",
         "something_wrong_url": reverse("portal:something_wrong", args=[token]),

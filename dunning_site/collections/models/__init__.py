@@ -4,6 +4,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from dunning_site.accounts.models import CURRENCY_SHAPE, Channel, Customer, Invoice, Payment
 from dunning_site.lib.money import format_money
@@ -667,11 +668,12 @@ class CustomerRequest(models.Model):
         QUESTION = "question", "Question"
 
     class Reason(models.TextChoices):
-        ALREADY_PAID = "already_paid", "I have already paid"
-        WRONG_AMOUNT = "wrong_amount", "The amount is wrong"
-        NOT_RECEIVED = "not_received", "I did not receive what I was billed for"
-        CANCELLED = "cancelled", "I had cancelled"
-        OTHER = "other", "Something else"
+        # Customers choose one on the portal: their words, in their language (staff pages read English).
+        ALREADY_PAID = "already_paid", gettext_lazy("I have already paid")
+        WRONG_AMOUNT = "wrong_amount", gettext_lazy("The amount is wrong")
+        NOT_RECEIVED = "not_received", gettext_lazy("I did not receive what I was billed for")
+        CANCELLED = "cancelled", gettext_lazy("I had cancelled")
+        OTHER = "other", gettext_lazy("Something else")
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="requests")
     case = models.ForeignKey(Case, on_delete=models.PROTECT, null=True, blank=True, related_name="customer_requests")

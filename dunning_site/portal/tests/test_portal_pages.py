@@ -10,6 +10,8 @@ from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext
 
 from dunning_site.accounts.models import Channel, Consent, Customer
 from dunning_site.accounts.services import customer_portal_links_revoke
@@ -82,14 +84,14 @@ def test_the_home_page_shows_what_is_owed_in_the_customers_language_and_nothing_
     assert "juergen@weber.example" not in page, "the address is masked"
     assert "1.234,50\xa0€" in page and "40,00\xa0€" in page, "German amounts, what is left on each invoice"
     assert "1.274,50\xa0€" in page and "99,00\xa0$" in page, "one total per currency"
-    assert "28. Februar 2026" in page and "10 days overdue" in page
+    assert "28. Februar 2026" in page and "10 Tage überfällig" in page
     assert "grace" not in page.lower() and "standard" not in page.lower(), "no collector, no policy"
     assert response["Cache-Control"].startswith("max-age=0")
 
 
 def test_a_customer_who_owes_nothing_is_told_so(client, customer):
     page = client.get(url("portal:home", customer)).content.decode()
-    assert "You owe us nothing at the moment" in page
+    assert "Sie schulden uns derzeit nichts" in page
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -134,7 +136,7 @@ def test_a_question_reaches_the_worklist_and_the_ladder_goes_on(client, case, cu
     )
 
     assert response.status_code == 302
-    assert client.get(response["Location"]).content.decode().count("A person from our team will reply") == 1
+    assert client.get(response["Location"]).content.decode().count("Eine Person aus unserem Team antwortet Ihnen") == 1
     (request,) = CustomerRequest.objects.all()
     assert (request.kind, request.reason, request.case, request.user_agent) == (
         "question",
@@ -164,7 +166,7 @@ def test_a_dispute_holds_every_case_of_the_customer_by_the_hold_rule(client, cas
     )
 
     assert response.status_code == 302
-    assert "stopped our reminders" in client.get(response["Location"]).content.decode()
+    assert "Wir haben unsere Erinnerungen ausgesetzt" in client.get(response["Location"]).content.decode()
     for held in (case, usd):
         held.refresh_from_db()
         assert held.status == Case.Status.PAUSED and holds.is_dispute(held.pause_reason)
@@ -172,19 +174,27 @@ def test_a_dispute_holds_every_case_of_the_customer_by_the_hold_rule(client, cas
     assert request.attachment_name == "bank statement.pdf"
     stored = private_media / request.attachment.name
     assert stored.read_bytes() == PDF and stored.suffix == ".pdf" and "bank" not in stored.name
-    assert "You have a dispute" not in client.get(url("portal:home", customer)).content.decode()
-    assert "We have paused our reminders" in client.get(url("portal:home", customer)).content.decode()
+    assert "Sie haben bei Ihrer Bank einer Zahlung" not in client.get(url("portal:home", customer)).content.decode()
+    assert (
+        "Wir haben unsere Erinnerungen an Sie vorerst ausgesetzt"
+        in client.get(url("portal:home", customer)).content.decode()
+    )
 
 
 @pytest.mark.parametrize(
-    ("name", "content", "problem"),
+    ("name", "content", "problem", "german"),
     [
-        ("invoice.pdf", b"MZ\x90\x00 not a pdf at all", ATTACHMENT_WRONG_TYPE),
-        ("scan.png", b"\x89PNG\r\n\x1a\n" + b"0" * 2048, ATTACHMENT_TOO_LARGE % {"megabytes": 0}),
+        ("invoice.pdf", b"MZ\x90\x00 not a pdf at all", ATTACHMENT_WRONG_TYPE, "Bitte senden Sie eine PDF-"),
+        (
+            "scan.png",
+            b"\x89PNG\r\n\x1a\n" + b"0" * 2048,
+            ATTACHMENT_TOO_LARGE,
+            "Die Datei ist zu groß: höchstens 0 MB.",
+        ),
     ],
 )
 def test_a_wrong_or_large_attachment_is_refused_and_nothing_is_written(
-    client, case, customer, settings, name, content, problem
+    client, case, customer, settings, name, content, problem, german
 ):
     settings.PORTAL_ATTACHMENT_MAX_BYTES = 1024
     document = SimpleUploadedFile(name, content)
@@ -195,7 +205,9 @@ def test_a_wrong_or_large_attachment_is_refused_and_nothing_is_written(
     )
 
     assert response.status_code == 400
-    assert problem in response.content.decode()
+    with translation.override(customer.language):
+        problem = gettext(problem) % {"megabytes": 0}
+    assert german in problem and problem in response.content.decode(), "in the customer's language"
     assert CustomerRequest.objects.count() == 0
     case.refresh_from_db()
     assert case.status == Case.Status.OPEN
@@ -245,7 +257,7 @@ def test_preferences_change_the_language_and_the_consents_at_once(client, custom
 
     response = client.post(url("portal:preferences", customer), {"language": "fr", "sms": "on"})
 
-    assert response.status_code == 200 and "Your choices are saved." in response.content.decode()
+    assert response.status_code == 200 and "Vos choix sont enregistrés." in response.content.decode()
     customer.refresh_from_db()
     assert (customer.language, customer.language_source) == ("fr", "customer")
     consents = {(c.channel, c.granted, c.source) for c in Consent.objects.filter(customer=customer)}
@@ -284,7 +296,7 @@ def test_an_invoice_from_another_system_is_rendered_as_a_pdf_and_a_stripe_invoic
 
 def test_a_customer_promises_a_day_within_the_policy_and_reminders_wait(client, case, customer):
     page = client.get(url("portal:promise", customer)).content.decode()
-    assert "You owe 1.274,50\xa0€" in page and 'value="1274.50"' in page and 'max="2026-04-09"' in page
+    assert "Sie schulden 1.274,50\xa0€" in page and 'value="1274.50"' in page and 'max="2026-04-09"' in page
     assert url("portal:promise", customer) in client.get(url("portal:home", customer)).content.decode()
 
     response = client.post(
@@ -308,10 +320,13 @@ def test_a_customer_promises_a_day_within_the_policy_and_reminders_wait(client, 
 @pytest.mark.parametrize(
     ("data", "field_error"),
     [
-        ({"promised_on": "2026-06-01", "amount": "100"}, "The policy takes promises up to 30 days ahead"),
-        ({"promised_on": "2026-03-09", "amount": "100"}, "The promised date must be today or later."),
-        ({"promised_on": "2026-03-20", "amount": "5000"}, "is more than the"),
-        ({"promised_on": "2026-03-20", "amount": "0"}, "Enter an amount above zero."),
+        ({"promised_on": "2026-06-01", "amount": "100"}, "Zahlungszusagen sind bis zu 30 Tage im Voraus möglich"),
+        ({"promised_on": "2026-03-09", "amount": "100"}, "Das zugesagte Datum muss heute oder später sein."),
+        (
+            {"promised_on": "2026-03-20", "amount": "5000"},
+            "Die Zusage über 5.000,00\xa0€ ist höher als die überfälligen 1.274,50\xa0€.",
+        ),
+        ({"promised_on": "2026-03-20", "amount": "0"}, "Bitte geben Sie einen Betrag über null ein."),
         ({"promised_on": "soon", "amount": "10"}, "Bitte ein gültiges Datum eingeben."),
     ],
 )
@@ -346,4 +361,4 @@ def test_the_portal_stops_offering_promises_once_the_customer_broke_as_many_as_t
 
 def test_a_customer_with_nothing_overdue_has_nothing_to_promise(client, customer):
     page = client.get(url("portal:promise", customer)).content.decode()
-    assert "there is nothing to promise" in page
+    assert "Es gibt nichts zuzusagen" in page

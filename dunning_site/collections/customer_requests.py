@@ -77,7 +77,7 @@ def customer_request_record(
             attachment=request.attachment_name,
         )
         if kind == CustomerRequest.Kind.DISPUTE:
-            hold = DISPUTE_HOLD % {"reason": reason_label.lower()}
+            hold = DISPUTE_HOLD % {"reason": reason_label}
             case_pause(case=case, until=None, reason=hold[:255], replace_hold=True)
     return request
 

@@ -2,6 +2,7 @@
 refused link, an over-eager client or our own contact details are shown. A refused link shows who to
 ask for a new one and nothing about the customer: whoever holds a bad link may not be them."""
 
+import datetime as dt
 import functools
 from collections.abc import Callable
 from email.utils import parseaddr
@@ -29,10 +30,15 @@ def sender_context() -> dict:
     }
 
 
-def link_refused(request: HttpRequest, error: customer_links.PortalLinkInvalid) -> HttpResponse:
-    """In the browser's language: a refused link names no customer."""
+def link_refused(
+    request: HttpRequest, error: customer_links.PortalLinkInvalid, *, lifetime: dt.timedelta | None = None
+) -> HttpResponse:
+    """In the browser's language: a refused link names no customer. `lifetime`: how long such a link
+    lives (a card link's, unless said otherwise)."""
     expired = isinstance(error, customer_links.PortalLinkExpired)
     context = sender_context() | {"expired": expired}
+    if lifetime is not None:
+        context["link_days"] = lifetime.days
     return refusal_page(request, "portal/link_invalid.html", context, status=410 if expired else 404)
 
 
@@ -66,7 +72,7 @@ def portal_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         try:
             customer = customer_links.read_portal_token(token)
         except customer_links.PortalLinkInvalid as error:
-            return link_refused(request, error)
+            return link_refused(request, error, lifetime=customer_links.PORTAL_LINK_MAX_AGE)
         with translation.override(page_language(customer.language)):
             return view(request, customer, token, *args, **kwargs)
 

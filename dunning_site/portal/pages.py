@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dunning_site.accounts.billing import PaymentsMode, payments_mode
@@ -23,12 +23,15 @@ from dunning_site.collections.customer_payments import customer_pay_now, custome
 from dunning_site.collections.customer_requests import customer_request_record
 from dunning_site.collections.models import Case, CustomerRequest, Dispute, Promise
 from dunning_site.collections.promises import promise_record, promise_refusal
+from dunning_site.collections.timeline import case_event_record
 from dunning_site.lib.client_address import client_address
 from dunning_site.lib.money import from_minor_units
 from dunning_site.portal.forms import PortalPromiseForm, PreferencesForm, SomethingWrongForm
 from dunning_site.portal.invoice_pdf import invoice_pdf
 from dunning_site.portal.links import masked_email, portal_page, sender_context
 
+# How the case's timeline names what the customer changed on their preferences page (staff read English).
+PREFERENCE_WORDS = {"language": "Language", "sms": "Text messages welcome", "email": "Emails welcome"}
 PREFERENCES_SAVED = gettext_lazy("Your choices are saved.")
 NOTHING_TO_PROMISE = gettext_lazy("You owe us nothing overdue at the moment: there is nothing to promise.")
 # The promise service's field names, as the portal's form names them.
@@ -84,6 +87,12 @@ def portal_language(request: HttpRequest, customer: Customer, token: str) -> Htt
     return language_switch(request, customer=customer, back_to=reverse("portal:home", args=[token]))
 
 
+def _card_on_file(customer: Customer) -> str:
+    if not customer.card_last4:
+        return ""
+    return f"{(customer.card_brand or 'card').title()} •••• {customer.card_last4}"
+
+
 def _promise_offered(customer: Customer) -> bool:
     case = _promise_case(customer, "")
     return case is not None and promise_refusal(case=case) is None
@@ -100,7 +109,9 @@ def portal_home(request: HttpRequest, customer: Customer, token: str) -> HttpRes
         "totals": totals,
         "totals_joined": " + ".join(totals),
         "card_url": reverse("portal:card", args=[customer_links.card_update_token(customer)]),
-        "card_on_file": f"{customer.card_brand.title()} •••• {customer.card_last4}" if customer.card_last4 else "",
+        "card_on_file": _card_on_file(customer),
+        # The pay-now button names the card when we know its last digits, else says "your card on file".
+        "card_to_charge": _card_on_file(customer) or gettext("your card on file"),
         "something_wrong_url": reverse("portal:something_wrong", args=[token]),
         "promise_url": reverse("portal:promise", args=[token]) if _promise_offered(customer) else "",
         "pay_now_url": reverse("portal:pay", args=[token]) if _pay_now_offered(customer) else "",
@@ -160,9 +171,11 @@ def portal_preferences(request: HttpRequest, customer: Customer, token: str) -> 
     form = PreferencesForm(request.POST or None, initial=initial)
     saved = False
     if request.method == "POST" and form.is_valid():
+        changed = {}
         with transaction.atomic():
             if form.cleaned_data["language"] != initial["language"]:
                 customer = customer_language_choose(customer=customer, language=form.cleaned_data["language"])
+                changed["language"] = form.cleaned_data["language"]
             for field, channel in PreferencesForm.CHANNELS.items():
                 if form.cleaned_data[field] != initial[field]:
                     consent_record(
@@ -171,6 +184,11 @@ def portal_preferences(request: HttpRequest, customer: Customer, token: str) -> 
                         granted=form.cleaned_data[field],
                         source=Consent.Source.PORTAL,
                     )
+                    changed[field] = "yes" if form.cleaned_data[field] else "no"
+            # The collector reads on the case what the customer changed (the next step may now take another channel).
+            for case in Case.objects.filter(customer=customer, status__in=Case.ACTIVE_STATUSES) if changed else []:
+                words = "; ".join(f"{PREFERENCE_WORDS[key]}: {value}" for key, value in changed.items())
+                case_event_record(case, "collections.customer.preferences_changed", reason=words, **changed)
         saved = True
     status = 400 if request.method == "POST" and not form.is_valid() else 200
     context = {"form": form, "saved": saved, "saved_message": PREFERENCES_SAVED}

@@ -22,7 +22,7 @@ from dunning_site.accounts.customer_pages import (
 from dunning_site.accounts.models import Customer
 from dunning_site.collections import customer_links, holds
 from dunning_site.portal import card_update
-from dunning_site.portal.links import link_refused, sender_context
+from dunning_site.portal.links import link_refused, rate_limited, sender_context
 
 
 def _page(request: HttpRequest, template: str, context: dict, *, customer: Customer, token: str, status: int = 200):
@@ -33,6 +33,7 @@ def _page(request: HttpRequest, template: str, context: dict, *, customer: Custo
 
 @never_cache  # the token is in the URL: no shared cache may keep the page or the redirect
 @require_GET
+@rate_limited
 def portal_card(request: HttpRequest, token: str) -> HttpResponse:
     """The card-update link from a message: a fresh checkout session each time it is opened."""
     try:
@@ -56,6 +57,7 @@ def _card_unavailable(
 
 @never_cache
 @require_GET
+@rate_limited
 def portal_card_done(request: HttpRequest, token: str) -> HttpResponse:
     """Where the billing system sends the customer back; in the sandbox, the test-card picker."""
     max_age = customer_links.CARD_UPDATE_LINK_MAX_AGE + card_update.CHECKOUT_SESSION_LIFETIME
@@ -100,6 +102,7 @@ def _sandbox_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
 @_sandbox_only
 @never_cache
 @require_POST
+@rate_limited
 def portal_card_sandbox(request: HttpRequest, token: str) -> HttpResponse:
     """`make run` without Stripe: the customer picks a test card; retries follow as with Stripe."""
     try:
@@ -126,6 +129,7 @@ def _sandbox_page(
 
 @never_cache
 @require_POST
+@rate_limited
 def portal_language(request: HttpRequest, token: str) -> HttpResponse:
     """The language switcher of the link's pages: the choice is stored on the customer (their emails
     follow it), then back to the page it was made on."""

@@ -131,7 +131,7 @@ def test_a_refused_link_follows_the_browser_not_the_customer(clock, sandbox, cli
     assert "Accept-Language" in expired["Vary"]
     page = expired.content.decode()
     assert "<h1>Dieser Link ist abgelaufen</h1>" in page
-    assert "Links zum Aktualisieren Ihrer Zahlungsdaten 14 Tage gültig" in page
+    assert "die Links in unseren Nachrichten 14 Tage gültig" in page
     assert "Für einen neuen Link antworten Sie einfach auf die letzte E-Mail von Beispiel GmbH" in page
     assert "language-switcher" not in page, "no customer is known: nothing to switch"
 

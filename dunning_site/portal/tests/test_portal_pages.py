@@ -261,6 +261,7 @@ def test_preferences_change_the_language_and_the_consents_at_once(client, custom
     customer.refresh_from_db()
     assert (customer.language, customer.language_source) == ("fr", "customer")
     consents = {(c.channel, c.granted, c.source) for c in Consent.objects.filter(customer=customer)}
+    assert not CaseEvent.objects.filter(type="collections.customer.preferences_changed").exists(), "no case yet"
     assert consents == {(Channel.SMS, True, "portal"), (Channel.EMAIL, False, "portal")}
 
 
@@ -269,8 +270,36 @@ def test_the_portal_slows_down_a_client_that_guesses_links(client, customer, set
     statuses = [client.get(reverse("portal:home", args=[f"guess-{n}"])).status_code for n in range(4)]
     assert statuses == [404, 404, 404, 429]
     assert client.get(url("portal:home", customer)).status_code == 429, "the limit is per client, not per link"
+    card_page = reverse("portal:card", args=[customer_links.card_update_token(customer)])
+    assert client.get(card_page).status_code == 429, "the card pages count with the portal's"
     with time_machine.travel(NOW + dt.timedelta(minutes=1, seconds=1), tick=False):
         assert client.get(url("portal:home", customer)).status_code == 200
+
+
+def test_an_expired_portal_link_says_how_long_portal_links_live(client, customer):
+    token = customer_links.portal_token(customer)
+    with time_machine.travel(NOW + customer_links.PORTAL_LINK_MAX_AGE + dt.timedelta(days=1), tick=False):
+        response = client.get(reverse("portal:home", args=[token]), HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 410
+    assert "the links in our messages work for 45 days" in response.content.decode()
+
+
+def test_a_document_is_served_as_the_type_its_content_was_checked_for_whatever_its_name(client, case, customer):
+    disguised = SimpleUploadedFile("x.html", PDF + b"<script>alert(1)</script>", content_type="text/html")
+    client.post(
+        url("portal:something_wrong", customer),
+        {"kind": "question", "reason": "other", "text": "See the file.", "attachment": disguised},
+    )
+    request = CustomerRequest.objects.get()
+    viewer = UserFactory(username="vera")
+    viewer.groups.add(Group.objects.get(name=VIEWER))
+    client.force_login(viewer)
+
+    download = client.get(reverse("collections:customer_request_attachment", args=[request.pk]))
+
+    assert download["Content-Type"] == "application/pdf"
+    assert download["Content-Disposition"] == 'attachment; filename="x.pdf"'
+    assert download["Cache-Control"] == "private, no-store"
 
 
 def test_an_invoice_from_another_system_is_rendered_as_a_pdf_and_a_stripe_invoice_links_to_stripes(
@@ -362,3 +391,9 @@ def test_the_portal_stops_offering_promises_once_the_customer_broke_as_many_as_t
 def test_a_customer_with_nothing_overdue_has_nothing_to_promise(client, customer):
     page = client.get(url("portal:promise", customer)).content.decode()
     assert "Es gibt nichts zuzusagen" in page
+
+
+def test_the_collector_reads_on_the_case_what_the_customer_changed(client, case, customer):
+    client.post(url("portal:preferences", customer), {"language": "de", "sms": "on", "email": "on"})
+    (event,) = CaseEvent.objects.filter(case=case, type="collections.customer.preferences_changed")
+    assert event.data == {"sms": "yes", "reason": "Text messages welcome: yes"}

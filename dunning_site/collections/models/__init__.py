@@ -4,17 +4,19 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
 
-from dunning_site.accounts.models import CURRENCY_SHAPE, Channel, Customer, Invoice, Payment
-from dunning_site.lib.money import format_money
-from dunning_site.lib.storage import PrivateStorage
+from dunning_site.accounts.models import CURRENCY_SHAPE, Channel, Customer, Invoice
 from dunning_site.lib.validators import validate_currency
 from dunning_site.notifications.models import ContactRules, Message, MessageTemplate, Tone
 
-# Payment plans live in models/plans.py (this module would pass 600 lines); they are this app's models all the same.
+# Some of the app's models live in modules of their own (this one would pass 600 lines); they are this
+# app's models all the same.
+from .payments import Dispute as Dispute
+from .payments import PaymentRetry as PaymentRetry
 from .plans import Instalment as Instalment
 from .plans import PaymentPlan as PaymentPlan
+from .promises import Promise as Promise
+from .requests import CustomerRequest as CustomerRequest
 
 # Every count of days in a policy and its ladder stays within ten years: dates computed from them
 # (an invoice's due date plus the grace, a case's anchor plus a step's offset) stay far from the
@@ -358,76 +360,6 @@ class CaseEvent(models.Model):
         return self.type
 
 
-class Promise(models.Model):
-    """A promise to pay: by a day, an amount, where it was made and what was said. While it is pending its
-    case is held until the day after the promised day; then the payments made since it was made settle
-    it (collections.promises)."""
-
-    class Source(models.TextChoices):
-        CALL = "call", "Call"
-        PORTAL = "portal", "Portal"
-        EMAIL_REPLY = "email_reply", "Email reply"
-        CASE_PAGE = "case_page", "Case page"
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        KEPT = "kept", "Kept"
-        PARTLY_KEPT = "partly_kept", "Partly kept"
-        BROKEN = "broken", "Broken"
-        CANCELLED = "cancelled", "Cancelled"
-
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="promises")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="promises")
-    promised_on = models.DateField(help_text="The day the customer promised to pay by.")
-    amount = models.BigIntegerField(help_text="In minor units of the currency.")
-    currency = models.CharField(max_length=3, validators=[validate_currency])
-    source = models.CharField(max_length=12, choices=Source.choices)
-    reason = models.TextField(
-        blank=True, help_text="What the customer said, as the collector or the customer typed it."
-    )
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    resolved_at = models.DateTimeField(null=True, blank=True)
-    paid_by_then = models.BigIntegerField(
-        default=0, help_text="Paid on the case's invoices from the promise to its settling (minor units)."
-    )
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["customer", "status"], name="promise_customer_status_idx")]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(amount__gt=0),
-                name="promise_amount_positive",
-                violation_error_message="A promise must be of more than zero.",
-            ),
-            models.CheckConstraint(condition=Q(paid_by_then__gte=0), name="promise_paid_by_then_not_negative"),
-            models.CheckConstraint(
-                condition=Q(currency__regex=CURRENCY_SHAPE),
-                name="promise_currency_iso_shape",
-                violation_error_message="The currency must be a three-letter ISO 4217 code, like EUR.",
-            ),
-            models.CheckConstraint(
-                condition=Q(status="pending", resolved_at__isnull=True)
-                | (~Q(status="pending") & Q(resolved_at__isnull=False)),
-                name="promise_resolved_when_settled",
-            ),
-            models.UniqueConstraint(
-                fields=["case"],
-                condition=Q(status="pending"),
-                name="one_pending_promise_per_case",
-                violation_error_message="This case already has a pending promise.",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        amount = format_money(self.amount, self.currency)
-        return f"{amount} by {self.promised_on.isoformat()} for case {self.case_id}: {self.get_status_display()}"
-
-
 class StepExecution(models.Model):
     """The idempotency record: a step is performed once per (case, step, attempt)."""
 
@@ -559,73 +491,6 @@ class CallTask(Message):
         verbose_name = "call task"
 
 
-class Dispute(models.Model):
-    """A dispute the customer opened with their bank (Stripe's charge.dispute.*). While one is open the
-    customer is not dunned at all — a case that opens meanwhile opens on hold — whether or not a case
-    was active when it began (collections.disputes)."""
-
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="disputes")
-    external_id = models.CharField(max_length=255, unique=True)
-    amount = models.BigIntegerField(default=0, help_text="In minor units of the currency.")
-    currency = models.CharField(max_length=3, blank=True)
-    reason = models.CharField(max_length=64, blank=True, help_text="The billing system's reason, e.g. fraudulent.")
-    status = models.CharField(max_length=32, blank=True, help_text="The billing system's status, e.g. won, lost.")
-    opened_at = models.DateTimeField()
-    closed_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["customer"], condition=Q(closed_at__isnull=True), name="dispute_open_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return self.external_id
-
-
-class PaymentRetry(models.Model):
-    """The next attempt to charge an invoice, as the retry planner chose it from the decline."""
-
-    class Status(models.TextChoices):
-        SCHEDULED = "scheduled", "Scheduled"
-        ATTEMPTING = "attempting", "Being attempted"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
-        SKIPPED = "skipped", "Skipped (invoice no longer payable)"
-
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="retries")
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, null=True, blank=True, related_name="retries")
-    scheduled_for = models.DateTimeField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
-    decision = models.CharField(max_length=40, help_text="The planner's class for the decline that led here.")
-    reason = models.CharField(max_length=255)
-    attempt = models.PositiveSmallIntegerField(help_text="1 for the first retry after the original charge.")
-    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    attempted_at = models.DateTimeField(null=True, blank=True, help_text="When a worker claimed it to charge.")
-    error = models.CharField(
-        max_length=500,
-        blank=True,
-        help_text="What the billing system answered instead of a charge or a decline (an outage, a rate limit, "
-        "no answer at all).",
-    )
-
-    class Meta:
-        ordering = ["scheduled_for"]
-        indexes = [
-            models.Index(fields=["scheduled_for"], condition=Q(status="scheduled"), name="retry_due_idx"),
-        ]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["invoice"], condition=Q(status="scheduled"), name="one_scheduled_retry_per_invoice"
-            ),
-            models.UniqueConstraint(fields=["invoice", "attempt"], name="one_retry_per_invoice_attempt"),
-        ]
-
-    def __str__(self) -> str:
-        return f"Retry {self.attempt} of {self.invoice} at {self.scheduled_for:%Y-%m-%d %H:%M}"
-
-
 class ServiceHookDelivery(models.Model):
     """One call to the customer's product to suspend or reinstate service, with its outcome."""
 
@@ -655,49 +520,3 @@ class ServiceHookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} for case {self.case_id}: {self.get_status_display()}"
-
-
-class CustomerRequest(models.Model):
-    """What a customer told us from the portal's "Something is wrong": a dispute of what we say they
-    owe, or a question. Either is on the collectors' worklist until one of them answers it; a dispute
-    also holds the customer's active cases by the hold rule (collections.holds) until a collector
-    resumes them."""
-
-    class Kind(models.TextChoices):
-        DISPUTE = "dispute", "Dispute"
-        QUESTION = "question", "Question"
-
-    class Reason(models.TextChoices):
-        # Customers choose one on the portal: their words, in their language (staff pages read English).
-        ALREADY_PAID = "already_paid", gettext_lazy("I have already paid")
-        WRONG_AMOUNT = "wrong_amount", gettext_lazy("The amount is wrong")
-        NOT_RECEIVED = "not_received", gettext_lazy("I did not receive what I was billed for")
-        CANCELLED = "cancelled", gettext_lazy("I had cancelled")
-        OTHER = "other", gettext_lazy("Something else")
-
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="requests")
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, null=True, blank=True, related_name="customer_requests")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    reason = models.CharField(max_length=20, choices=Reason.choices)
-    text = models.TextField(max_length=4000, help_text="In the customer's words.")
-    attachment = models.FileField(upload_to="requests/%Y/%m/", storage=PrivateStorage(), blank=True)
-    attachment_name = models.CharField(max_length=255, blank=True, help_text="The file's name on the customer's side.")
-    received_at = models.DateTimeField(default=timezone.now)
-    client_address = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=500, blank=True)
-    answered_at = models.DateTimeField(null=True, blank=True)
-    answered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["received_at"], condition=Q(answered_at__isnull=True), name="request_unanswered_idx"),
-        ]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(answered_at__isnull=True, answered_by__isnull=True) | Q(answered_at__isnull=False),
-                name="request_answered_by_needs_answered_at",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} from {self.customer} ({self.received_at:%Y-%m-%d})"

@@ -239,6 +239,8 @@ RQ_SHOW_ADMIN_LINK = False  # the dashboard is /django-rq/, for Admins only (dun
 # A cache shared by every web process (the password-reset throttle counts in it).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 # django-ratelimit knows Django's own Redis cache only by another name; it is shared and atomic.
+# A refused form's page, in the browser's language (templates/403_csrf.html).
+CSRF_FAILURE_VIEW = "dunning_site.accounts.customer_pages.csrf_failure"
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 
 # Email. EMAIL_URL (smtp://user:pass@host:587, smtp+tls://…) selects plain SMTP; EMAIL_BACKEND

@@ -100,3 +100,9 @@ def customer_day(day: dt.date, customer: Customer) -> str:
 def customer_list(items: list[str], customer: Customer) -> str:
     """Words joined as the customer's language joins them: "A, B und C" for de; "" for none."""
     return format_list(items, locale=reader_locale(customer).replace("-", "_")) if items else ""
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a form refused for its missing or stale token says so plainly, in the browser's
+    language (it may be a customer's: no page of ours should answer with Django's debugging words)."""
+    return refusal_page(request, "403_csrf.html", {}, status=403)

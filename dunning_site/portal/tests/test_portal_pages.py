@@ -128,6 +128,14 @@ def test_every_portal_form_needs_its_csrf_token(case, customer, name):
     assert Promise.objects.count() == 0
 
 
+def test_a_refused_form_says_so_in_the_browsers_language(case, customer):
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post(url("portal:promise", customer), {}, HTTP_ACCEPT_LANGUAGE="de")
+    assert response.status_code == 403
+    assert "Bitte versuchen Sie es erneut" in response.content.decode()
+    assert "CSRF verification failed" not in response.content.decode()
+
+
 def test_a_question_reaches_the_worklist_and_the_ladder_goes_on(client, case, customer):
     response = client.post(
         url("portal:something_wrong", customer),

@@ -35,6 +35,8 @@ class SomethingWrongForm(forms.Form):
         required=False,
         label=gettext_lazy("A document that shows it (optional)"),
         help_text=gettext_lazy("PDF, PNG or JPEG."),
+        # What the phone's file picker offers; the content is checked all the same (clean_attachment).
+        widget=forms.ClearableFileInput(attrs={"accept": ".pdf,.png,.jpg,.jpeg,application/pdf,image/png,image/jpeg"}),
     )
 
     def __init__(self, *args, **kwargs) -> None:

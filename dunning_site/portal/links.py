@@ -54,7 +54,9 @@ def rate_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     @functools.wraps(view)
     def limited(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if getattr(request, "limited", False):
-            return refusal_page(request, "portal/too_many.html", sender_context(), status=TOO_MANY_STATUS)
+            response = refusal_page(request, "portal/too_many.html", sender_context(), status=TOO_MANY_STATUS)
+            response["Retry-After"] = "60"  # the limit counts per minute
+            return response
         return view(request, *args, **kwargs)
 
     return limited

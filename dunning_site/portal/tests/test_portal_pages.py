@@ -275,8 +275,9 @@ def test_preferences_change_the_language_and_the_consents_at_once(client, custom
 
 def test_the_portal_slows_down_a_client_that_guesses_links(client, customer, settings):
     settings.PORTAL_RATE_PER_MINUTE = 3
-    statuses = [client.get(reverse("portal:home", args=[f"guess-{n}"])).status_code for n in range(4)]
-    assert statuses == [404, 404, 404, 429]
+    responses = [client.get(reverse("portal:home", args=[f"guess-{n}"])) for n in range(4)]
+    assert [response.status_code for response in responses] == [404, 404, 404, 429]
+    assert responses[-1]["Retry-After"] == "60"
     assert client.get(url("portal:home", customer)).status_code == 429, "the limit is per client, not per link"
     card_page = reverse("portal:card", args=[customer_links.card_update_token(customer)])
     assert client.get(card_page).status_code == 429, "the card pages count with the portal's"

@@ -753,7 +753,7 @@ def test_the_collectors_case_page_costs_the_same_queries_for_10_or_100_rows(
     case.messages.add(*messages)
     for number in range(3):
         UserFactory(username=f"worker-{number}").groups.add(*collector.groups.all())
-    with django_assert_max_num_queries(14):  # 13, and one for the promises and the customer's requests
+    with django_assert_max_num_queries(15):  # 13, one for the promises and requests, one for the plans
         response = client.get(f"/cases/{case.pk}/")
     assert response.status_code == 200
     assert page_of(response).count("Log the outcome") == rows // 2

@@ -87,7 +87,7 @@ def test_send_offers_the_plan_and_the_case_page_shows_it(client, collector, case
     )
     html = page(response)
     assert escape(PLAN_OFFERED % {"count": 3, "total": "€100.00"}) in html
-    assert 'id="current-plan"' in html and "Waiting for the customer to accept it" in html
+    assert 'id="current-plan"' in html and "The customer's page cannot take a plan yet" in html
     assert "Instalment 3" in html and "Offer a payment plan" not in html  # one current plan at a time
     assert "Plan offered" in html  # on the timeline
 

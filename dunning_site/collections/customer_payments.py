@@ -15,13 +15,12 @@ from django.utils import timezone
 
 from dunning_site.accounts.models import Customer, Invoice, Payment
 from dunning_site.collections.models import Case, PaymentRetry
-from dunning_site.collections.payment_retries import retries_enqueue
+from dunning_site.collections.payment_retries import decline_reading, retries_enqueue
 from dunning_site.collections.retries import (
     CARD_MUST_CHANGE,
     CUSTOMER_MUST_ACT,
     CUSTOMER_PAY_NOW,
     NEVER_RETRY,
-    classify,
 )
 from dunning_site.collections.timeline import case_event_record
 
@@ -93,12 +92,7 @@ def _news(retry: PaymentRetry) -> ChargeNews:
         declined = Payment.objects.filter(invoice=invoice, status=Payment.Status.FAILED).order_by("-at", "-pk").first()
         if declined is None:
             return ChargeNews(invoice, "declined", "later")
-        reading = classify(
-            decline_code=declined.decline_code,
-            advice_code=declined.advice_code,
-            network_decline_code=declined.network_decline_code,
-            network_advice_code=declined.network_advice_code,
-        )
+        reading = decline_reading(declined)
         if reading.decision in (NEVER_RETRY, CARD_MUST_CHANGE):
             return ChargeNews(invoice, "declined", "new_card", declined.decline_message)
         if reading.decision == CUSTOMER_MUST_ACT:

@@ -570,6 +570,16 @@ def retries_enqueue() -> None:
 NO_RETRY_AFTER = {NEVER_RETRY, CARD_MUST_CHANGE, CUSTOMER_MUST_ACT}
 
 
+def decline_reading(payment: Payment):
+    """What the retry planner reads in a recorded failed payment (collections.retries.classify)."""
+    return classify(
+        decline_code=payment.decline_code,
+        advice_code=payment.advice_code,
+        network_decline_code=payment.network_decline_code,
+        network_advice_code=payment.network_advice_code,
+    )
+
+
 def retry_for_policy_step(*, case: Case, now: dt.datetime) -> list[str]:
     """The policy's "retry payment" step: try each open invoice of the case now, unless the planner
     already has a retry scheduled, the last decline rules retries out, or the budget is spent.
@@ -582,12 +592,7 @@ def retry_for_policy_step(*, case: Case, now: dt.datetime) -> list[str]:
             continue
         last = Payment.objects.filter(invoice=invoice, status=Payment.Status.FAILED).order_by("-at", "-pk").first()
         if last is not None:
-            reading = classify(
-                decline_code=last.decline_code,
-                advice_code=last.advice_code,
-                network_decline_code=last.network_decline_code,
-                network_advice_code=last.network_advice_code,
-            )
+            reading = decline_reading(last)
             if reading.decision in NO_RETRY_AFTER:
                 decided.append(f"{invoice.number}: not retried ({reading.why})")
                 continue

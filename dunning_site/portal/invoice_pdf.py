@@ -55,12 +55,12 @@ def invoice_pdf(*, invoice: Invoice, today: dt.date) -> bytes:
         line(_("Issued on %(date)s") % {"date": format_date(invoice.issued_on, format="long", locale=locale)})
         line(_("Due on %(date)s") % {"date": format_date(invoice.due_on, format="long", locale=locale)})
         pdf.ln(LINE)
-        for label, amount in (
-            (_("Total"), invoice.total),
-            (_("Paid"), invoice.amount_paid),
-            (_("Left to pay"), invoice.total - invoice.amount_paid),
-        ):
-            pdf.set_font(FAMILY, "B" if label == _("Left to pay") else "", 11)
+        lines = [(_("Total"), invoice.total, False), (_("Paid"), invoice.amount_paid, False)]
+        if invoice.amount_written_off:  # a credit note: what the customer owes less
+            lines.append((_("Credited"), invoice.amount_written_off, False))
+        lines.append((_("Left to pay"), invoice.amount_remaining, True))
+        for label, amount, bold in lines:
+            pdf.set_font(FAMILY, "B" if bold else "", 11)
             pdf.cell(60, LINE + 2, label)
             pdf.cell(0, LINE + 2, money(amount), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     return bytes(pdf.output())

@@ -26,6 +26,7 @@ from dunning_site.collections.promises import promise_record, promise_refusal
 from dunning_site.collections.timeline import case_event_record
 from dunning_site.lib.client_address import client_address
 from dunning_site.lib.money import from_minor_units
+from dunning_site.notifications.services import recipient_of
 from dunning_site.portal.forms import PortalPromiseForm, PreferencesForm, SomethingWrongForm
 from dunning_site.portal.invoice_pdf import invoice_pdf
 from dunning_site.portal.links import masked_email, portal_page, sender_context
@@ -38,8 +39,12 @@ NOTHING_TO_PROMISE = gettext_lazy("You owe us nothing overdue at the moment: the
 PROMISE_FIELDS = {"promised_on": "promised_on", "promised_amount": "amount", "amount": "amount"}
 
 
-def _open_invoices(customer: Customer, token: str, today: dt.date) -> list[dict]:
+def _open_invoices(customer: Customer) -> list[Invoice]:
     invoices = Invoice.objects.filter(customer=customer, status=Invoice.Status.OPEN, amount_remaining__gt=0)
+    return list(invoices.order_by("due_on", "number"))
+
+
+def _invoice_rows(invoices: list[Invoice], customer: Customer, token: str, today: dt.date) -> list[dict]:
     return [
         {
             "number": invoice.number,
@@ -49,17 +54,15 @@ def _open_invoices(customer: Customer, token: str, today: dt.date) -> list[dict]
             "pay_url": invoice.hosted_payment_url,
             "pdf_url": invoice.pdf_url or reverse("portal:invoice_pdf", args=[token, invoice.pk]),
         }
-        for invoice in invoices.order_by("due_on", "number")
+        for invoice in invoices
     ]
 
 
-def _totals(customer: Customer) -> list[str]:
+def _totals(invoices: list[Invoice], customer: Customer) -> list[str]:
     """What is owed, one line per currency (an invoice is never converted into another currency)."""
     owed: dict[str, int] = {}
-    for currency, remaining in Invoice.objects.filter(
-        customer=customer, status=Invoice.Status.OPEN, amount_remaining__gt=0
-    ).values_list("currency", "amount_remaining"):
-        owed[currency] = owed.get(currency, 0) + remaining
+    for invoice in invoices:
+        owed[invoice.currency] = owed.get(invoice.currency, 0) + invoice.amount_remaining
     return [customer_money(amount, currency, customer) for currency, amount in sorted(owed.items())]
 
 
@@ -103,9 +106,10 @@ def _promise_offered(customer: Customer) -> bool:
 def portal_home(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
     today = timezone.localdate()
     on_hold = Case.objects.filter(customer=customer, status=Case.Status.PAUSED).exists()
-    totals = _totals(customer)
+    invoices = _open_invoices(customer)
+    totals = _totals(invoices, customer)
     context = {
-        "invoices": _open_invoices(customer, token, today),
+        "invoices": _invoice_rows(invoices, customer, token, today),
         "totals": totals,
         "totals_joined": " + ".join(totals),
         "card_url": reverse("portal:card", args=[customer_links.card_update_token(customer)]),
@@ -152,11 +156,11 @@ def portal_something_wrong_received(request: HttpRequest, customer: Customer, to
 
 
 def _consented(customer: Customer, channel: str) -> bool:
-    """What the customer has agreed to: email unless they opted out; SMS only if they opted in."""
-    consent = Consent.objects.filter(customer=customer, channel=channel).first()
-    if consent is None:
-        return channel == Channel.EMAIL
-    return consent.granted
+    """What the customer has agreed to, as delivery reads it (email unless opted out, SMS only if opted in)."""
+    recipient = recipient_of(customer)
+    if channel in recipient.opted_out:
+        return False
+    return recipient.sms_consent if channel == Channel.SMS else True
 
 
 @portal_page
